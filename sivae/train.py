@@ -1,0 +1,329 @@
+"""One training loop for VAE, IntroVAE and Soft-IntroVAE on any encoder/decoder pair.
+
+Each iteration follows the paper's Algorithm 2: an encoder update (decoder frozen), then a
+decoder update (encoder frozen) that sees the updated encoder. The first `num_vae`
+iterations optionally train a plain beta-VAE (warm-up). Adam per network with MultiStepLR
+(the public 2D code: milestones at 1/3 and 1/2 of the run, i.e. 10k and 15k of 30k, x0.1).
+
+The introspective step computes x_f = D(z_p) and x_r = D(z) once, with the decoder's graph,
+and reuses them for both updates: the decoder is unchanged by the encoder step, so the values
+are identical to recomputing them, and the decoder's gradient of Rec(x, D(z)) does not depend
+on z being detached. Gradients are taken with torch.autograd.grad for exactly one network at
+a time, so no weight gradient of the frozen network is ever computed. Random numbers are drawn
+in the public code's order (z_p, z, z_f, z_rr, then the decoder step's z_rr, z_f).
+
+Runs are seeded and resumable: a checkpoint holds weights, optimiser and scheduler states,
+both generators and the loss history; resuming gives bit-identical results on the CPU.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, asdict, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn, Tensor
+from tqdm import tqdm
+
+from . import losses as L
+from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
+
+__all__ = ["TrainConfig", "Trainer", "METHODS", "resolve_device"]
+
+METHODS = ("vae", "introvae", "soft_intro_vae")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; otherwise the named device, checked."""
+    if device in ("auto", None, ""):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
+@dataclass
+class TrainConfig:
+    method: str = "soft_intro_vae"   # one of METHODS
+    n_iter: int = 30_000             # training iterations (paper, 2D: 30,000)
+    batch_size: int = 512            # paper, 2D: 512
+    lr: float = 2e-4                 # Adam learning rate of encoder and decoder
+    lr_milestones: tuple = (1 / 3, 1 / 2)  # MultiStepLR milestones as fractions of n_iter
+    lr_gamma: float = 0.1            # MultiStepLR factor
+    beta_rec: float = 1.0            # weight of the reconstruction error
+    beta_kl: float = 1.0             # weight of the KL of real data
+    beta_neg: float = 1.0            # KL weight inside the expELBO (Soft-IntroVAE) / hinge weight (IntroVAE)
+    gamma_r: float = 1e-8            # weight of the fakes' reconstruction in the decoder loss
+    alpha: float = 2.0               # exponent of the expELBO (Eq. 4)
+    m: float = 1.0                   # IntroVAE hard margin
+    scale: float | None = None       # s in Eq. 7; None -> 1 / d_x
+    num_vae: int = 0                 # warm-up iterations of plain VAE training
+    seed: int = 0                    # seeds the data and noise generators
+    checkpoint_every: int = 1000     # iterations between checkpoints (also saved at the end)
+    log_every: int = 50              # iterations between history records
+    max_loss: float = 1e10           # |loss| above this counts as divergence
+    progress: bool = True            # show a tqdm progress bar
+    extra: dict = field(default_factory=dict)  # free-form metadata stored with checkpoints
+
+    def __post_init__(self):
+        check_choice("method", self.method, METHODS)
+        for name in ("beta_rec", "beta_kl", "beta_neg", "gamma_r", "m", "lr", "lr_gamma"):
+            setattr(self, name, check_nonnegative(name, getattr(self, name)))
+        if check_nonnegative("alpha", self.alpha) == 0:
+            raise ConfigError("alpha must be > 0 (the expELBO divides by it)")
+        if self.scale is not None and check_nonnegative("scale", self.scale) == 0:
+            raise ConfigError("scale must be > 0")
+        for name in ("n_iter", "batch_size", "checkpoint_every", "log_every"):
+            v = getattr(self, name)
+            if int(v) != v or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            setattr(self, name, int(v))
+        if int(self.num_vae) != self.num_vae or self.num_vae < 0:
+            raise ConfigError(f"num_vae must be a non-negative integer, got {self.num_vae!r}")
+        self.lr_milestones = tuple(float(f) for f in self.lr_milestones)
+
+    def fingerprint(self) -> dict:
+        """The fields that must match for a checkpoint to be resumed (all but progress/logging)."""
+        d = asdict(self)
+        for k in ("progress", "checkpoint_every", "log_every", "extra", "max_loss"):
+            d.pop(k)
+        d["lr_milestones"] = list(d["lr_milestones"])
+        return d
+
+
+BatchFn = Callable[[int, torch.Generator], Tensor]
+
+
+class Trainer:
+    """Trains (encoder, decoder) with one of METHODS.
+
+    Args:
+        encoder: module x -> (mu, logvar).
+        decoder: module z -> D(z); its latent size is `decoder.z_dim` unless `z_dim` is given.
+        batch_fn: (step, generator) -> batch tensor; must draw its randomness from `generator`.
+        config: TrainConfig.
+        ckpt_dir: folder for `last.pt` (None: no checkpoints).
+        device: torch device (resolve_device picks one).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, batch_fn: BatchFn, config: TrainConfig,
+                 ckpt_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                 z_dim: int | None = None):
+        self.cfg = config
+        self.device = resolve_device(device) if not isinstance(device, torch.device) else device
+        self.enc, self.dec = encoder.to(self.device), decoder.to(self.device)
+        self.z_dim = z_dim if z_dim is not None else decoder.z_dim
+        self.batch_fn = batch_fn
+        self.ckpt_path = Path(ckpt_dir) / "last.pt" if ckpt_dir is not None else None
+        self.opt_e = torch.optim.Adam(self.enc.parameters(), lr=config.lr)
+        self.opt_d = torch.optim.Adam(self.dec.parameters(), lr=config.lr)
+        milestones = [round(f * config.n_iter) for f in config.lr_milestones]
+        self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, milestones, config.lr_gamma)
+        self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, config.lr_gamma)
+        self.data_gen = torch.Generator().manual_seed(config.seed)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.step = 0
+        self.history: list[dict] = []
+        self.last_good_step: int | None = None
+        self._clean = True  # False while an iteration is half done (a kill then must not save)
+
+    # ------------------------------------------------------------------ losses
+    def _noise(self, shape) -> Tensor:
+        return torch.randn(shape, generator=self.noise_gen, device=self.device)
+
+    def _scale(self, x: Tensor) -> float:
+        return self.cfg.scale if self.cfg.scale is not None else 1.0 / x[0].numel()
+
+    def vae_step(self, x: Tensor) -> dict:
+        """One beta-VAE update of both networks on batch x."""
+        c = self.cfg
+        mu, logvar = self.enc(x)
+        x_r = self.dec(L.reparameterize(mu, logvar, self.noise_gen))
+        rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
+        loss = L.vae_loss(rec, kl, c.beta_rec, c.beta_kl)
+        self._check(loss=loss)
+        self.opt_e.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_e.step()
+        self.opt_d.step()
+        return {"loss": loss.item(), "rec": rec.mean().item(), "kl_real": kl.mean().item()}
+
+    def introspective_step(self, x: Tensor) -> dict:
+        """One Soft-IntroVAE or IntroVAE iteration: encoder update, then decoder update."""
+        c, soft = self.cfg, self.cfg.method == "soft_intro_vae"
+        z_p = self._noise((x.shape[0], self.z_dim))
+        mu, logvar = self.enc(x)
+        z = L.reparameterize(mu, logvar, self.noise_gen)
+        x_r, x_f = self.dec(z), self.dec(z_p)          # kept with the decoder's graph for step 2
+        rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
+        # ---- encoder step: fakes detached, only encoder gradients computed
+        f = self._fake_terms(x_f.detach(), x_r.detach(), decode=soft)
+        if soft:
+            s = self._scale(x)
+            loss_e = L.soft_intro_encoder_loss(rec, kl, f["rec_f"], f["kl_f"], f["rec_r"], f["kl_r"], s=s,
+                                               beta_rec=c.beta_rec, beta_kl=c.beta_kl,
+                                               beta_neg=c.beta_neg, alpha=c.alpha)
+        else:
+            loss_e = L.introvae_encoder_loss(rec, kl, f["kl_f"], f["kl_r"], beta_rec=c.beta_rec,
+                                             beta_kl=c.beta_kl, beta_neg=c.beta_neg, m=c.m)
+        self._check(loss_e=loss_e)
+        self._apply(self.opt_e, self.enc, loss_e, retain_graph=True)
+        # ---- decoder step: updated encoder, its weights get no gradient; fake latents detached
+        g = self._fake_terms(x_f, x_r, decode=soft, detach_z=True, order=("r", "f"))
+        if soft:
+            loss_d = L.soft_intro_decoder_loss(rec, g["kl_f"], g["kl_r"], g["rec_f"], g["rec_r"], s=s,
+                                               beta_rec=c.beta_rec, beta_kl=c.beta_kl, gamma_r=c.gamma_r)
+        else:
+            loss_d = L.introvae_decoder_loss(rec, g["kl_f"], g["kl_r"], beta_rec=c.beta_rec, beta_neg=c.beta_neg)
+        self._check(loss_d=loss_d)
+        self._apply(self.opt_d, self.dec, loss_d)
+        out = {"loss_e": loss_e.item(), "loss_d": loss_d.item(), "rec": rec.mean().item(),
+               "kl_real": kl.mean().item(), "kl_fake": f["kl_f"].mean().item(), "kl_rec": f["kl_r"].mean().item()}
+        if soft:
+            w = dict(s=s, beta_rec=c.beta_rec, beta_neg=c.beta_neg, alpha=c.alpha)
+            out["exp_elbo_fake"] = L.exp_elbo(f["rec_f"], f["kl_f"], **w).item()
+            out["exp_elbo_rec"] = L.exp_elbo(f["rec_r"], f["kl_r"], **w).item()
+        return out
+
+    def _fake_terms(self, x_f: Tensor, x_r: Tensor, decode: bool, detach_z: bool = False,
+                    order=("f", "r")) -> dict:
+        """KL (and, if decode, reconstruction error) of the encoder on both kinds of fakes."""
+        out, inputs = {}, {"f": x_f, "r": x_r}
+        for k in order:
+            mu, logvar = self.enc(inputs[k])
+            out[f"kl_{k}"] = L.kl_divergence(mu, logvar)
+            if decode:
+                z = L.reparameterize(mu, logvar, self.noise_gen)
+                out[f"rec_{k}"] = L.reconstruction_error(inputs[k].detach(), self.dec(z.detach() if detach_z else z))
+        return out
+
+    @staticmethod
+    def _apply(opt: torch.optim.Optimizer, net: nn.Module, loss: Tensor, retain_graph: bool = False):
+        params = [p for p in net.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = g  # None for a parameter the loss does not use: Adam skips it
+        opt.step()
+
+    def _check(self, **named: Tensor):
+        for name, value in named.items():
+            v = value.item()
+            if not math.isfinite(v) or abs(v) > self.cfg.max_loss:
+                last = (f"{self.ckpt_path} (step {self.last_good_step})" if self.last_good_step is not None
+                        else "none (no checkpoint saved yet)")
+                raise DivergenceError(f"training diverged at step {self.step}: {name} = {v!r} "
+                                      f"(method {self.cfg.method}). Last good checkpoint: {last}. "
+                                      f"Try a smaller learning rate or beta_neg, or a larger warm-up (num_vae).")
+
+    # -------------------------------------------------------------------- loop
+    def train_step(self) -> dict:
+        """Draw the next batch and run one iteration of the configured method."""
+        self.enc.train(), self.dec.train()
+        data_state = self.data_gen.get_state()
+        try:
+            x = self.batch_fn(self.step, self.data_gen).to(self.device, non_blocking=True)
+        except KeyboardInterrupt:  # killed before any update: the state is still that of the last step
+            self.data_gen.set_state(data_state)
+            raise
+        self._clean = False
+        if self.cfg.method == "vae" or self.step < self.cfg.num_vae:
+            out = self.vae_step(x)
+        else:
+            out = self.introspective_step(x)
+        self.sched_e.step()
+        self.sched_d.step()
+        self.step += 1
+        self._clean = True
+        return out
+
+    def fit(self, resume: bool = True) -> list[dict]:
+        """Train up to cfg.n_iter iterations, resuming from ckpt_dir/last.pt if it exists.
+
+        Returns:
+            the history: one dict of losses every `log_every` iterations (and the last one).
+        """
+        if resume and self.ckpt_path is not None and self.ckpt_path.exists():
+            self.load(self.ckpt_path)
+        c = self.cfg
+        bar = tqdm(total=c.n_iter, initial=self.step, disable=not c.progress, mininterval=2.0,
+                   desc=f"{c.method} seed {c.seed}", leave=False)
+        try:
+            while self.step < c.n_iter:
+                out = self.train_step()
+                if self.step % c.log_every == 0 or self.step == c.n_iter:
+                    self.history.append({"step": self.step, **out})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in out.items() if k in ("rec", "kl_real", "kl_fake")})
+                if self.step % c.checkpoint_every == 0:
+                    self.save()
+                bar.update(1)
+        except KeyboardInterrupt:
+            # a kill between iterations leaves a consistent state: keep it (on exit)
+            if self._clean:
+                self.save()
+            raise
+        finally:
+            bar.close()
+        self.save()
+        return self.history
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        return {"format": "sivae-checkpoint-v1", "step": self.step, "config": self.cfg.fingerprint(),
+                "encoder": self.enc.state_dict(), "decoder": self.dec.state_dict(),
+                "opt_e": self.opt_e.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sched_e": self.sched_e.state_dict(), "sched_d": self.sched_d.state_dict(),
+                "data_gen": self.data_gen.get_state(), "noise_gen": self.noise_gen.get_state(),
+                "history": self.history, "extra": self.cfg.extra}
+
+    def save(self, path: str | os.PathLike | None = None):
+        """Write a checkpoint atomically (temp file + rename), so a kill never leaves half a file."""
+        path = Path(path) if path is not None else self.ckpt_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        self.last_good_step = self.step
+
+    def load(self, path: str | os.PathLike):
+        """Restore everything from a checkpoint written by `save`, with clear errors."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state["config"] != self.cfg.fingerprint():
+            diff = {k: (state["config"].get(k), v) for k, v in self.cfg.fingerprint().items()
+                    if state["config"].get(k) != v}
+            raise CheckpointError(f"checkpoint {path} was written by another configuration "
+                                  f"(checkpoint vs now: {diff}); delete it or use another ckpt_dir")
+        try:
+            self.enc.load_state_dict(state["encoder"])
+            self.dec.load_state_dict(state["decoder"])
+        except RuntimeError as e:
+            raise CheckpointError(f"checkpoint {path} does not fit these networks: {str(e).splitlines()[0]}") from None
+        for name in ("opt_e", "opt_d", "sched_e", "sched_d"):
+            getattr(self, name).load_state_dict(state[name])
+        self.data_gen.set_state(state["data_gen"])
+        self.noise_gen.set_state(state["noise_gen"])
+        self.step, self.history = state["step"], state["history"]
+        self.last_good_step = self.step
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a sivae checkpoint, raising CheckpointError if it is missing, corrupt or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises several kinds for truncated/garbage files
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}); "
+                              f"delete it to start over, or restore it from DVC (dvc checkout)") from None
+    if not isinstance(state, dict) or state.get("format") != "sivae-checkpoint-v1":
+        raise CheckpointError(f"{path} is not a sivae checkpoint")
+    return state

@@ -1,0 +1,25 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture
+def root():
+    return ROOT
+
+
+def venv_bin() -> Path:
+    """Folder of the running interpreter's scripts (jupytext, papermill, dvc)."""
+    return Path(sys.executable).parent

@@ -1,0 +1,81 @@
+"""2D data, models and the Table 2 experiment code."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sivae import ConfigError, DataError
+from sivae.models import MLPConfig, MLPDecoder, MLPEncoder, build_mlp_pair
+from sivae.toy2d import TABLE5, resolve_hparams, run_toy2d, summarize, write_table2
+from sivae.toydata import TOY_DATASETS, get_toy_dataset, sample_toy
+
+
+@pytest.mark.parametrize("name", list(TOY_DATASETS))
+def test_datasets_are_seeded_2d_and_within_the_plot_square(name):
+    a, b = sample_toy(name, 1001, seed=3), sample_toy(name, 1001, seed=3)
+    assert a.shape == (1001, 2) and torch.equal(a, b)
+    lim = get_toy_dataset(name).limit
+    assert (a.abs() < lim).float().mean() > 0.97
+
+
+def test_dataset_scales_match_the_public_code():
+    g8 = sample_toy("8gaussians", 20000)
+    assert g8.norm(dim=1).mean().item() == pytest.approx(2 / 1.414, abs=0.01)
+    rings = sample_toy("rings", 20000).norm(dim=1)
+    assert rings.max().item() < 3.5 and rings.min().item() > 0.4
+    cb = sample_toy("checkerboard", 20000)
+    cell = (torch.floor(cb[:, 0] / 2) + torch.floor(cb[:, 1] / 2)) % 2
+    assert (cell == 0).all() or (cell == 1).all()  # only one colour of the board is populated
+
+
+def test_unknown_dataset_and_model():
+    with pytest.raises(DataError, match="choose one of"):
+        get_toy_dataset("moons")
+    with pytest.raises(ConfigError, match="unknown model"):
+        resolve_hparams("rings", "gan")
+
+
+def test_model_shapes():
+    enc, dec = build_mlp_pair(MLPConfig(), seed=0)
+    mu, logvar = enc(torch.randn(7, 2))
+    assert mu.shape == logvar.shape == (7, 2) and dec(mu).shape == (7, 2)
+    assert sum(isinstance(m, torch.nn.Linear) for m in enc.modules()) == 5  # in, 3 hidden, out
+    e2, d2 = build_mlp_pair(MLPConfig(), seed=0)
+    assert torch.equal(enc.net[0].weight, e2.net[0].weight)
+
+
+def test_table5_lookup_and_overrides():
+    assert resolve_hparams("spiral", "introvae") == dict(beta_rec=0.2, beta_kl=0.5, beta_neg=0.5, m=2.0)
+    assert resolve_hparams("rings", "vae", beta_kl=0.3) == dict(beta_rec=0.8, beta_kl=0.3)
+    assert len(TABLE5) == 12
+    for bad in (-0.1, float("nan"), "abc"):
+        with pytest.raises(ConfigError, match="beta_neg"):
+            resolve_hparams("rings", "soft_intro_vae", beta_neg=bad)
+
+
+def test_bad_input_leaves_existing_outputs_untouched(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"old": 1}')
+    ck = tmp_path / "ck"
+    for bad in (dict(datasets="rings,moons"), dict(models="gan"), dict(beta_kl=-1)):
+        with pytest.raises(ConfigError):
+            run_toy2d(n_iter=5, batch_size=8, ckpt_dir=ck, **bad)
+    assert metrics.read_text() == '{"old": 1}' and not ck.exists()
+
+
+def test_tiny_run_summary_and_table(tmp_path):
+    runs = run_toy2d("8gaussians", "vae,soft_intro_vae", [0, 1], n_iter=6, batch_size=32, ckpt_dir=tmp_path / "ck",
+                     n_samples=300, grid_size=16, progress=False)
+    assert len(runs) == 4 and runs[0].density.shape == (16, 16) and runs[1].density is None
+    s = summarize(runs)
+    assert s["8gaussians"]["vae"]["kl"]["n"] == 2
+    md = write_table2(s, tmp_path / "m.json", tmp_path / "t.md")
+    flat = json.loads((tmp_path / "m.json").read_text())
+    assert set(flat["8gaussians"]) == {"vae", "soft_intro_vae"}
+    assert {"kl", "jsd", "gnelbo", "jsd_textbook", "kl_std"} <= set(flat["8gaussians"]["vae"])
+    assert "8 Gaussians" in md and "6.72" in md  # the paper's number beside ours
+    assert (tmp_path / "ck" / "8gaussians" / "vae" / "seed1" / "last.pt").exists()
+    again = run_toy2d("8gaussians", "vae", [0], n_iter=6, batch_size=32, ckpt_dir=tmp_path / "ck",
+                      n_samples=300, grid_size=16, progress=False)  # resumes: loads, no training
+    assert again[0].metrics == runs[0].metrics
