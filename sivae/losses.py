@@ -45,6 +45,7 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     Returns:
         (B,) = -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)).
     """
+    mu, logvar = mu.float(), logvar.float()  # float32 even when the network ran in bfloat16
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
 
 
@@ -57,7 +58,7 @@ def reconstruction_error(x: Tensor, x_rec: Tensor) -> Tensor:
         (B,) = sum over dims of (x - x_rec)^2.
     """
     b = x.shape[0]
-    return F.mse_loss(x_rec.reshape(b, -1), x.reshape(b, -1), reduction="none").sum(dim=1)
+    return F.mse_loss(x_rec.reshape(b, -1).float(), x.reshape(b, -1).float(), reduction="none").sum(dim=1)
 
 
 def beta_negative_elbo(rec: Tensor, kl: Tensor, beta_rec: float = 1.0, beta_kl: float = 1.0) -> Tensor:

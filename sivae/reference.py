@@ -7,6 +7,10 @@ requires_grad, decodes the prior samples, encodes/decodes the real batch, runs a
 deterministic pass (only logged), then encodes and decodes both kinds of fakes; the decoder
 step decodes the prior samples and the real latents again before encoding both fakes and
 decoding their latents. Same losses (sivae.losses), same random draws in the same order.
+
+One deliberate difference from the public code: there the target x_r of Rec(x_r, D(z_rr)) in
+the encoder's expELBO is not detached, so a small gradient reaches the encoder through
+x_r = D(z); EQUATIONS.md (Eq. 7) detaches both fakes in the encoder step, and so do we.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def reference_soft_intro_step(trainer, x: torch.Tensor) -> dict:
     rec_rec = dec(L.reparameterize(mu_r, lv_r, gen))
     loss_e = L.soft_intro_encoder_loss(
         loss_rec, kl_real, L.reconstruction_error(fake, rec_fake), L.kl_divergence(mu_f, lv_f),
-        L.reconstruction_error(rec, rec_rec), L.kl_divergence(mu_r, lv_r), s=s, beta_rec=c.beta_rec,
+        L.reconstruction_error(rec.detach(), rec_rec), L.kl_divergence(mu_r, lv_r), s=s, beta_rec=c.beta_rec,
         beta_kl=c.beta_kl, beta_neg=c.beta_neg, alpha=c.alpha)
     trainer.opt_e.zero_grad()
     loss_e.backward()

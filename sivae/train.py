@@ -68,11 +68,13 @@ class TrainConfig:
     checkpoint_every: int = 1000     # iterations between checkpoints (also saved at the end)
     log_every: int = 50              # iterations between history records
     max_loss: float = 1e10           # |loss| above this counts as divergence
+    autocast: str = "none"           # "none" or "bf16": bfloat16 autocast of the forward passes
     progress: bool = True            # show a tqdm progress bar
     extra: dict = field(default_factory=dict)  # free-form metadata stored with checkpoints
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
+        check_choice("autocast", self.autocast, ("none", "bf16"))
         for name in ("beta_rec", "beta_kl", "beta_neg", "gamma_r", "m", "lr", "lr_gamma"):
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
         if check_nonnegative("alpha", self.alpha) == 0:
@@ -134,6 +136,10 @@ class Trainer:
         self._clean = True  # False while an iteration is half done (a kill then must not save)
 
     # ------------------------------------------------------------------ losses
+    def _amp(self):
+        """bfloat16 autocast of the forward passes when cfg.autocast == 'bf16' (losses stay float32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.autocast == "bf16")
+
     def _noise(self, shape) -> Tensor:
         return torch.randn(shape, generator=self.noise_gen, device=self.device)
 
@@ -143,10 +149,11 @@ class Trainer:
     def vae_step(self, x: Tensor) -> dict:
         """One beta-VAE update of both networks on batch x."""
         c = self.cfg
-        mu, logvar = self.enc(x)
-        x_r = self.dec(L.reparameterize(mu, logvar, self.noise_gen))
-        rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
-        loss = L.vae_loss(rec, kl, c.beta_rec, c.beta_kl)
+        with self._amp():
+            mu, logvar = self.enc(x)
+            x_r = self.dec(L.reparameterize(mu, logvar, self.noise_gen))
+            rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
+            loss = L.vae_loss(rec, kl, c.beta_rec, c.beta_kl)
         self._check(loss=loss)
         self.opt_e.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
@@ -158,30 +165,33 @@ class Trainer:
     def introspective_step(self, x: Tensor) -> dict:
         """One Soft-IntroVAE or IntroVAE iteration: encoder update, then decoder update."""
         c, soft = self.cfg, self.cfg.method == "soft_intro_vae"
-        z_p = self._noise((x.shape[0], self.z_dim))
-        mu, logvar = self.enc(x)
-        z = L.reparameterize(mu, logvar, self.noise_gen)
-        x_r, x_f = self.dec(z), self.dec(z_p)          # kept with the decoder's graph for step 2
-        rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
-        # ---- encoder step: fakes detached, only encoder gradients computed
-        f = self._fake_terms(x_f.detach(), x_r.detach(), decode=soft)
-        if soft:
-            s = self._scale(x)
-            loss_e = L.soft_intro_encoder_loss(rec, kl, f["rec_f"], f["kl_f"], f["rec_r"], f["kl_r"], s=s,
-                                               beta_rec=c.beta_rec, beta_kl=c.beta_kl,
-                                               beta_neg=c.beta_neg, alpha=c.alpha)
-        else:
-            loss_e = L.introvae_encoder_loss(rec, kl, f["kl_f"], f["kl_r"], beta_rec=c.beta_rec,
-                                             beta_kl=c.beta_kl, beta_neg=c.beta_neg, m=c.m)
+        s = self._scale(x)
+        with self._amp():
+            z_p = self._noise((x.shape[0], self.z_dim))
+            mu, logvar = self.enc(x)
+            z = L.reparameterize(mu, logvar, self.noise_gen)
+            x_r, x_f = self.dec(torch.cat([z, z_p])).split(x.shape[0])  # kept with the decoder's graph
+            rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
+            # ---- encoder step: fakes detached, only encoder gradients computed
+            f = self._fake_terms(x_f.detach(), x_r.detach(), decode=soft)
+            if soft:
+                loss_e = L.soft_intro_encoder_loss(rec, kl, f["rec_f"], f["kl_f"], f["rec_r"], f["kl_r"], s=s,
+                                                   beta_rec=c.beta_rec, beta_kl=c.beta_kl,
+                                                   beta_neg=c.beta_neg, alpha=c.alpha)
+            else:
+                loss_e = L.introvae_encoder_loss(rec, kl, f["kl_f"], f["kl_r"], beta_rec=c.beta_rec,
+                                                 beta_kl=c.beta_kl, beta_neg=c.beta_neg, m=c.m)
         self._check(loss_e=loss_e)
         self._apply(self.opt_e, self.enc, loss_e, retain_graph=True)
         # ---- decoder step: updated encoder, its weights get no gradient; fake latents detached
-        g = self._fake_terms(x_f, x_r, decode=soft, detach_z=True, order=("r", "f"))
-        if soft:
-            loss_d = L.soft_intro_decoder_loss(rec, g["kl_f"], g["kl_r"], g["rec_f"], g["rec_r"], s=s,
-                                               beta_rec=c.beta_rec, beta_kl=c.beta_kl, gamma_r=c.gamma_r)
-        else:
-            loss_d = L.introvae_decoder_loss(rec, g["kl_f"], g["kl_r"], beta_rec=c.beta_rec, beta_neg=c.beta_neg)
+        with self._amp():
+            g = self._fake_terms(x_f, x_r, decode=soft, detach_z=True, order=("r", "f"))
+            if soft:
+                loss_d = L.soft_intro_decoder_loss(rec, g["kl_f"], g["kl_r"], g["rec_f"], g["rec_r"], s=s,
+                                                   beta_rec=c.beta_rec, beta_kl=c.beta_kl, gamma_r=c.gamma_r)
+            else:
+                loss_d = L.introvae_decoder_loss(rec, g["kl_f"], g["kl_r"], beta_rec=c.beta_rec,
+                                                 beta_neg=c.beta_neg)
         self._check(loss_d=loss_d)
         self._apply(self.opt_d, self.dec, loss_d)
         out = {"loss_e": loss_e.item(), "loss_d": loss_d.item(), "rec": rec.mean().item(),
@@ -194,14 +204,21 @@ class Trainer:
 
     def _fake_terms(self, x_f: Tensor, x_r: Tensor, decode: bool, detach_z: bool = False,
                     order=("f", "r")) -> dict:
-        """KL (and, if decode, reconstruction error) of the encoder on both kinds of fakes."""
-        out, inputs = {}, {"f": x_f, "r": x_r}
-        for k in order:
-            mu, logvar = self.enc(inputs[k])
-            out[f"kl_{k}"] = L.kl_divergence(mu, logvar)
-            if decode:
-                z = L.reparameterize(mu, logvar, self.noise_gen)
-                out[f"rec_{k}"] = L.reconstruction_error(inputs[k].detach(), self.dec(z.detach() if detach_z else z))
+        """KL (and, if decode, reconstruction error) of the encoder on both kinds of fakes.
+
+        Both kinds go through each network as one batch of 2B (larger matmuls); the noise is
+        drawn per kind in `order`, as separate calls would draw it.
+        """
+        b = x_f.shape[0]
+        xs = torch.cat([x_f, x_r])                                  # (2B, ...)
+        mu, logvar = self.enc(xs)
+        kl = L.kl_divergence(mu, logvar)
+        out = {"kl_f": kl[:b], "kl_r": kl[b:]}
+        if decode:
+            eps = {k: self._noise((b, self.z_dim)).to(mu.dtype) for k in order}
+            z = mu + torch.cat([eps["f"], eps["r"]]) * torch.exp(0.5 * logvar)
+            rec = L.reconstruction_error(xs.detach(), self.dec(z.detach() if detach_z else z))
+            out["rec_f"], out["rec_r"] = rec[:b], rec[b:]
         return out
 
     @staticmethod
