@@ -7,6 +7,7 @@ from nbutil import ROOT, load_yaml, run_notebook, stage_notebook
 
 # The tiny profile of each stage: values that make it run in well under a minute.
 TINY = {
+    "theory_discrete": dict(n_steps=300, n_gamma_grid=6, n_ablation_seeds=2, gammas="0.0,0.5", alphas="2.0"),
     "toy2d": dict(n_iter=8, batch_size=32, n_seeds=2, datasets="8gaussians,rings", models="all",
                   grid_size=32, n_samples=400, num_vae=2),
 }
