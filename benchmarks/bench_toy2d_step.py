@@ -7,7 +7,11 @@ sivae's step achieves (its matmul FLOPs / time, over a large-GEMM rate measured 
 run); (c) the ratio of the two. Optionally (--bf16) the same step under bfloat16 autocast.
 The last line reads `ratio=<speedup> efficiency=<fraction>`.
 
-    python benchmarks/bench_toy2d_step.py [--iters 60] [--bf16]
+    python benchmarks/bench_toy2d_step.py [--iters 60] [--bf16] [--metrics 1500]
+
+--metrics N trains Soft-IntroVAE on each 2D dataset for N iterations (batch 256, Table 5
+hyper-parameters, seed 0) in float32 and under bf16 autocast and prints the Table 2 metrics
+of both, to show what bf16 does to the results.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sivae.models import MLPConfig, build_mlp_pair
 from sivae.reference import reference_soft_intro_step
-from sivae.toydata import get_toy_dataset
+from sivae.toy2d import TABLE5, evaluate_toy
+from sivae.toydata import TOY_DATASETS, get_toy_dataset
 from sivae.train import TrainConfig, Trainer
 
 BATCH = 512
@@ -67,11 +72,34 @@ def peak_matmul_rate(n: int = 2048, reps: int = 6) -> float:
     return 2 * n ** 3 / best
 
 
+def bf16_metrics(n_iter: int):
+    """Table 2 metrics of Soft-IntroVAE trained in float32 and in bf16 autocast, per dataset."""
+    for name in TOY_DATASETS:
+        br, bk, bn, _ = TABLE5[(name, "soft_intro_vae")]
+        data = get_toy_dataset(name)
+        row = []
+        for mode in ("none", "bf16"):
+            cfg = TrainConfig(method="soft_intro_vae", n_iter=n_iter, batch_size=256, beta_rec=br, beta_kl=bk,
+                              beta_neg=bn, scale=0.5, num_vae=n_iter // 13, progress=False, autocast=mode)
+            enc, dec = build_mlp_pair(MLPConfig(), seed=0)
+            tr = Trainer(enc, dec, lambda step, g: data.sample(256, g), cfg, device="cpu")
+            t = time.perf_counter()
+            tr.fit()
+            m, *_ = evaluate_toy(tr.enc, tr.dec, name, 0, grid_size=512, keep_density=False)
+            row.append(f"{'bf16' if mode == 'bf16' else 'fp32'}: kl={m['kl']:.3f} jsd={m['jsd']:.3f} "
+                       f"gnelbo={m['gnelbo']:.3e} ({time.perf_counter() - t:.0f} s)")
+        print(f"{name:13s} " + " | ".join(row))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=60)
     ap.add_argument("--bf16", action="store_true", help="also time the step under bfloat16 autocast")
+    ap.add_argument("--metrics", type=int, default=0, metavar="N",
+                    help="also compare Table 2 metrics of float32 and bf16 training (N iterations)")
     args = ap.parse_args()
+    if args.metrics:
+        bf16_metrics(args.metrics)
     torch.manual_seed(0)
     print(f"threads={torch.get_num_threads()} batch={BATCH} mlp=3x256 z=2 iters={args.iters}")
     peak = peak_matmul_rate()
