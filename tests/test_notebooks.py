@@ -10,6 +10,8 @@ TINY = {
     "theory_discrete": dict(n_steps=300, n_gamma_grid=6, n_ablation_seeds=2, gammas="0.0,0.5", alphas="2.0"),
     "toy2d": dict(n_iter=8, batch_size=32, n_seeds=2, datasets="8gaussians,rings", models="all",
                   grid_size=32, n_samples=400, num_vae=2),
+    "stability": dict(n_iter=6, batch_size=16, n_seeds=1, margins="0.1,50", curve_margins="0.1,50",
+                      beta_negs="0.5", grid_size=16, n_samples=300),
 }
 STAGES = [s for s in load_yaml("dvc.yaml")["stages"]]
 
