@@ -269,7 +269,7 @@ class Trainer:
         if resume and self.ckpt_path is not None and self.ckpt_path.exists():
             self.load(self.ckpt_path)
         c = self.cfg
-        bar = tqdm(total=c.n_iter, initial=self.step, disable=not c.progress, mininterval=2.0,
+        bar = tqdm(total=c.n_iter, initial=self.step, disable=not c.progress, mininterval=5.0,
                    desc=f"{c.method} seed {c.seed}", leave=False)
         try:
             while self.step < c.n_iter:
