@@ -6,7 +6,8 @@ Its passes follow soft_intro_vae_2d/train_soft_intro_vae_2d.py: the encoder step
 requires_grad, decodes the prior samples, encodes/decodes the real batch, runs an extra
 deterministic pass (only logged), then encodes and decodes both kinds of fakes; the decoder
 step decodes the prior samples and the real latents again before encoding both fakes and
-decoding their latents. Same losses (sivae.losses), same random draws in the same order.
+decoding their latents (the deterministic pass runs with autograd on, as there, building a
+graph that is never used). Same losses (sivae.losses), same random draws in the same order.
 
 One deliberate difference from the public code: there the target x_r of Rec(x_r, D(z_rr)) in
 the encoder's expELBO is not detached, so a small gradient reaches the encoder through
@@ -35,8 +36,7 @@ def reference_soft_intro_step(trainer, x: torch.Tensor) -> dict:
     mu, logvar = enc(x)
     z = L.reparameterize(mu, logvar, gen)
     rec = dec(z)
-    with torch.no_grad():  # the public code's deterministic pass, only logged
-        rec_det = dec(enc(x)[0])
+    rec_det = dec(enc(x)[0])  # the public code's deterministic pass: only logged, but its graph is built
     loss_rec = L.reconstruction_error(x, rec)
     kl_real = L.kl_divergence(mu, logvar)
     mu_f, lv_f = enc(fake.detach())
