@@ -28,13 +28,16 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
     paths = redirect_outputs(section, tmp_path)
     params = {**TINY.get(stage, {}), "interactive": False, "device": "cpu",
               **{k: v for k, v in paths.items() if k != "executed_notebook"}}
+    repo_out = ROOT / "outputs" / stage
+    before = {p: p.stat().st_mtime_ns for p in repo_out.rglob("*")} if repo_out.exists() else {}
     res = run_notebook(stage_notebook(stage), paths["executed_notebook"], params)
     assert res.returncode == 0, res.stderr[-3000:]
     assert paths["executed_notebook"].exists()
     figs = list(paths["fig_dir"].glob("*.png"))
     assert figs, "no figure written"
     assert json.loads(paths["metrics_path"].read_text())
-    assert not (ROOT / section["fig_dir"]).exists() or True  # outputs went to tmp, not the repo
+    after = {p: p.stat().st_mtime_ns for p in repo_out.rglob("*")} if repo_out.exists() else {}
+    assert after == before, "the run wrote into the repository's outputs/ instead of the temp dir"
     if "run_info_path" in paths:
         info = json.loads(paths["run_info_path"].read_text())
         assert info["params"] and info["packages"]["torch"] and "commit" in info["git"]
