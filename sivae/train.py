@@ -12,8 +12,26 @@ on z being detached. Gradients are taken with torch.autograd.grad for exactly on
 a time, so no weight gradient of the frozen network is ever computed. Random numbers are drawn
 in the public code's order (z_p, z, z_f, z_rr, then the decoder step's z_rr, z_f).
 
+Networks with BatchNorm layers (the image models) are never fed concatenated batches: batch
+statistics would mix real, reconstructed and fake images. For them every kind of input goes
+through its own call, in the public code's order; BatchNorm-free networks (the 2D MLPs) get the
+larger fused batches.
+
+Class-conditional models: when batch_fn returns (x, y), y is passed to every encoder and
+decoder call as `enc(x, y)` / `dec(z, y)` (fakes use the batch's labels).
+
+Mixed precision (`autocast`): "bf16" or "fp16" runs the networks under autocast while every
+loss term (errors, KLs, and so the exponent of the expELBO) is computed from float32 copies
+of the network outputs; fp16 also uses a gradient scaler. "auto" = bf16 on a CUDA device that
+supports it, none on the CPU.
+
+Data parallel: when torch.distributed is initialised (e.g. by `torchrun`), the initial weights
+are broadcast from rank 0, each rank draws its own noise, and every gradient is averaged over
+ranks before each optimiser step (what DistributedDataParallel does, done by hand because each
+iteration runs several forward passes per network and takes per-network gradients).
+
 Runs are seeded and resumable: a checkpoint holds weights, optimiser and scheduler states,
-both generators and the loss history; resuming gives bit-identical results on the CPU.
+both generators (per rank) and the loss history; resuming gives bit-identical results on the CPU.
 """
 from __future__ import annotations
 
@@ -24,6 +42,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 from torch import nn, Tensor
 from tqdm import tqdm
 
@@ -33,6 +52,7 @@ from .errors import CheckpointError, ConfigError, DivergenceError, check_choice,
 __all__ = ["TrainConfig", "Trainer", "METHODS", "resolve_device"]
 
 METHODS = ("vae", "introvae", "soft_intro_vae")
+AUTOCAST = ("none", "bf16", "fp16", "auto")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -68,13 +88,13 @@ class TrainConfig:
     checkpoint_every: int = 1000     # iterations between checkpoints (also saved at the end)
     log_every: int = 50              # iterations between history records
     max_loss: float = 1e10           # |loss| above this counts as divergence
-    autocast: str = "none"           # "none" or "bf16": bfloat16 autocast of the forward passes
+    autocast: str = "none"           # "none", "bf16", "fp16" or "auto" (bf16 on CUDA, none on CPU)
     progress: bool = True            # show a tqdm progress bar
     extra: dict = field(default_factory=dict)  # free-form metadata stored with checkpoints
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
-        check_choice("autocast", self.autocast, ("none", "bf16"))
+        check_choice("autocast", self.autocast, AUTOCAST)
         for name in ("beta_rec", "beta_kl", "beta_neg", "gamma_r", "m", "lr", "lr_gamma"):
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
         if check_nonnegative("alpha", self.alpha) == 0:
@@ -99,16 +119,35 @@ class TrainConfig:
         return d
 
 
-BatchFn = Callable[[int, torch.Generator], Tensor]
+BatchFn = Callable[[int, torch.Generator], "Tensor | tuple[Tensor, Tensor]"]
+
+
+def has_batch_statistics(*nets: nn.Module) -> bool:
+    """True if any network normalises with batch statistics (BatchNorm in training mode)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for net in nets for m in net.modules())
+
+
+def _full(t: Tensor) -> Tensor:
+    """A float16/bfloat16 tensor (autocast output) as float32; any other tensor unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, or (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class Trainer:
     """Trains (encoder, decoder) with one of METHODS.
 
     Args:
-        encoder: module x -> (mu, logvar).
-        decoder: module z -> D(z); its latent size is `decoder.z_dim` unless `z_dim` is given.
-        batch_fn: (step, generator) -> batch tensor; must draw its randomness from `generator`.
+        encoder: module x -> (mu, logvar)  (or (x, y) -> (mu, logvar) for conditional data).
+        decoder: module z -> D(z)  (or (z, y) -> D(z)); its latent size is `decoder.z_dim`
+            unless `z_dim` is given.
+        batch_fn: (step, generator) -> batch tensor x, or a pair (x, y) of images and labels;
+            it must draw its randomness from `generator` (or be a function of step alone).
         config: TrainConfig.
         ckpt_dir: folder for `last.pt` (None: no checkpoints).
         device: torch device (resolve_device picks one).
@@ -122,23 +161,68 @@ class Trainer:
         self.enc, self.dec = encoder.to(self.device), decoder.to(self.device)
         self.z_dim = z_dim if z_dim is not None else decoder.z_dim
         self.batch_fn = batch_fn
+        self.rank, self.world = _world()
         self.ckpt_path = Path(ckpt_dir) / "last.pt" if ckpt_dir is not None else None
+        self.fuse = not has_batch_statistics(self.enc, self.dec)
+        self.amp_dtype = self._amp_dtype(config.autocast)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        if self.world > 1:  # every rank starts from rank 0's weights
+            for t in [*self.enc.state_dict().values(), *self.dec.state_dict().values()]:
+                dist.broadcast(t, src=0)
         self.opt_e = torch.optim.Adam(self.enc.parameters(), lr=config.lr)
         self.opt_d = torch.optim.Adam(self.dec.parameters(), lr=config.lr)
         milestones = [round(f * config.n_iter) for f in config.lr_milestones]
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, milestones, config.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, config.lr_gamma)
         self.data_gen = torch.Generator().manual_seed(config.seed)
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1 + 7919 * self.rank)
         self.step = 0
         self.history: list[dict] = []
         self.last_good_step: int | None = None
+        self.y: Tensor | None = None  # labels of the current batch (conditional models)
         self._clean = True  # False while an iteration is half done (a kill then must not save)
 
-    # ------------------------------------------------------------------ losses
+    # ---------------------------------------------------------------- networks
+    def _amp_dtype(self, mode: str):
+        if mode == "auto":
+            ok = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+            return torch.bfloat16 if ok else None
+        if mode == "fp16" and self.device.type != "cuda":
+            raise ConfigError("autocast='fp16' needs a CUDA device; use 'bf16' or 'none' on the CPU")
+        return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+
     def _amp(self):
-        """bfloat16 autocast of the forward passes when cfg.autocast == 'bf16' (losses stay float32)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.autocast == "bf16")
+        """Autocast of the forward passes in the configured precision (losses stay float32)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                              enabled=self.amp_dtype is not None)
+
+    def _labels(self, n: int):
+        if self.y is None:
+            return ()
+        k = n // self.y.shape[0]  # fused calls carry k batches: repeat the labels k times
+        return (self.y if k == 1 else self.y.repeat(k, *([1] * (self.y.dim() - 1))),)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(mu, logvar) in float32 (labels of the current batch appended for conditional models)."""
+        mu, logvar = self.enc(x, *self._labels(x.shape[0]))
+        return _full(mu), _full(logvar)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """D(z) in float32."""
+        return _full(self.dec(z, *self._labels(z.shape[0])))
+
+    def _decode_pair(self, za: Tensor, zb: Tensor) -> tuple[Tensor, Tensor]:
+        """D(za), D(zb): one fused call for batch-statistics-free networks, else two calls."""
+        if self.fuse:
+            return self.decode(torch.cat([za, zb])).split(za.shape[0])
+        return self.decode(za), self.decode(zb)
+
+    def _encode_pair(self, xa: Tensor, xb: Tensor):
+        if self.fuse:
+            mu, logvar = self.encode(torch.cat([xa, xb]))
+            return mu.split(xa.shape[0]), logvar.split(xa.shape[0])
+        (mu_a, lv_a), (mu_b, lv_b) = self.encode(xa), self.encode(xb)
+        return (mu_a, mu_b), (lv_a, lv_b)
 
     def _noise(self, shape) -> Tensor:
         return torch.randn(shape, generator=self.noise_gen, device=self.device)
@@ -146,20 +230,23 @@ class Trainer:
     def _scale(self, x: Tensor) -> float:
         return self.cfg.scale if self.cfg.scale is not None else 1.0 / x[0].numel()
 
+    # ------------------------------------------------------------------ losses
     def vae_step(self, x: Tensor) -> dict:
         """One beta-VAE update of both networks on batch x."""
         c = self.cfg
         with self._amp():
-            mu, logvar = self.enc(x)
-            x_r = self.dec(L.reparameterize(mu, logvar, self.noise_gen))
+            mu, logvar = self.encode(x)
+            x_r = self.decode(L.reparameterize(mu, logvar, self.noise_gen))
             rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
             loss = L.vae_loss(rec, kl, c.beta_rec, c.beta_kl)
         self._check(loss=loss)
         self.opt_e.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_e.step()
-        self.opt_d.step()
+        self.scaler.scale(loss).backward()
+        for opt, net in ((self.opt_e, self.enc), (self.opt_d, self.dec)):
+            self._average_grads(net)
+            self.scaler.step(opt)
+        self.scaler.update()
         return {"loss": loss.item(), "rec": rec.mean().item(), "kl_real": kl.mean().item()}
 
     def introspective_step(self, x: Tensor) -> dict:
@@ -168,9 +255,9 @@ class Trainer:
         s = self._scale(x)
         with self._amp():
             z_p = self._noise((x.shape[0], self.z_dim))
-            mu, logvar = self.enc(x)
+            mu, logvar = self.encode(x)
             z = L.reparameterize(mu, logvar, self.noise_gen)
-            x_r, x_f = self.dec(torch.cat([z, z_p])).split(x.shape[0])  # kept with the decoder's graph
+            x_r, x_f = self._decode_pair(z, z_p)  # kept with the decoder's graph
             rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
             # ---- encoder step: fakes detached, only encoder gradients computed
             f = self._fake_terms(x_f.detach(), x_r.detach(), decode=soft)
@@ -194,6 +281,7 @@ class Trainer:
                                                  beta_neg=c.beta_neg)
         self._check(loss_d=loss_d)
         self._apply(self.opt_d, self.dec, loss_d)
+        self.scaler.update()
         out = {"loss_e": loss_e.item(), "loss_d": loss_d.item(), "rec": rec.mean().item(),
                "kl_real": kl.mean().item(), "kl_fake": f["kl_f"].mean().item(), "kl_rec": f["kl_r"].mean().item()}
         if soft:
@@ -206,28 +294,41 @@ class Trainer:
                     order=("f", "r")) -> dict:
         """KL (and, if decode, reconstruction error) of the encoder on both kinds of fakes.
 
-        Both kinds go through each network as one batch of 2B (larger matmuls); the noise is
-        drawn per kind in `order`, as separate calls would draw it.
+        Without batch statistics both kinds go through each network as one batch of 2B (larger
+        matmuls); the noise is drawn per kind in `order`, as separate calls would draw it.
         """
-        b = x_f.shape[0]
-        xs = torch.cat([x_f, x_r])                                  # (2B, ...)
-        mu, logvar = self.enc(xs)
-        kl = L.kl_divergence(mu, logvar)
-        out = {"kl_f": kl[:b], "kl_r": kl[b:]}
+        (mu_f, mu_r), (lv_f, lv_r) = self._encode_pair(x_f, x_r)
+        out = {"kl_f": L.kl_divergence(mu_f, lv_f), "kl_r": L.kl_divergence(mu_r, lv_r)}
         if decode:
-            eps = {k: self._noise((b, self.z_dim)).to(mu.dtype) for k in order}
-            z = mu + torch.cat([eps["f"], eps["r"]]) * torch.exp(0.5 * logvar)
-            rec = L.reconstruction_error(xs.detach(), self.dec(z.detach() if detach_z else z))
-            out["rec_f"], out["rec_r"] = rec[:b], rec[b:]
+            eps = {k: self._noise(mu_f.shape) for k in order}
+            z_f = mu_f + eps["f"] * torch.exp(0.5 * lv_f)
+            z_r = mu_r + eps["r"] * torch.exp(0.5 * lv_r)
+            if detach_z:
+                z_f, z_r = z_f.detach(), z_r.detach()
+            d_f, d_r = self._decode_pair(z_f, z_r)
+            out["rec_f"] = L.reconstruction_error(x_f.detach(), d_f)
+            out["rec_r"] = L.reconstruction_error(x_r.detach(), d_r)
         return out
 
-    @staticmethod
-    def _apply(opt: torch.optim.Optimizer, net: nn.Module, loss: Tensor, retain_graph: bool = False):
+    def _average_grads(self, net: nn.Module):
+        """Average .grad over ranks (one flat all-reduce per network); no-op on one process."""
+        if self.world == 1:
+            return
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.world
+            for g, v in zip(grads, flat.split([g.numel() for g in grads])):
+                g.copy_(v.view_as(g))
+
+    def _apply(self, opt: torch.optim.Optimizer, net: nn.Module, loss: Tensor, retain_graph: bool = False):
         params = [p for p in net.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+        grads = torch.autograd.grad(self.scaler.scale(loss), params, retain_graph=retain_graph, allow_unused=True)
         for p, g in zip(params, grads):
             p.grad = g  # None for a parameter the loss does not use: Adam skips it
-        opt.step()
+        self._average_grads(net)
+        self.scaler.step(opt)
 
     def _check(self, **named: Tensor):
         for name, value in named.items():
@@ -245,7 +346,10 @@ class Trainer:
         self.enc.train(), self.dec.train()
         data_state = self.data_gen.get_state()
         try:
-            x = self.batch_fn(self.step, self.data_gen).to(self.device, non_blocking=True)
+            batch = self.batch_fn(self.step, self.data_gen)
+            x, self.y = batch if isinstance(batch, (tuple, list)) else (batch, None)
+            x = x.to(self.device, non_blocking=True)
+            self.y = None if self.y is None else self.y.to(self.device, non_blocking=True)
         except KeyboardInterrupt:  # killed before any update: the state is still that of the last step
             self.data_gen.set_state(data_state)
             raise
@@ -282,7 +386,7 @@ class Trainer:
                 bar.update(1)
         except KeyboardInterrupt:
             # a kill between iterations leaves a consistent state: keep it (on exit)
-            if self._clean:
+            if self._clean and self.world == 1:
                 self.save()
             raise
         finally:
@@ -297,18 +401,31 @@ class Trainer:
                 "opt_e": self.opt_e.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "sched_e": self.sched_e.state_dict(), "sched_d": self.sched_d.state_dict(),
                 "data_gen": self.data_gen.get_state(), "noise_gen": self.noise_gen.get_state(),
-                "history": self.history, "extra": self.cfg.extra}
+                "noise_gens": self._gather_noise_states(), "world_size": self.world,
+                "scaler": self.scaler.state_dict(), "history": self.history, "extra": self.cfg.extra}
+
+    def _gather_noise_states(self) -> list:
+        """Every rank's noise-generator state (a collective call when data-parallel)."""
+        mine = self.noise_gen.get_state().cpu()
+        if self.world == 1:
+            return [mine]
+        states = [None] * self.world
+        dist.all_gather_object(states, mine)
+        return states
 
     def save(self, path: str | os.PathLike | None = None):
         """Write a checkpoint atomically (temp file + rename), so a kill never leaves half a file."""
         path = Path(path) if path is not None else self.ckpt_path
         if path is None:
             return
+        state = self.state_dict()  # every rank takes part (it gathers the noise states)
+        self.last_good_step = self.step
+        if self.rank != 0:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
+        torch.save(state, tmp)
         os.replace(tmp, path)
-        self.last_good_step = self.step
 
     def load(self, path: str | os.PathLike):
         """Restore everything from a checkpoint written by `save`, with clear errors."""
@@ -325,8 +442,15 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} does not fit these networks: {str(e).splitlines()[0]}") from None
         for name in ("opt_e", "opt_d", "sched_e", "sched_d"):
             getattr(self, name).load_state_dict(state[name])
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world:
+            raise CheckpointError(f"checkpoint {path} was written by {saved_world} process(es), now {self.world}: "
+                                  f"resume with the same number of processes, or use another ckpt_dir")
         self.data_gen.set_state(state["data_gen"])
-        self.noise_gen.set_state(state["noise_gen"])
+        self.noise_gen.set_state(state.get("noise_gens", [state["noise_gen"]])[self.rank].to(
+            self.noise_gen.get_state().device))
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.history = state["step"], state["history"]
         self.last_good_step = self.step
 
