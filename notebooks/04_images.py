@@ -32,7 +32,6 @@ from sivae import imageplots, imagestudy
 from sivae.data import load_image_dataset, root_for
 from sivae.images import history_rows, interpolate, reconstruct, sample_images, square_interpolation
 from sivae.runinfo import write_run_info
-from sivae.toy2d import seeds_from
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; seeds are seed .. seed+n_seeds-1
@@ -76,7 +75,7 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
 names = imagestudy.parse_datasets(datasets)
 method_list = [m.strip() for m in methods.split(",") if m.strip()]
 t0 = time.time()
-runs = imagestudy.train_runs(names, method_list, seeds_from(seed, n_seeds), data_root=data_root,
+runs = imagestudy.train_runs(names, method_list, imagestudy.seeds_from(seed, n_seeds), data_root=data_root,
                              paper_data_root=paper_data_root, n_train=n_train, epochs=epochs,
                              batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
                              gamma_r=gamma_r, num_vae=num_vae, channels=channels, z_dim=z_dim,

@@ -26,8 +26,8 @@ of the network outputs; fp16 also uses a gradient scaler. "auto" = bf16 on a CUD
 supports it, none on the CPU.
 
 Data parallel: when torch.distributed is initialised (e.g. by `torchrun`), the initial weights
-are broadcast from rank 0, each rank draws its own noise, and every gradient is averaged over
-ranks before each optimiser step (what DistributedDataParallel does, done by hand because each
+are broadcast from rank 0, each rank draws its own noise, every gradient is averaged over
+ranks before each optimiser step and buffers (BatchNorm statistics) are rank 0's after each step (what DistributedDataParallel does, done by hand because each
 iteration runs several forward passes per network and takes per-network gradients).
 
 Runs are seeded and resumable: a checkpoint holds weights, optimiser and scheduler states,
@@ -360,6 +360,9 @@ class Trainer:
             out = self.introspective_step(x)
         self.sched_e.step()
         self.sched_d.step()
+        if self.world > 1:  # BatchNorm running statistics: rank 0's, as DDP's broadcast_buffers
+            for b in [*self.enc.buffers(), *self.dec.buffers()]:
+                dist.broadcast(b, src=0)
         self.step += 1
         self._clean = True
         return out

@@ -40,3 +40,20 @@ def run_notebook(nb: Path, out: Path, params: dict, cwd: Path = ROOT, timeout: i
            f"{BIN}/papermill --no-progress-bar - {out} {args}")
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "MPLBACKEND": "Agg", "HOME": str(Path.home())}
     return subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def write_tiny_idx(root, name: str = "mnist", n_train: int = 64, n_test: int = 32, seed: int = 0):
+    """Small MNIST-format files (torchvision's raw/ layout) with blob-like images, for tests."""
+    import numpy as np
+    from sivae.data import IDX_DATASETS, IDX_FILES, write_idx
+    raw = Path(root) / IDX_DATASETS[name].folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28]
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 10, n)
+        cx, cy = 6 + 1.6 * labels + rng.normal(0, 1, n), 14 + rng.normal(0, 2, n)
+        img = np.exp(-((xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2) / 18)
+        write_idx(raw / IDX_FILES[split][0], (255 * img).astype(np.uint8))
+        write_idx(raw / IDX_FILES[split][1], labels.astype(np.uint8))
+    return raw

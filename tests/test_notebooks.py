@@ -3,13 +3,15 @@ import json
 
 import pytest
 
-from nbutil import ROOT, load_yaml, run_notebook, stage_notebook
+from nbutil import ROOT, load_yaml, run_notebook, stage_notebook, write_tiny_idx
 
 # The tiny profile of each stage: values that make it run in well under a minute.
 TINY = {
     "theory_discrete": dict(n_steps=300, n_gamma_grid=6, n_ablation_seeds=2, gammas="0.0,0.5", alphas="2.0"),
     "toy2d": dict(n_iter=8, batch_size=32, n_seeds=2, datasets="8gaussians,rings", models="all",
                   grid_size=32, n_samples=400, num_vae=2),
+    "images": dict(n_train=0, epochs=1, batch_size=16, channels="4,4", z_dim=8, n_fd_samples=64,
+                   classifier_epochs=1, use_inception=False),
     "stability": dict(n_iter=6, batch_size=16, n_seeds=1, margins="0.1,50", curve_margins="0.1,50",
                       beta_negs="0.5", grid_size=16, n_samples=300),
 }
@@ -26,6 +28,10 @@ def redirect_outputs(section: dict, tmp) -> dict:
 def test_notebook_runs_at_tiny_profile(stage, tmp_path):
     section = load_yaml("params.yaml")[stage]
     paths = redirect_outputs(section, tmp_path)
+    if "data_root" in section:  # image stages read small self-written files, never data/
+        for name in ("mnist", "fashionmnist"):
+            write_tiny_idx(tmp_path / "data", name, n_train=48, n_test=40)
+        paths["data_root"] = tmp_path / "data"
     params = {**TINY.get(stage, {}), "interactive": False, "device": "cpu",
               **{k: v for k, v in paths.items() if k != "executed_notebook"}}
     repo_out = ROOT / "outputs" / stage
