@@ -1,4 +1,5 @@
-# make repro  : create the environment (from requirements.lock) and run the pipeline (dvc repro)
+# make data   : fill data/ (MNIST, Fashion-MNIST; md5-verified): download, or MIRROR=dir for an offline mirror
+# make repro  : create the environment (from requirements.lock), fill data/, run the pipeline (dvc repro)
 # make test   : create the environment if needed and run the test suite
 # make profile PROFILE=paper|default : switch params.yaml to another profile
 SHELL := /bin/bash
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.sivae-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 
-.PHONY: env repro test profile lock bench clean-outputs
+.PHONY: env data repro test profile lock bench clean-outputs
 
 env: $(STAMP)
 
@@ -19,7 +20,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $(STAMP)
 
-repro: env
+data: env
+	python -m sivae.data fetch $(if $(MIRROR),--mirror $(MIRROR))
+
+repro: env data
 	dvc repro
 
 test: env
@@ -35,3 +39,4 @@ lock: env
 
 bench: env
 	python benchmarks/bench_toy2d_step.py
+	python benchmarks/bench_images_step.py
