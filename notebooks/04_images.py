@@ -72,6 +72,8 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
               beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae,
               channels=channels, z_dim=z_dim, autocast=autocast, n_fd_samples=n_fd_samples,
               use_inception=use_inception, classifier_epochs=classifier_epochs)
+conditional = imagestudy.parse_bool("conditional", conditional)       # DVC writes booleans as true/false
+use_inception = imagestudy.parse_bool("use_inception", use_inception)
 names = imagestudy.parse_datasets(datasets)
 method_list = [m.strip() for m in methods.split(",") if m.strip()]
 t0 = time.time()

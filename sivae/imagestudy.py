@@ -22,7 +22,7 @@ from .images import (TrainedModel, encode_mean, history_rows, run_name, sample_i
 from .imagemodels import arch_for
 from .losses import kl_divergence
 
-__all__ = ["seeds_from", "IMAGE_METHODS", "PAPER_FID", "train_runs", "score_models", "summarize_scores", "write_image_tables",
+__all__ = ["parse_bool", "seeds_from", "IMAGE_METHODS", "PAPER_FID", "train_runs", "score_models", "summarize_scores", "write_image_tables",
            "write_history_csv", "parse_datasets"]
 
 IMAGE_METHODS = ("vae", "soft_intro_vae")
@@ -44,6 +44,20 @@ def paper_or(name: str, value, dataset: str):
     if dataset not in PAPER_TRAINING:
         raise ConfigError(f"{name}='paper' has no paper value for {dataset!r}; give a number")
     return PAPER_TRAINING[dataset][name]
+
+
+def parse_bool(name: str, value) -> bool:
+    """A boolean parameter: True/False, or the strings DVC renders them as ("true"/"false").
+
+    papermill turns only "True"/"False" into booleans; `${section.flag}` in dvc.yaml gives
+    lower-case "true"/"false", which would otherwise arrive as (always truthy) strings.
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return text == "true"
 
 
 def seeds_from(seed: int, n_seeds: int) -> list[int]:

@@ -1,0 +1,111 @@
+"""Throughput of the importance-weighted log-likelihood (sivae.ood.score_images) against loops.
+
+Scores images with M importance samples each, using the paper's MNIST encoder/decoder
+(sivae.imagemodels, randomly initialised: the cost does not depend on the weights; channels_last
+as sivae.oodstudy uses them, --contiguous for NCHW), three ways:
+  - per-sample loop: one input through the encoder, then its M latents through the decoder one
+    at a time (the straightforward transcription of the estimator's sum);
+  - per-input loop: one input at a time, its M latents decoded together;
+  - sivae: inputs and samples batched together, at most --chunk latents per decoder call.
+Before timing, the three are checked to give the same log-weights from the same noise.
+Prints images/second of each and the speed-up of sivae over the per-sample loop; the last line
+reads `ratio=<speedup> device=<cpu|cuda>`.
+
+    python benchmarks/bench_ood_scoring.py [--m 100] [--n 64] [--chunk 256] [--channels paper]
+        [--device auto] [--contiguous] [--sweep-chunks 64,256,1024]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from sivae.imagemodels import arch_for, build_image_pair
+from sivae.ood import log_importance_weights, score_images
+from sivae.train import resolve_device
+
+SIGMA2 = 0.5
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def loop_scores(enc, dec, x, m, gen, device, per_sample: bool) -> torch.Tensor:
+    """log p(x) estimates one input at a time; per_sample decodes each latent in its own call."""
+    out = []
+    for xi in x.split(1):
+        xi = xi.to(device)
+        mu, logvar = enc(xi)
+        eps = torch.randn((1, m, mu.shape[1]), generator=gen, device=device)
+        if per_sample:
+            lw = torch.cat([log_importance_weights(dec, xi, mu, logvar, eps[:, i:i + 1], SIGMA2)[0]
+                            for i in range(m)], 1)
+        else:
+            lw = log_importance_weights(dec, xi, mu, logvar, eps, SIGMA2)[0]
+        out.append(torch.logsumexp(lw, 1) - math.log(m))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def check_agreement(enc, dec, x, m, device) -> float:
+    """Largest |difference| of the log-weights: all inputs and samples at once vs one by one."""
+    x = x[:4].to(device)
+    mu, logvar = enc(x)
+    eps = torch.randn((4, m, mu.shape[1]), generator=torch.Generator(device=device).manual_seed(0), device=device)
+    batched = log_importance_weights(dec, x, mu, logvar, eps, SIGMA2)[0]
+    single = torch.stack([torch.cat([log_importance_weights(dec, x[b:b + 1], mu[b:b + 1], logvar[b:b + 1],
+                                                            eps[b:b + 1, i:i + 1], SIGMA2)[0] for i in range(m)], 1)[0]
+                          for b in range(4)])
+    return float((batched - single).abs().max())
+
+
+def timed(fn, device) -> float:
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--m", type=int, default=100, help="importance samples per image")
+    ap.add_argument("--n", type=int, default=64, help="images scored by sivae (the loops score fewer)")
+    ap.add_argument("--n-loop", type=int, default=4, help="images scored by each loop")
+    ap.add_argument("--chunk", type=int, default=256, help="sivae's chunk_size (latents per decoder call)")
+    ap.add_argument("--channels", default="paper", help="encoder/decoder widths: 'paper' (64,128) or e.g. '16,32'")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--contiguous", action="store_true", help="NCHW networks instead of channels_last")
+    ap.add_argument("--sweep-chunks", default="", help="also time sivae at these chunk sizes, e.g. 64,256,1024")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    arch = arch_for("mnist", channels=args.channels)
+    fmt = torch.contiguous_format if args.contiguous else torch.channels_last  # as sivae.oodstudy scores
+    enc, dec = (n.to(device, memory_format=fmt).eval() for n in build_image_pair(arch, seed=0))
+    x = torch.rand(max(args.n, args.n_loop), 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    print(f"device={device} threads={torch.get_num_threads()} arch=mnist widths={arch.channels} z={arch.z_dim} "
+          f"M={args.m} chunk={args.chunk} memory_format={'NCHW' if args.contiguous else 'channels_last'}")
+    print(f"agreement batched vs one-by-one, max |log w difference|: {check_agreement(enc, dec, x, args.m, device):.2e}")
+    score_images(enc, dec, x[:2], n_samples=args.m, chunk_size=args.chunk, device=device)     # warm-up
+    t_ours = timed(lambda: score_images(enc, dec, x[:args.n], n_samples=args.m, chunk_size=args.chunk,
+                                        device=device), device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    t_input = timed(lambda: loop_scores(enc, dec, x[:args.n_loop], args.m, gen, device, False), device)
+    t_sample = timed(lambda: loop_scores(enc, dec, x[:args.n_loop], args.m, gen, device, True), device)
+    rate = {"per-sample loop": args.n_loop / t_sample, "per-input loop": args.n_loop / t_input,
+            "sivae (batched)": args.n / t_ours}
+    for k, v in rate.items():
+        print(f"{k:16s} {v:9.2f} images/s at M={args.m} ({v * args.m:,.0f} decoded latents/s)")
+    for c in [int(c) for c in args.sweep_chunks.split(",") if c.strip()]:
+        t = timed(lambda: score_images(enc, dec, x[:args.n], n_samples=args.m, chunk_size=c, device=device), device)
+        print(f"sivae chunk_size={c:5d} {args.n / t:9.2f} images/s")
+    print(f"ratio={rate['sivae (batched)'] / rate['per-sample loop']:.2f} device={device.type}")
+
+
+if __name__ == "__main__":
+    main()
