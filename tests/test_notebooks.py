@@ -14,6 +14,8 @@ TINY = {
                    classifier_epochs=1, use_inception=False),
     "stability": dict(n_iter=6, batch_size=16, n_seeds=1, margins="0.1,50", curve_margins="0.1,50",
                       beta_negs="0.5", grid_size=16, n_samples=300),
+    # ckpt_dir is an empty temp dir here, so the notebook trains its own tiny models (train_missing)
+    "ood": dict(n_importance=2, n_eval=16, bins=10, train_epochs=1, train_batch_size=16, train_channels="4,4"),
 }
 STAGES = [s for s in load_yaml("dvc.yaml")["stages"]]
 
