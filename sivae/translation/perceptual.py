@@ -75,12 +75,14 @@ def resolve_rec_loss(rec_loss: str, vgg_weights: str = "auto") -> tuple[str, nn.
         return "mse", None, "reconstruction loss: pixel MSE (as asked)"
     weights = find_vgg_weights(vgg_weights)
     if weights is None:
-        where = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE if vgg_weights in ("auto", "", None) else vgg_weights
+        # named without this machine's absolute paths: the message lands in run_info.json and table4.md
+        where = (f"{VGG16_FILE} not in the torch hub cache (<torch.hub.get_dir()>/checkpoints)"
+                 if vgg_weights in ("auto", "", None) else f"{vgg_weights} not found")
         msg = (f"reconstruction loss: pixel MSE, NOT the VGG perceptual loss the paper uses on Cars3D: "
-               f"no pretrained VGG16 weights at {where} (rec_loss={rec_loss!r})")
+               f"no pretrained VGG16 weights ({where}; rec_loss={rec_loss!r})")
         warnings.warn(msg, stacklevel=2)
         return "mse", None, msg
-    return "vgg", vgg_features(weights), f"reconstruction loss: pixel MSE + VGG16 relu2_2 perceptual loss ({weights})"
+    return "vgg", vgg_features(weights), f"reconstruction loss: pixel MSE + VGG16 relu2_2 perceptual loss ({weights.name})"
 
 
 class FeatureTarget:
