@@ -30,7 +30,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from sivae import theory as T
-from sivae.errors import parse_list
+from sivae.errors import parse_bool, parse_list
 from sivae.runinfo import write_run_info
 from sivae.theory import plots as TP
 
@@ -67,6 +67,7 @@ params = dict(seed=seed, device=device, K=K, M=M, pdatas=pdatas, gammas=gammas, 
               ablation_alpha=ablation_alpha, introvae_margin=introvae_margin, tol_pd=tol_pd, tol_kl=tol_kl,
               tol_lemma4=tol_lemma4)
 names = parse_list("pdatas", pdatas, T.PDATA_NAMES)
+interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
 gam, alp = T.parse_floats(gammas, "gammas"), T.parse_floats(alphas, "alphas")
 cfg = T.GameConfig(n_steps=n_steps, lr=lr, log_every=log_every, margin=introvae_margin)
 rows = []                    # claim rows, gathered section by section

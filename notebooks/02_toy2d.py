@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae import plots
+from sivae.errors import parse_bool
 from sivae.runinfo import write_run_info
 from sivae.toy2d import MODEL_TITLES, run_toy2d, seeds_from, summarize, write_table2
 
@@ -59,6 +60,7 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, mode
               batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r,
               beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, m=m, n_samples=n_samples,
               grid_size=grid_size)
+interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
 t0 = time.time()
 runs = run_toy2d(datasets, models, seeds_from(seed, n_seeds), n_iter=n_iter, batch_size=batch_size, lr=lr,
                  lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, beta_rec=beta_rec,

@@ -74,6 +74,7 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
               use_inception=use_inception, classifier_epochs=classifier_epochs)
 conditional = imagestudy.parse_bool("conditional", conditional)       # DVC writes booleans as true/false
 use_inception = imagestudy.parse_bool("use_inception", use_inception)
+interactive = imagestudy.parse_bool("interactive", interactive)
 names = imagestudy.parse_datasets(datasets)
 method_list = [m.strip() for m in methods.split(",") if m.strip()]
 t0 = time.time()

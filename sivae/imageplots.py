@@ -5,9 +5,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from torch import Tensor
 
-from .plots import in_live_kernel, save_figure
+from .plots import finish_figure, in_live_kernel
 
-__all__ = ["to_grid", "plot_grids", "plot_training_curves", "interpolation_explorer"]
+__all__ = ["to_grid", "plot_grids", "smooth", "plot_training_curves", "interpolation_explorer"]
 
 
 def to_grid(images: Tensor, nrow: int, pad: int = 1) -> np.ndarray:
@@ -37,31 +37,43 @@ def plot_grids(panels: dict, nrow: int, path=None, panel_width: float = 3.2):
         ax.imshow(to_grid(imgs, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
+
+
+def smooth(values, window: int) -> np.ndarray:
+    """Centred moving average (window shrinks at the ends); window 1 returns the values."""
+    v = np.asarray(values, dtype=float)
+    if window <= 1 or len(v) < 3:
+        return v
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    h = window // 2
+    lo, hi = np.maximum(np.arange(len(v)) - h, 0), np.minimum(np.arange(len(v)) + h + 1, len(v))
+    return (c[hi] - c[lo]) / (hi - lo)
 
 
 def plot_training_curves(rows: list[dict], keys=("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake"),
-                         path=None):
-    """Per-run curves of the logged losses against the training step (one panel per key)."""
+                         path=None, window: int = 9):
+    """Per-run curves of the logged losses against the training step (one panel per key).
+
+    The logged values are single-batch losses, so each run is drawn faint as logged and solid as a
+    `window`-point moving average; a run keeps one colour in every panel.
+    """
     runs = sorted({r["run"] for r in rows})
+    colors = {run: f"C{i % 10}" for i, run in enumerate(runs)}
     keys = [k for k in keys if any(k in r for r in rows)]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for run in runs:
             pts = [(r["step"], r[key]) for r in rows if r["run"] == run and key in r]
             if pts:
-                ax.plot(*zip(*pts), label=run)
+                steps, vals = zip(*pts)
+                ax.plot(steps, vals, color=colors[run], alpha=0.25, lw=0.8)
+                ax.plot(steps, smooth(vals, window), color=colors[run], lw=1.4, label=run)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step")
         ax.set_yscale("log" if key.startswith(("rec", "kl")) else "linear")
     axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def interpolation_explorer(models: dict, test_x: Tensor):

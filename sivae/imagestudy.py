@@ -9,7 +9,6 @@ distance), the per-pixel test reconstruction error and the test KL.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,11 @@ import torch
 
 from . import fid
 from .data import DATASETS, load_image_dataset, root_for
-from .errors import ConfigError, parse_list
+from .errors import ConfigError, parse_bool, parse_list, seeds_from  # noqa: F401 (re-exported)
 from .images import (TrainedModel, encode_mean, history_rows, run_name, sample_images, train_image_model)
 from .imagemodels import arch_for
 from .losses import kl_divergence
+from .runinfo import write_json, write_markdown
 
 __all__ = ["parse_bool", "seeds_from", "IMAGE_METHODS", "PAPER_FID", "train_runs", "score_models", "summarize_scores", "write_image_tables",
            "write_history_csv", "parse_datasets"]
@@ -44,27 +44,6 @@ def paper_or(name: str, value, dataset: str):
     if dataset not in PAPER_TRAINING:
         raise ConfigError(f"{name}='paper' has no paper value for {dataset!r}; give a number")
     return PAPER_TRAINING[dataset][name]
-
-
-def parse_bool(name: str, value) -> bool:
-    """A boolean parameter: True/False, or the strings DVC renders them as ("true"/"false").
-
-    papermill turns only "True"/"False" into booleans; `${section.flag}` in dvc.yaml gives
-    lower-case "true"/"false", which would otherwise arrive as (always truthy) strings.
-    """
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text not in ("true", "false"):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return text == "true"
-
-
-def seeds_from(seed: int, n_seeds: int) -> list[int]:
-    """seed, seed+1, ..., seed+n_seeds-1 (n_seeds a positive integer)."""
-    if int(n_seeds) != n_seeds or n_seeds < 1:
-        raise ConfigError(f"n_seeds must be a positive integer, got {n_seeds!r}")
-    return [int(seed) + i for i in range(int(n_seeds))]
 
 
 def parse_datasets(value) -> list[str]:
@@ -158,9 +137,6 @@ def summarize_scores(scores: dict) -> dict:
 
 def write_image_tables(summary: dict, classifiers: dict, metrics_path, table_path, meta: dict | None = None) -> str:
     """DVC metrics JSON (Frechet score under its kind's key) and a markdown table beside the paper's FID."""
-    metrics_path, table_path = Path(metrics_path), Path(table_path)
-    for p in (metrics_path, table_path):
-        p.parent.mkdir(parents=True, exist_ok=True)
     flat = {}
     for ds, per in summary.items():
         flat[ds] = {"classifier_test_accuracy": round(classifiers.get(ds, float("nan")), 4)}
@@ -168,7 +144,7 @@ def write_image_tables(summary: dict, classifiers: dict, metrics_path, table_pat
             name = "fid" if e["kind"].startswith("FID") else "fd_classifier"
             flat[ds][method] = {name: round(e["value"], 4), f"{name}_std": round(e["value_std"], 4),
                                 "test_mse": round(e["test_mse"], 6), "test_kl": round(e["test_kl"], 4)}
-    metrics_path.write_text(json.dumps(flat, indent=2) + "\n")
+    write_json(flat, metrics_path)
     lines = ["| dataset | model | score kind | ours (mean ± std over seeds) | paper FID | test MSE/pixel | test KL |",
              "|---|---|---|---|---|---|---|"]
     for ds, per in summary.items():
@@ -178,11 +154,7 @@ def write_image_tables(summary: dict, classifiers: dict, metrics_path, table_pat
             lines.append(f"| {ds} | {METHOD_TITLES.get(method, method)} | {kind}, n={e['n_samples']} | "
                          f"{e['value']:.3f} ± {e['value_std']:.3f} | {paper if paper is not None else 'not reported'} | "
                          f"{e['test_mse']:.4f} | {e['test_kl']:.1f} |")
-    text = "\n".join(lines) + "\n"
-    if meta:
-        text += "\n" + ", ".join(f"{k}={v}" for k, v in meta.items()) + "\n"
-    table_path.write_text(text)
-    return text
+    return write_markdown(lines, table_path, meta=meta)
 
 
 def write_history_csv(runs: dict, path) -> Path:

@@ -24,10 +24,8 @@ the test data and the OOD data.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +34,7 @@ from torch import Tensor
 
 from .errors import ConfigError, DataError, check_choice
 from .losses import kl_divergence
+from .runinfo import write_json, write_markdown
 
 __all__ = ["PAPER_TABLE7", "CONVERSIONS", "gaussian_log_likelihood", "log_importance_weights",
            "score_images", "ImageScores", "bits_per_dim", "auroc", "score_histograms",
@@ -344,13 +343,10 @@ def write_table7(summary: dict, metrics_path, table_path, meta: dict | None = No
     Returns:
         the markdown text.
     """
-    metrics_path, table_path = Path(metrics_path), Path(table_path)
-    for p in (metrics_path, table_path):
-        p.parent.mkdir(parents=True, exist_ok=True)
     flat = {f"{i}->{o}": {m: {k: round(v["mean"], 5) for k, v in mets.items()}
                           | {f"{k}_std": round(v["std"], 5) for k, v in mets.items()}
                           for m, mets in per.items()} for (i, o), per in summary.items()}
-    metrics_path.write_text(json.dumps(flat, indent=2) + "\n")
+    write_json(flat, metrics_path)
     methods = [m for m in METHOD_TITLES if any(m in per for per in summary.values())]
     fmt = lambda e: f"{e['mean']:.4f} ± {e['std']:.4f}" if e["n"] > 1 else f"{e['mean']:.4f}"
     head = [f"{METHOD_TITLES[m]} {s}" for m in methods for s in ("IW log-lik.", "ELBO")]
@@ -361,11 +357,7 @@ def write_table7(summary: dict, metrics_path, table_path, meta: dict | None = No
         paper = PAPER_TABLE7.get((i, o))
         ref = [f"{paper[m][0]:g} ± {paper[m][1]:g}" if paper else "not in the paper" for m in ("vae", "soft_intro_vae")]
         lines.append(f"| {i} | {o} | " + " | ".join(cells) + " | " + " | ".join(ref) + " |")
-    text = "\n".join(lines) + "\n"
-    text += ("\nAUROC, in-distribution test images as positives, higher score = more in-distribution "
-             "(0.5 = chance, below 0.5 = OOD scored higher). IW log-lik.: importance-weighted log p(x); "
-             "ELBO: its lower bound. Ours: mean ± std over seeds.\n")
-    if meta:
-        text += "\n" + ", ".join(f"{k}={v}" for k, v in meta.items()) + "\n"
-    table_path.write_text(text)
-    return text
+    note = ("\nAUROC, in-distribution test images as positives, higher score = more in-distribution "
+            "(0.5 = chance, below 0.5 = OOD scored higher). IW log-lik.: importance-weighted log p(x); "
+            "ELBO: its lower bound. Ours: mean ± std over seeds.\n")
+    return write_markdown(lines, table_path, note=note, meta=meta)

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .ood import METHOD_TITLES
-from .plots import save_figure
+from .plots import finish_figure
 
 __all__ = ["plot_figure8"]
 
@@ -45,7 +45,4 @@ def plot_figure8(runs, in_dist: str, path=None, title_suffix: str = ""):
                      fontsize=9)
         ax.set_xlabel("log-likelihood estimate (nats)"), ax.set_ylabel("density")
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)

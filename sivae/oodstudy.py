@@ -23,7 +23,8 @@ from .data import DATASETS, load_image_dataset, root_for
 from .errors import CheckpointError, ConfigError, check_choice, check_nonnegative
 from .imagemodels import arch_for
 from .images import TrainedModel, load_trained, run_name, train_image_model
-from .imagestudy import paper_or, parse_bool
+from .errors import parse_bool
+from .imagestudy import paper_or
 from .ood import CONVERSIONS, OODResult, evaluate_ood
 from .train import resolve_device
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .toydata import get_toy_dataset
 
-__all__ = ["save_figure", "plot_samples", "plot_density", "plot_figure2", "plot_toy_history",
+__all__ = ["save_figure", "finish_figure", "plot_samples", "plot_density", "plot_figure2", "plot_toy_history",
            "toy_explorer", "in_live_kernel"]
 
 
@@ -18,6 +18,14 @@ def save_figure(fig, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     return path
+
+
+def finish_figure(fig, path=None):
+    """Tighten `fig`'s layout, save it to `path` when given (see save_figure) and return it."""
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
 def plot_samples(ax, samples: np.ndarray, limit: float, color="tab:blue", title: str | None = None):
@@ -68,10 +76,7 @@ def plot_figure2(runs, models, path=None, titles=None):
                 continue
             plot_samples(ax_s, r.fake, data.limit, "tab:green", f"{name} samples" if i == 0 else None)
             plot_density(ax_d, r.density, data.limit, f"{name} density" if i == 0 else None)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def plot_toy_history(runs, keys=("rec", "kl_real", "kl_fake"), path=None):
@@ -88,10 +93,7 @@ def plot_toy_history(runs, keys=("rec", "kl_real", "kl_fake"), path=None):
                 ax.plot(*zip(*pts), label=f"{r.dataset}/{r.model}", lw=1)
         ax.set_title(k), ax.set_xlabel("iteration"), ax.set_yscale("symlog", linthresh=1e-2)
     axes[0, -1].legend(fontsize=6, loc="best")
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def in_live_kernel() -> bool:

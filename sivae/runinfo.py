@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -51,7 +53,34 @@ def write_run_info(path: str | Path, params: dict, seed: int | None = None, **ex
     info = {"seed": seed, "params": params, "packages": package_versions(), "git": git_commit(),
             "device": extra.pop("device", None), "cuda": torch.cuda.is_available(),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+    write_text(json.dumps(info, indent=2, default=str) + "\n", path)
+    return info
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write `text` atomically (temp file + rename, parents created): an error leaves any old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=2, default=str) + "\n")
-    return info
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(obj, path: str | Path, sort_keys: bool = False) -> Path:
+    """Write `obj` as indented JSON (a DVC metrics file), atomically like write_text."""
+    return write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n", path)
+
+
+def write_markdown(lines: list[str], path: str | Path, note: str = "", meta: dict | None = None) -> str:
+    """Write table `lines`, then `note` and a `k=v, ...` line of `meta` (run settings); return the text."""
+    text = "\n".join(lines) + "\n" + note
+    if meta:
+        text += "\n" + ", ".join(f"{k}={v}" for k, v in meta.items()) + "\n"
+    write_text(text, path)
+    return text

@@ -16,14 +16,14 @@ vary, groups the runs and draws the figures.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from .errors import ConfigError, check_nonnegative
-from .plots import plot_samples, save_figure
+from .plots import finish_figure, plot_samples
+from .runinfo import write_json
 from .toy2d import MODEL_TITLES, TABLE5, ToyRun, run_toy2d, summarize
 from .toydata import get_toy_dataset
 
@@ -144,9 +144,7 @@ def write_metrics(path, margin: dict, soft: dict, beta_neg: dict, collapse: dict
            "sensitivity": {"introvae_kl_max_over_min": round(spread_ratio(margin), 4),
                            "soft_intro_vae_kl_max_over_min": round(spread_ratio(beta_neg), 4)},
            "meta": meta}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(out, path)
     return out
 
 
@@ -171,10 +169,7 @@ def plot_margin_sweep(margin: dict, soft: dict, paper_m: float | None = None, pa
         ax.set_xscale("log"), ax.set_yscale("log")
         ax.set_xlabel("margin m"), ax.set_title(f"{metric.upper()} (lower is better)")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def plot_kl_fake_curves(grid: dict[float, list[ToyRun]], show, path=None):
@@ -193,10 +188,7 @@ def plot_kl_fake_curves(grid: dict[float, list[ToyRun]], show, path=None):
     ax.set_yscale("log"), ax.set_xlabel("iteration"), ax.set_ylabel("batch mean KL(q(z|x_f) || p(z))")
     ax.set_title("IntroVAE: shaded = KL(fake) > m, hinge gradient zero", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def plot_collapse(runs: dict[str, list[ToyRun]], path=None):
@@ -218,10 +210,7 @@ def plot_collapse(runs: dict[str, list[ToyRun]], path=None):
     plot_samples(axes[1], first["vae"].real, lim, "tab:blue", "real")
     for ax, (model, r) in zip(axes[2:], first.items()):
         plot_samples(ax, r.fake, lim, colors.get(model), f"{MODEL_TITLES[model]} samples")
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def plot_beta_neg_sweep(summary: dict[float, dict], margin: dict | None = None, table5_beta_neg=None, path=None):
@@ -240,10 +229,7 @@ def plot_beta_neg_sweep(summary: dict[float, dict], margin: dict | None = None, 
         ax.set_xticks(bs, [f"{b:g}" for b in bs]), ax.minorticks_off()
         ax.set_xlabel("beta_neg"), ax.set_title(f"{metric.upper()} (lower is better)")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def table5_value(dataset: str, model: str, name: str) -> float | None:

@@ -6,7 +6,6 @@ paper's KL/JSD/gnELBO (plus the textbook JSD) and keeps samples and densities fo
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +13,9 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .errors import ConfigError, check_nonnegative, parse_list
+from .errors import ConfigError, check_nonnegative, parse_list, seeds_from  # noqa: F401 (re-exported)
 from .models import MLPConfig, build_mlp_pair
+from .runinfo import write_json, write_markdown
 from .toydata import TOY_DATASETS, get_toy_dataset
 from .train import METHODS, TrainConfig, Trainer, resolve_device
 
@@ -184,31 +184,22 @@ def _fmt(mean: float, std: float) -> str:
 
 def write_table2(summary: dict, metrics_path, table_path, meta: dict | None = None) -> str:
     """Write the DVC metrics JSON and a markdown Table 2 (ours beside the paper's). Returns the markdown."""
-    metrics_path, table_path = Path(metrics_path), Path(table_path)
-    for p in (metrics_path, table_path):
-        p.parent.mkdir(parents=True, exist_ok=True)
     sig = lambda x: float(f"{x:.6g}")  # 6 significant digits: gnELBO is ~1e-7
     flat = {d: {mo: {k: sig(v["mean"]) for k, v in mets.items()} | {
         f"{k}_std": sig(v["std"]) for k, v in mets.items()} for mo, mets in per.items()}
         for d, per in summary.items()}
-    metrics_path.write_text(json.dumps(flat, indent=2) + "\n")
-    order = list(MODEL_TITLES)
-    lines = ["| dataset | metric | " + " | ".join(f"{MODEL_TITLES[m]} (ours)" for m in order if any(
-        m in per for per in summary.values())) + " | paper VAE / IntroVAE / S-IntroVAE |",
-        "|---|---|" + "---|" * (sum(any(m in per for per in summary.values()) for m in order) + 1)]
+    write_json(flat, metrics_path)
+    present = [m for m in MODEL_TITLES if any(m in per for per in summary.values())]
+    lines = ["| dataset | metric | " + " | ".join(f"{MODEL_TITLES[m]} (ours)" for m in present)
+             + " | paper VAE / IntroVAE / S-IntroVAE |", "|---|---|" + "---|" * (len(present) + 1)]
     for d, per in summary.items():
         for k in ("kl", "jsd", "gnelbo", "jsd_textbook"):
             x = GNELBO_DISPLAY_SCALE if k == "gnelbo" else 1.0
-            cells = [_fmt(x * per[m][k]["mean"], x * per[m][k]["std"]) if m in per else "-" for m in order
-                     if any(m in p for p in summary.values())]
+            cells = [_fmt(x * per[m][k]["mean"], x * per[m][k]["std"]) if m in per else "-" for m in present]
             paper = " / ".join(f"{a:g} ± {b:g}" for a, b in PAPER_TABLE2[d][k]) if k in PAPER_TABLE2[d] else "n/a"
             name = "gnelbo ×1e7" if k == "gnelbo" else k
             lines.append(f"| {TOY_DATASETS[d].title} | {name} | " + " | ".join(cells) + f" | {paper} |")
-    text = "\n".join(lines) + "\n"
-    if meta:
-        text += "\n" + ", ".join(f"{k}={v}" for k, v in meta.items()) + "\n"
-    table_path.write_text(text)
-    return text
+    return write_markdown(lines, table_path, meta=meta)
 
 
 def parse_fractions(name: str, value) -> tuple:
@@ -218,11 +209,3 @@ def parse_fractions(name: str, value) -> tuple:
     if any(v > 1 for v in out):
         raise ConfigError(f"{name} are fractions of n_iter and must lie in [0, 1], got {value!r}")
     return out
-
-
-def seeds_from(seed: int, n_seeds: int) -> list[int]:
-    """The seeds of a run: seed, seed+1, ..., seed+n_seeds-1."""
-    if int(n_seeds) != n_seeds or n_seeds < 1:
-        raise ConfigError(f"n_seeds must be a positive integer, got {n_seeds!r}")
-    return [int(seed) + i for i in range(int(n_seeds))]
-

@@ -9,7 +9,11 @@ The introspective step computes x_f = D(z_p) and x_r = D(z) once, with the decod
 and reuses them for both updates: the decoder is unchanged by the encoder step, so the values
 are identical to recomputing them, and the decoder's gradient of Rec(x, D(z)) does not depend
 on z being detached. Gradients are taken with torch.autograd.grad for exactly one network at
-a time, so no weight gradient of the frozen network is ever computed. Random numbers are drawn
+a time, so no weight gradient of the frozen network is ever computed. D(z) and D(z_p) are two
+calls (not one fused batch): the encoder update back-propagates through D(z) only, and a fused
+call would make it carry a zero gradient through the D(z_p) half. Adam is torch's fused
+(single-kernel) implementation where the device has one (CPU, CUDA): the same update rule,
+without a chain of small tensor operations per parameter. Random numbers are drawn
 in the public code's order (z_p, z, z_f, z_rr, then the decoder step's z_rr, z_f).
 
 Networks with BatchNorm layers (the image models) are never fed concatenated batches: batch
@@ -169,8 +173,9 @@ class Trainer:
         if self.world > 1:  # every rank starts from rank 0's weights
             for t in [*self.enc.state_dict().values(), *self.dec.state_dict().values()]:
                 dist.broadcast(t, src=0)
-        self.opt_e = torch.optim.Adam(self.enc.parameters(), lr=config.lr)
-        self.opt_d = torch.optim.Adam(self.dec.parameters(), lr=config.lr)
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        self.opt_e = torch.optim.Adam(self.enc.parameters(), lr=config.lr, **fused)
+        self.opt_d = torch.optim.Adam(self.dec.parameters(), lr=config.lr, **fused)
         milestones = [round(f * config.n_iter) for f in config.lr_milestones]
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, milestones, config.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, config.lr_gamma)
@@ -257,7 +262,7 @@ class Trainer:
             z_p = self._noise((x.shape[0], self.z_dim))
             mu, logvar = self.encode(x)
             z = L.reparameterize(mu, logvar, self.noise_gen)
-            x_r, x_f = self._decode_pair(z, z_p)  # kept with the decoder's graph
+            x_r, x_f = self.decode(z), self.decode(z_p)  # kept with the decoder's graph
             rec, kl = L.reconstruction_error(x, x_r), L.kl_divergence(mu, logvar)
             # ---- encoder step: fakes detached, only encoder gradients computed
             f = self._fake_terms(x_f.detach(), x_r.detach(), decode=soft)

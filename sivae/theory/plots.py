@@ -8,17 +8,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..plots import in_live_kernel, save_figure
+from ..plots import finish_figure, in_live_kernel
 from .dstar import assumption1_holds, entropy, make_pdata, solve_dstar, tv_distance
 
 COLORS = {"p_data": "0.6", "d*": "tab:orange", "p_d": "tab:blue"}
 
 
 def _finish(fig, path):
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def _bars(ax, dists, title=None):

@@ -7,16 +7,13 @@ Lemma 4 (encoder best response) and Theorem 7 (TV(d*, p_data) small for small ga
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .dstar import (assumption1_holds, entropy, kkt_report, lemma4_kl, make_pdata,
                     solve_dstar)
+from ..runinfo import write_json
 from .game import run_game
 
 
@@ -124,19 +121,8 @@ def setting_metrics(settings, result):
 
 
 def save_json(obj, path):
-    """Write JSON atomically (parents created; an existing file survives errors)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    """Write JSON atomically (parents created; an existing file survives errors), keys sorted."""
+    return write_json(obj, path, sort_keys=True)
 
 
 # -------------------------------------------------------------------- claims

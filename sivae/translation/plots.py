@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..plots import save_figure
+from ..plots import finish_figure
 from . import metrics as M
 from .data import TranslationData, to_float
 
@@ -87,10 +87,7 @@ def plot_translation_grids(runs: dict, data: TranslationData, titles: dict, path
     axes[0, 0].set_ylabel("class source  ->", fontsize=8)
     fig.suptitle(f"content transfer on {split} images of {data.name}: row = class source, "
                  f"column = content source", fontsize=9)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)
 
 
 def plot_code_kl(runs: dict, titles: dict, path=None):
@@ -112,7 +109,4 @@ def plot_code_kl(runs: dict, titles: dict, path=None):
         ax.set_title(title, fontsize=9), ax.set_xlabel("iteration"), ax.set_yscale("log")
     axes[0].set_ylabel("nats per image (fixed training images)")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, path)

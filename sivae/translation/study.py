@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, check_choice, check_nonnegative, parse_list
+from ..runinfo import write_json, write_markdown
 from ..train import TrainConfig, Trainer, resolve_device
 from . import metrics as M
 from .arch import ArchConfig, build_translation_pair, code_kl
@@ -197,8 +198,7 @@ def write_metrics(path, runs: dict, references: dict, meta: dict) -> dict:
     out["reference"] = {f"{name}_{split}_{k}": _sig(v) for split, ref in references.items()
                         for name, scores in ref.items() for k, v in scores.items()}
     out["meta"] = meta
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(out, indent=2) + "\n")
+    write_json(out, path)
     return out
 
 
@@ -241,7 +241,4 @@ def write_table4(path, runs: dict, references: dict, data: TranslationData, lpip
                      f"{x.get('active_units_class')} / {x.get('active_units_content')} | "
                      f"{f(x.get('probe_identity_from_class'))} | {f(x.get('probe_pose_from_content'))} | "
                      f"{f(x.get('probe_pose_from_class'))} | {f(x.get('probe_identity_from_content'))} |")
-    text = "\n".join(lines) + "\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-    return text
+    return write_markdown(lines, path)

@@ -1,0 +1,51 @@
+"""Output writers (atomic text/JSON, markdown tables), shared parameter parsing, curve smoothing."""
+import json
+
+import numpy as np
+import pytest
+
+from sivae.errors import ConfigError, parse_bool, seeds_from
+from sivae.imageplots import smooth
+from sivae.runinfo import write_json, write_markdown, write_run_info, write_text
+
+
+def test_write_json_and_markdown(tmp_path):
+    write_json({"b": 1, "a": [1.5]}, tmp_path / "sub" / "m.json")
+    assert json.loads((tmp_path / "sub" / "m.json").read_text()) == {"b": 1, "a": [1.5]}
+    text = write_markdown(["| a |", "|---|", "| 1 |"], tmp_path / "t.md", note="\nnote\n", meta={"seed": 0, "n": 2})
+    assert text == "| a |\n|---|\n| 1 |\n\nnote\n\nseed=0, n=2\n"
+    assert (tmp_path / "t.md").read_text() == text
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "m.json"
+    write_json({"ok": 1}, path)
+    with pytest.raises(TypeError):
+        write_json({"bad": object()}, path)
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+    write_text("new\n", path)
+    assert path.read_text() == "new\n"
+
+
+def test_run_info_records_seed_params_versions(tmp_path):
+    info = write_run_info(tmp_path / "run_info.json", {"n_iter": 3}, seed=7, device="cpu")
+    saved = json.loads((tmp_path / "run_info.json").read_text())
+    assert saved["seed"] == 7 and saved["params"] == {"n_iter": 3} and saved["device"] == "cpu"
+    assert saved["packages"]["torch"] == info["packages"]["torch"] and "commit" in saved["git"]
+
+
+def test_parse_bool_and_seeds():
+    assert parse_bool("f", "false") is False and parse_bool("f", " True ") is True and parse_bool("f", True)
+    with pytest.raises(ConfigError, match="f must be true or false"):
+        parse_bool("f", "0")
+    assert seeds_from(3, 2) == [3, 4]
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigError, match="n_seeds"):
+            seeds_from(0, bad)
+
+
+def test_smooth_moving_average():
+    assert np.allclose(smooth([0, 0, 3, 0, 0], 3), [0, 1, 1, 1, 0])
+    assert np.allclose(smooth([2.0] * 7, 5), 2.0)
+    assert np.allclose(smooth([1, 5, 2], 1), [1, 5, 2])
