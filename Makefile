@@ -2,6 +2,7 @@
 # make repro  : create the environment (from requirements.lock), fill data/, run the pipeline (dvc repro)
 # make test   : create the environment if needed and run the test suite
 # make profile PROFILE=paper|default : switch params.yaml to another profile
+# make readme-figures : copy the README's figures from outputs/ (after dvc repro) into docs/figures/
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.sivae-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 
-.PHONY: env data repro test profile lock bench clean-outputs
+.PHONY: env data repro test profile lock bench readme-figures clean-outputs
 
 env: $(STAMP)
 
@@ -40,3 +41,21 @@ lock: env
 bench: env
 	python benchmarks/bench_toy2d_step.py
 	python benchmarks/bench_images_step.py
+	python benchmarks/bench_ood_scoring.py
+
+# docs/figures/<stage>_<name>.png <- outputs/<stage dir>/figures/<name>.png, for the figures the README shows
+README_FIGURES := theory_discrete:dstar_vs_gamma:theory_dstar_vs_gamma toy2d:figure2:toy2d_figure2 \
+	stability:figure3:stability_figure3 stability:figure21_collapse:stability_figure21 \
+	stability:kl_fake_vs_m:stability_kl_fake_vs_m images:samples_mnist:images_samples_mnist \
+	images:samples_fashionmnist:images_samples_fashionmnist \
+	images:reconstructions_fashionmnist:images_reconstructions_fashionmnist \
+	images:interpolation_mnist:images_interpolation_mnist \
+	images:square_interpolation_mnist:images_square_interpolation_mnist \
+	images:conditional_fashionmnist:images_conditional_fashionmnist ood:figure8_mnist:ood_figure8_mnist \
+	translation:translation_test:translation_grid_test translation:translation_train:translation_grid_train \
+	translation:kl_codes:translation_kl_codes
+
+readme-figures:
+	@mkdir -p docs/figures
+	@for f in $(README_FIGURES); do IFS=: read -r stage name dest <<< "$$f"; \
+	  cp outputs/$$stage/figures/$$name.png docs/figures/$$dest.png || exit 1; done

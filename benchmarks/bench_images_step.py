@@ -4,7 +4,8 @@ Times, from the same seed and weights, (a) sivae's `Trainer.introspective_step` 
 D(z_p) across the two updates, per-network gradients, channels-last convolutions, and on a GPU
 bf16 autocast with float32 losses) and (b) `sivae.reference.reference_soft_intro_step`, a
 straightforward iteration with the public code's pass structure (requires_grad toggling, every
-decoder pass recomputed, the extra deterministic pass, float32, default memory format).
+decoder pass recomputed, the extra deterministic pass, float32, default memory format, torch's
+default Adam; sivae uses the fused Adam).
 Each variant runs in its own process, so its peak memory is its own: peak RSS on the CPU,
 torch.cuda.max_memory_allocated on a GPU.
 The last line reads `ratio=<speedup> device=<cpu|cuda>`.
@@ -41,6 +42,8 @@ def measure(variant: str, iters: int, device: str) -> dict:
     cfg = TrainConfig(n_iter=10**6, batch_size=BATCH, beta_neg=256, scale=1 / 3072, progress=False,
                       autocast="auto" if ours else "none")
     t = Trainer(enc, dec, lambda s, g: x_all[(s % 4) * BATCH:(s % 4 + 1) * BATCH], cfg, None, dev)
+    if not ours:  # the public code's optimiser: torch's default Adam (the Trainer's is the fused one)
+        t.opt_e, t.opt_d = (torch.optim.Adam(n.parameters(), lr=cfg.lr) for n in (t.enc, t.dec))
     step = t.introspective_step if ours else (lambda x: reference_soft_intro_step(t, x))
 
     def one(i):
