@@ -6,18 +6,26 @@ as sivae.oodstudy uses them, --contiguous for NCHW), three ways:
   - per-sample loop: one input through the encoder, then its M latents through the decoder one
     at a time (the straightforward transcription of the estimator's sum);
   - per-input loop: one input at a time, its M latents decoded together;
-  - sivae: inputs and samples batched together, at most --chunk latents per decoder call.
-Before timing, the three are checked to give the same log-weights from the same noise.
-Prints images/second of each and the speed-up of sivae over the per-sample loop; the last line
-reads `ratio=<speedup> device=<cpu|cuda>`.
+  - sivae: `score_images`, inputs and samples batched together, at most --chunk latents per
+    decoder call, and on the CPU its allocator setting (sivae.runtime.keep_freed_memory);
+    "sivae, default allocator" is the same without that setting (--keep-memory off).
+Before timing, the three are checked to give the same log-weights from the same noise. Each
+variant runs in its own process (the allocator setting is process-wide, so the loops keep the
+default one), is warmed up, then timed --repeats times; the median is reported. Prints
+images/second of each and the speed-up of sivae over the per-sample loop; the last line reads
+`ratio=<speedup> device=<cpu|cuda>`.
 
     python benchmarks/bench_ood_scoring.py [--m 100] [--n 64] [--chunk 256] [--channels paper]
-        [--device auto] [--contiguous] [--sweep-chunks 64,256,1024]
+        [--device auto] [--contiguous] [--repeats 3] [--sweep-chunks 64,256,1024]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -72,6 +80,31 @@ def timed(fn, device) -> float:
     return time.perf_counter() - t
 
 
+def measure(args, variant: str) -> dict:
+    """Images/second of one variant over --repeats timed runs (after one warm-up run)."""
+    device = resolve_device(args.device)
+    arch = arch_for("mnist", channels=args.channels)
+    fmt = torch.contiguous_format if args.contiguous else torch.channels_last  # as sivae.oodstudy scores
+    enc, dec = (n.to(device, memory_format=fmt).eval() for n in build_image_pair(arch, seed=0))
+    x = torch.rand(max(args.n, args.n_loop), 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator(device=device).manual_seed(0)
+    kind, _, chunk = variant.partition(":")
+    if kind in ("sample", "input"):
+        n, fn = args.n_loop, lambda: loop_scores(enc, dec, x[:args.n_loop], args.m, gen, device, kind == "sample")
+    else:
+        n, fn = args.n, lambda: score_images(enc, dec, x[:args.n], n_samples=args.m, chunk_size=int(chunk),
+                                             device=device, keep_memory=kind == "sivae")
+    fn()  # warm-up (allocator, kernels)
+    runs = [n / timed(fn, device) for _ in range(args.repeats)]
+    out = {"variant": variant, "images_per_s": statistics.median(runs), "runs": runs, "device": device.type}
+    if args.check:
+        out["agreement"] = check_agreement(enc, dec, x, args.m, device)
+        out["header"] = (f"device={device} threads={torch.get_num_threads()} arch=mnist widths={arch.channels} "
+                         f"z={arch.z_dim} M={args.m} chunk={args.chunk} "
+                         f"memory_format={'NCHW' if args.contiguous else 'channels_last'}")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--m", type=int, default=100, help="importance samples per image")
@@ -81,30 +114,29 @@ def main():
     ap.add_argument("--channels", default="paper", help="encoder/decoder widths: 'paper' (64,128) or e.g. '16,32'")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--contiguous", action="store_true", help="NCHW networks instead of channels_last")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of each variant (median reported)")
     ap.add_argument("--sweep-chunks", default="", help="also time sivae at these chunk sizes, e.g. 64,256,1024")
-    args = ap.parse_args()
-    device = resolve_device(args.device)
-    arch = arch_for("mnist", channels=args.channels)
-    fmt = torch.contiguous_format if args.contiguous else torch.channels_last  # as sivae.oodstudy scores
-    enc, dec = (n.to(device, memory_format=fmt).eval() for n in build_image_pair(arch, seed=0))
-    x = torch.rand(max(args.n, args.n_loop), 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    print(f"device={device} threads={torch.get_num_threads()} arch=mnist widths={arch.channels} z={arch.z_dim} "
-          f"M={args.m} chunk={args.chunk} memory_format={'NCHW' if args.contiguous else 'channels_last'}")
-    print(f"agreement batched vs one-by-one, max |log w difference|: {check_agreement(enc, dec, x, args.m, device):.2e}")
-    score_images(enc, dec, x[:2], n_samples=args.m, chunk_size=args.chunk, device=device)     # warm-up
-    t_ours = timed(lambda: score_images(enc, dec, x[:args.n], n_samples=args.m, chunk_size=args.chunk,
-                                        device=device), device)
-    gen = torch.Generator(device=device).manual_seed(0)
-    t_input = timed(lambda: loop_scores(enc, dec, x[:args.n_loop], args.m, gen, device, False), device)
-    t_sample = timed(lambda: loop_scores(enc, dec, x[:args.n_loop], args.m, gen, device, True), device)
-    rate = {"per-sample loop": args.n_loop / t_sample, "per-input loop": args.n_loop / t_input,
-            "sivae (batched)": args.n / t_ours}
-    for k, v in rate.items():
-        print(f"{k:16s} {v:9.2f} images/s at M={args.m} ({v * args.m:,.0f} decoded latents/s)")
-    for c in [int(c) for c in args.sweep_chunks.split(",") if c.strip()]:
-        t = timed(lambda: score_images(enc, dec, x[:args.n], n_samples=args.m, chunk_size=c, device=device), device)
-        print(f"sivae chunk_size={c:5d} {args.n / t:9.2f} images/s")
-    print(f"ratio={rate['sivae (batched)'] / rate['per-sample loop']:.2f} device={device.type}")
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+    if args.variant:
+        print(json.dumps(measure(args, args.variant)))
+        return
+    names = {"sample": "per-sample loop", "input": "per-input loop", f"sivae:{args.chunk}": "sivae (batched)",
+             f"plain:{args.chunk}": "sivae, default allocator"}
+    names.update({f"sivae:{c}": f"sivae chunk_size={c}" for c in args.sweep_chunks.split(",") if c.strip()})
+    rate = {}
+    for i, variant in enumerate(names):
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--variant", variant] + (["--check"] if i == 0 else [])
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        if i == 0:
+            print(res["header"])
+            print(f"agreement batched vs one-by-one, max |log w difference|: {res['agreement']:.2e}")
+        rate[variant], dev = res["images_per_s"], res["device"]
+        spread = ", ".join(f"{r:.1f}" for r in res["runs"])
+        print(f"{names[variant]:26s} {rate[variant]:9.2f} images/s at M={args.m} "
+              f"({rate[variant] * args.m:,.0f} decoded latents/s; runs: {spread})", flush=True)
+    print(f"ratio={rate[f'sivae:{args.chunk}'] / rate['sample']:.2f} device={dev}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from .errors import ConfigError, DataError, check_choice
 from .losses import kl_divergence
+from .runtime import keep_freed_memory
 from .runinfo import write_json, write_markdown
 
 __all__ = ["PAPER_TABLE7", "CONVERSIONS", "gaussian_log_likelihood", "log_importance_weights",
@@ -137,12 +138,15 @@ def _eval_mode(*nets):
 
 @torch.no_grad()
 def score_images(encoder, decoder, x: Tensor, n_samples: int = 100, sigma2: float = 0.5,
-                 chunk_size: int = 4096, seed: int = 0, device=None) -> ImageScores:
+                 chunk_size: int = 4096, seed: int = 0, device=None,
+                 keep_memory: bool = True) -> ImageScores:
     """Importance-weighted log-likelihood and ELBO of every input, batched over inputs and samples.
 
     Inputs are processed in chunks of max(1, chunk_size // n_samples); when n_samples exceeds
     chunk_size, the samples of one input are split into pieces of chunk_size. So at most
-    chunk_size latents go through the decoder per call, which bounds the memory.
+    chunk_size latents go through the decoder per call, which bounds the memory. On the CPU,
+    keep_memory applies sivae.runtime.keep_freed_memory (process-wide, no effect on values): the
+    decoder's activations of every chunk then reuse freed memory instead of fresh pages.
 
     Args:
         encoder: x -> (mu, logvar). decoder: z -> D(z). Both are used in eval mode, no gradients.
@@ -150,6 +154,7 @@ def score_images(encoder, decoder, x: Tensor, n_samples: int = 100, sigma2: floa
         n_samples: M, importance samples per input. sigma2: decoder variance (1/2 <-> beta_rec = 1).
         chunk_size: most latents decoded in one call. seed: seeds the torch.Generator of the eps.
         device: where to compute (None: the decoder's device).
+        keep_memory: on the CPU, keep freed memory for reuse (see sivae.runtime).
     Returns:
         ImageScores with (N,) loglik and elbo.
     """
@@ -161,6 +166,8 @@ def score_images(encoder, decoder, x: Tensor, n_samples: int = 100, sigma2: floa
     if x.shape[0] == 0:
         raise DataError("no inputs to score: the image set is empty")
     device = torch.device(device) if device is not None else next(decoder.parameters(), torch.empty(0)).device
+    if keep_memory and device.type == "cpu":
+        keep_freed_memory()
     gen = torch.Generator(device=device).manual_seed(int(seed))
     per_input, piece = max(1, chunk_size // n_samples), min(n_samples, chunk_size)
     loglik, elbo = [], []

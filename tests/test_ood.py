@@ -338,3 +338,22 @@ def test_notebook_at_tiny_profile(tiny_data, tmp_path):
     assert str(ckpt / "mnist_vae_seed0" / "last.pt") in used                # the "image stage" model was used
     assert sum(str(out["own_ckpt_dir"]) in u for u in used) == 3             # the other three were trained
     assert len(np.load(out["scores_path"]).files) == 4 * 3 * 2               # 4 models x 3 sets x 2 scores
+
+
+def test_keep_freed_memory_changes_no_value():
+    """The allocator setting is idempotent and score_images gives the same numbers with or without it."""
+    import subprocess
+    import sys
+    code = ("import torch; from sivae.runtime import keep_freed_memory; from sivae.imagemodels import arch_for, "
+            "build_image_pair; from sivae.ood import score_images\n"
+            "enc, dec = build_image_pair(arch_for('mnist', channels='4,8', z_dim=4), seed=0)\n"
+            "x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))\n"
+            "a = score_images(enc, dec, x, n_samples=5, chunk_size=7, device='cpu', keep_memory=False)\n"
+            "b = score_images(enc, dec, x, n_samples=5, chunk_size=7, device='cpu')\n"
+            "assert (a.loglik == b.loglik).all() and (a.elbo == b.elbo).all()\n"
+            "first = keep_freed_memory(); assert keep_freed_memory() is first and isinstance(first, bool)\n"
+            "print(first)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)  # own process: it is global
+    assert out.returncode == 0, out.stderr
+    if sys.platform.startswith("linux"):
+        assert out.stdout.strip() == "True"
