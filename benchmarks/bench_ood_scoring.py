@@ -118,7 +118,7 @@ def main():
     ap.add_argument("--sweep-chunks", default="", help="also time sivae at these chunk sizes, e.g. 64,256,1024")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
-    args, rest = ap.parse_known_args()
+    args = ap.parse_args()
     if args.variant:
         print(json.dumps(measure(args, args.variant)))
         return

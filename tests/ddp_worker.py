@@ -1,7 +1,6 @@
 """Run by tests/test_images.py under torchrun (2 processes, gloo): a few data-parallel steps.
 
 Each rank writes its final weights to <out>/rank<r>.pt; rank 0 also the initial weights."""
-import os
 import sys
 from pathlib import Path
 

@@ -1,12 +1,11 @@
 """2D data, models and the Table 2 experiment code."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from sivae import ConfigError, DataError
-from sivae.models import MLPConfig, MLPDecoder, MLPEncoder, build_mlp_pair
+from sivae.models import MLPConfig, build_mlp_pair
 from sivae.toy2d import TABLE5, resolve_hparams, run_toy2d, summarize, write_table2
 from sivae.toydata import TOY_DATASETS, get_toy_dataset, sample_toy
 

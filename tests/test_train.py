@@ -1,7 +1,5 @@
 """The trainer: same numbers as the straightforward iteration, isolation of the two updates,
 resume after a kill, divergence detection, bad configuration and checkpoints."""
-import copy
-
 import pytest
 import torch
 
