@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 data: env
-	python -m sivae.data fetch $(if $(MIRROR),--mirror $(MIRROR))
+	python -m sivae.images.data fetch $(if $(MIRROR),--mirror $(MIRROR))
 
 repro: env data
 	dvc repro

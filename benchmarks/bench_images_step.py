@@ -2,7 +2,7 @@
 
 Times, from the same seed and weights, (a) sivae's `Trainer.introspective_step` (reuses D(z) and
 D(z_p) across the two updates, per-network gradients, channels-last convolutions, and on a GPU
-bf16 autocast with float32 losses) and (b) `sivae.reference.reference_soft_intro_step`, a
+bf16 autocast with float32 losses) and (b) `sivae.toy2d.reference.reference_soft_intro_step`, a
 straightforward iteration with the public code's pass structure (requires_grad toggling, every
 decoder pass recomputed, the extra deterministic pass, float32, default memory format, torch's
 default Adam; sivae uses the fused Adam).
@@ -23,8 +23,8 @@ import time
 
 import torch
 
-from sivae.imagemodels import arch_for, build_image_pair
-from sivae.reference import reference_soft_intro_step
+from sivae.images.models import arch_for, build_image_pair
+from sivae.toy2d.reference import reference_soft_intro_step
 from sivae.train import TrainConfig, Trainer, resolve_device
 
 BATCH = 32

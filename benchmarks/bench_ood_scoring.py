@@ -1,7 +1,7 @@
-"""Throughput of the importance-weighted log-likelihood (sivae.ood.score_images) against loops.
+"""Throughput of the importance-weighted log-likelihood (sivae.ood.metrics.score_images) against loops.
 
 Scores images with M importance samples each, using the paper's MNIST encoder/decoder
-(sivae.imagemodels, randomly initialised: the cost does not depend on the weights; channels_last
+(sivae.images.models, randomly initialised: the cost does not depend on the weights; channels_last
 as sivae.oodstudy uses them, --contiguous for NCHW), three ways:
   - per-sample loop: one input through the encoder, then its M latents through the decoder one
     at a time (the straightforward transcription of the estimator's sum);
@@ -30,8 +30,8 @@ import time
 
 import torch
 
-from sivae.imagemodels import arch_for, build_image_pair
-from sivae.ood import log_importance_weights, score_images
+from sivae.images.models import arch_for, build_image_pair
+from sivae.ood.metrics import log_importance_weights, score_images
 from sivae.train import resolve_device
 
 SIGMA2 = 0.5

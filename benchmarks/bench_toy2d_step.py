@@ -1,13 +1,14 @@
 """Time one Soft-IntroVAE 2D training iteration at the paper's size (batch 512, 3x256 MLP, z=2).
 
 Prints (a) ms per iteration of sivae's step and of a straightforward transcription of the
-public code's iteration (sivae.reference, with the public code's optimiser: torch's default
+public code's iteration (sivae.toy2d.reference, with the public code's optimiser: torch's default
 Adam), both from the same seed, and how far their losses and updated weights differ after one
 iteration from the same state; (b) the
 fraction of this machine's float32 matmul throughput that sivae's step achieves (its matmul
 FLOPs / time, over a large-GEMM rate measured in the same run); (c) the ratio of the two.
 The two iterations are timed in alternating blocks and the large GEMM between blocks (median
-of each), so a machine whose speed drifts (shared cores, turbo) biases neither side. Optionally (--bf16) the same step under bfloat16 autocast.
+of each), so a machine whose speed drifts (shared cores, turbo) biases neither side.
+Optionally (--bf16) the same step under bfloat16 autocast.
 The last line reads `ratio=<speedup> efficiency=<fraction>`.
 
     python benchmarks/bench_toy2d_step.py [--iters 120] [--bf16] [--metrics 1500]
@@ -25,10 +26,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sivae.models import MLPConfig, build_mlp_pair
-from sivae.reference import reference_soft_intro_step
-from sivae.toy2d import TABLE5, evaluate_toy
-from sivae.toydata import TOY_DATASETS, get_toy_dataset
+from sivae.toy2d.data import TOY_DATASETS, get_toy_dataset
+from sivae.toy2d.models import MLPConfig, build_mlp_pair
+from sivae.toy2d.reference import reference_soft_intro_step
+from sivae.toy2d.study import TABLE5, evaluate_toy
 from sivae.train import TrainConfig, Trainer
 
 BATCH = 512
@@ -72,7 +73,7 @@ def run(runs: list, iters: int, blocks: int = 6, between=None) -> list:
             times[i].append(block(trainer, step_fn, n, losses[i]))
         if between is not None:
             between()
-    return [(statistics.median(t), l) for t, l in zip(times, losses)]
+    return [(statistics.median(t), loss) for t, loss in zip(times, losses)]
 
 
 def lockstep_difference(iters: int = 20) -> tuple[float, float]:

@@ -20,7 +20,7 @@
 # p_d(z|x) (Theorem 3 / 6), provided d*(x)^(alpha+1) <= p_data(x) on the data support
 # (Assumption 1 / 5). With discrete x in {0..K-1} and z in {0..M-1} every expectation is an exact
 # sum, so we can check Eq. 6, Lemma 4, Theorems 3, 6 and 7 numerically, and watch gradient play
-# reach (or miss) the equilibrium. All logic lives in `sivae.theory`.
+# reach (or miss) the equilibrium. All logic lives in `sivae.theory_discrete`.
 
 # %%
 import time
@@ -29,14 +29,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from sivae import theory as T
-from sivae.errors import parse_bool, parse_list
+from sivae import theory_discrete as T
+from sivae.params import parse_bool, parse_list, parse_numbers
 from sivae.runinfo import write_run_info
-from sivae.theory import plots as TP
+from sivae.theory_discrete import plots as TP
 
 # %% tags=["parameters"]
 seed = 0                     # seed of the random initial logits
-device = "cpu"               # everything here is tiny and exact: always CPU
+device = "auto"              # taken for uniformity; everything here is tiny and exact and runs on the CPU
 K = 6                        # number of data states x
 M = 4                        # number of latent states z (uniform prior p(z))
 pdatas = "smooth,peaked,sparse"  # data distributions (sparse has zero-probability states)
@@ -56,9 +56,9 @@ tol_pd = 1e-3                # tolerance on max |p_d - d*| (Theorem 3 / 6)
 tol_kl = 1e-4                # tolerance on KL(q || p_d(z|x)) on the support (nats)
 tol_lemma4 = 1e-2            # tolerance on encoder KL vs Lemma 4 where Assumption 1 fails (nats)
 interactive = True           # build the ipywidgets slider in a live kernel (False under papermill)
-fig_dir = "outputs/theory/figures"            # PNG figures
-metrics_path = "outputs/theory/metrics.json"  # DVC metrics, one entry per (p_data, gamma, alpha)
-run_info_path = "outputs/theory/run_info.json"  # seed, parameters, versions, git commit
+fig_dir = "outputs/theory_discrete/figures"            # PNG figures
+metrics_path = "outputs/theory_discrete/metrics.json"  # DVC metrics, one entry per (p_data, gamma, alpha)
+run_info_path = "outputs/theory_discrete/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
 params = dict(seed=seed, device=device, K=K, M=M, pdatas=pdatas, gammas=gammas, alphas=alphas,
@@ -68,7 +68,7 @@ params = dict(seed=seed, device=device, K=K, M=M, pdatas=pdatas, gammas=gammas, 
               tol_lemma4=tol_lemma4)
 names = parse_list("pdatas", pdatas, T.PDATA_NAMES)
 interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
-gam, alp = T.parse_floats(gammas, "gammas"), T.parse_floats(alphas, "alphas")
+gam, alp = list(parse_numbers("gammas", gammas)), list(parse_numbers("alphas", alphas))
 cfg = T.GameConfig(n_steps=n_steps, lr=lr, log_every=log_every, margin=introvae_margin)
 rows = []                    # claim rows, gathered section by section
 t_start = time.time()

@@ -17,7 +17,7 @@
 # VAE, IntroVAE and Soft-IntroVAE on 8 Gaussians, Spiral, Checkerboard and Rings, each with its
 # Table 5 hyper-parameters. We draw Figure 2 (real samples; each model's samples and its density
 # exp(-negative ELBO) over a grid) and Table 2 (the paper's KL, JSD and grid-normalised ELBO,
-# mean ± std over seeds; lower is better). All the logic lives in `sivae.toy2d`.
+# mean ± std over seeds; lower is better). All the logic lives in `sivae.toy2d.study`.
 
 # %%
 import time
@@ -25,17 +25,19 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from sivae import plots
-from sivae.errors import parse_bool
+from sivae.params import parse_bool, seeds_from
+from sivae.plots import in_live_kernel
 from sivae.runinfo import write_run_info
-from sivae.toy2d import MODEL_TITLES, run_toy2d, seeds_from, summarize, write_table2
+from sivae.toy2d import plots
+from sivae.toy2d.study import run_toy2d, summarize, write_table2
+from sivae.train import METHOD_TITLES
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; the seeds are seed, seed+1, ..., seed+n_seeds-1
 n_seeds = 2                  # seeds per (dataset, model)
 device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 datasets = "all"             # "all" or a comma list of 8gaussians, spiral, checkerboard, rings
-models = "all"               # "all" or a comma list of vae, introvae, soft_intro_vae
+methods = "all"               # "all" or a comma list of vae, introvae, soft_intro_vae
 n_iter = 1500                # training iterations per run (paper: 30000)
 batch_size = 128             # paper: 512
 lr = 2e-4                    # Adam learning rate (paper: 2e-4)
@@ -56,13 +58,13 @@ table_path = "outputs/toy2d/table2.md"           # Table 2 as markdown, beside t
 run_info_path = "outputs/toy2d/run_info.json"    # seed, parameters, versions, git commit
 
 # %%
-params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, models=models, n_iter=n_iter,
+params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods, n_iter=n_iter,
               batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r,
               beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, m=m, n_samples=n_samples,
               grid_size=grid_size)
 interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
 t0 = time.time()
-runs = run_toy2d(datasets, models, seeds_from(seed, n_seeds), n_iter=n_iter, batch_size=batch_size, lr=lr,
+runs = run_toy2d(datasets, methods, seeds_from(seed, n_seeds), n_iter=n_iter, batch_size=batch_size, lr=lr,
                  lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, beta_rec=beta_rec,
                  beta_kl=beta_kl, beta_neg=beta_neg, m=m, ckpt_dir=ckpt_dir, device=device,
                  n_samples=n_samples, grid_size=grid_size)
@@ -74,8 +76,8 @@ print(f"trained and evaluated {len(runs)} runs in {time.time() - t0:.0f} s")
 # introspective models keep samples and density on the support.
 
 # %%
-model_keys = [k for k in MODEL_TITLES if any(r.model == k for r in runs)]
-fig = plots.plot_figure2(runs, model_keys, f"{fig_dir}/figure2.png", MODEL_TITLES)
+model_keys = [k for k in METHOD_TITLES if any(r.model == k for r in runs)]
+fig = plots.plot_figure2(runs, model_keys, f"{fig_dir}/figure2.png", METHOD_TITLES)
 plt.show()
 
 # %% [markdown]
@@ -95,11 +97,11 @@ display(Markdown(table))
 # %%
 fig = plots.plot_toy_history(runs, path=f"{fig_dir}/training_curves.png")
 plt.show()
-write_run_info(run_info_path, params, seed=seed, device=device, wall_seconds=round(time.time() - t0, 1))
+write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
 
 # %% [markdown]
 # ## Explore (live kernel only): pick a dataset and a model
 
 # %%
-if interactive and plots.in_live_kernel():
-    display(plots.toy_explorer(runs, MODEL_TITLES))
+if interactive and in_live_kernel():
+    display(plots.toy_explorer(runs, METHOD_TITLES))

@@ -19,7 +19,7 @@
 # which has no m, is a horizontal band. The KL(fake) training curves show the mechanism: once
 # KL(fake) > m the hinge [m - KL(x_f)]^+ is zero and the encoder gets no adversarial gradient.
 # Then a beta-VAE with beta_kl >> beta_rec (its KL term vanishes) against Soft-IntroVAE with the
-# same weights, and Soft-IntroVAE over a grid of beta_neg. All the logic lives in `sivae.stability`.
+# same weights, and Soft-IntroVAE over a grid of beta_neg. All the logic lives in `sivae.stability.study`.
 
 # %%
 import time
@@ -27,9 +27,10 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from sivae import stability as S
+from sivae.params import parse_numbers, seeds_from
 from sivae.runinfo import write_run_info
-from sivae.toy2d import seeds_from
+from sivae.stability import plots as P
+from sivae.stability import study as S
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; the seeds are seed, ..., seed+n_seeds-1
@@ -39,7 +40,7 @@ n_seeds = 2                  # seeds per configuration (mean and spread in Figur
 n_iter = 1200                # training iterations per run (paper: 30000)
 batch_size = 128             # paper: 512
 lr = 2e-4                    # Adam learning rate (paper: 2e-4)
-lr_milestones = "0.333333,0.5"  # MultiStepLR milestones as fractions of n_iter (paper: 10k, 15k of 30k)
+lr_milestones = "0.6,0.8"       # MultiStepLR milestones as fractions of n_iter (paper: 10k, 15k of 30k)
 num_vae = 0                  # plain-VAE warm-up iterations of the introspective models
 gamma_r = 1e-8               # weight of the fakes' reconstruction in the Soft-IntroVAE decoder loss
 margins = "0.1,0.2,0.5,1,2,5,10,20,50"  # IntroVAE margins m (log-spaced, with the Table 5 margin 1)
@@ -61,7 +62,7 @@ params = dict(seed=seed, device=device, dataset=dataset, n_seeds=n_seeds, n_iter
               curve_margins=curve_margins, beta_negs=beta_negs, collapse_beta_rec=collapse_beta_rec,
               collapse_beta_kl=collapse_beta_kl, collapse_beta_neg=collapse_beta_neg, n_samples=n_samples,
               grid_size=grid_size)
-ms, curve_ms, bnegs = (S.parse_values(k, params[k]) for k in ("margins", "curve_margins", "beta_negs"))
+ms, curve_ms, bnegs = (list(parse_numbers(k, params[k], positive=True)) for k in ("margins", "curve_margins", "beta_negs"))
 S.check_subset("curve_margins", curve_ms, ms)
 seeds = seeds_from(seed, n_seeds)
 common = dict(n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae,
@@ -78,7 +79,7 @@ soft_beta_neg = S.table5_value(dataset, "soft_intro_vae", "beta_neg")
 beta_neg_runs = S.run_grid(dataset, "soft_intro_vae", "beta_neg", sorted(set(bnegs) | {soft_beta_neg}), seeds,
                            ckpt_dir=ckpt_dir, **common)
 margin, beta_neg = S.summarize_grid(margin_runs), S.summarize_grid(beta_neg_runs)
-fig = S.plot_margin_sweep(margin, beta_neg[soft_beta_neg], S.table5_value(dataset, "introvae", "m"),
+fig = P.plot_margin_sweep(margin, beta_neg[soft_beta_neg], S.table5_value(dataset, "introvae", "m"),
                           f"{fig_dir}/figure3.png", f"Soft-IntroVAE (beta_neg = {soft_beta_neg:g}), mean ± std")
 plt.show()
 print(f"trained {len(ms)} margins and {len(beta_neg_runs)} beta_neg values x {n_seeds} seeds "
@@ -90,7 +91,7 @@ print(f"trained {len(ms)} margins and {len(beta_neg_runs)} beta_neg values x {n_
 # pushes fakes away and only the decoder's term, which lowers KL(fake), acts.
 
 # %%
-fig = S.plot_kl_fake_curves(margin_runs, curve_ms, f"{fig_dir}/kl_fake_vs_m.png")
+fig = P.plot_kl_fake_curves(margin_runs, curve_ms, f"{fig_dir}/kl_fake_vs_m.png")
 plt.show()
 display(Markdown(S.margin_table(margin)))
 
@@ -103,7 +104,7 @@ display(Markdown(S.margin_table(margin)))
 collapse_runs = S.run_collapse(dataset, seeds, beta_rec=collapse_beta_rec, beta_kl=collapse_beta_kl,
                                beta_neg=collapse_beta_neg, ckpt_dir=ckpt_dir, **common)
 collapse = S.summarize_collapse(collapse_runs)
-fig = S.plot_collapse(collapse_runs, f"{fig_dir}/figure21_collapse.png")
+fig = P.plot_collapse(collapse_runs, f"{fig_dir}/figure21_collapse.png")
 plt.show()
 print(collapse)
 
@@ -112,9 +113,9 @@ print(collapse)
 # The paper's claim: the soft exponent is far less sensitive than the hard margin.
 
 # %%
-fig = S.plot_beta_neg_sweep(beta_neg, margin, soft_beta_neg, f"{fig_dir}/beta_neg_sensitivity.png")
+fig = P.plot_beta_neg_sweep(beta_neg, margin, soft_beta_neg, f"{fig_dir}/beta_neg_sensitivity.png")
 plt.show()
 out = S.write_metrics(metrics_path, margin, beta_neg[soft_beta_neg], beta_neg, collapse,
                       meta={"n_iter": n_iter, "batch_size": batch_size, "seeds": n_seeds})
 print(out["sensitivity"])
-write_run_info(run_info_path, params, seed=seed, device=device, wall_seconds=round(time.time() - t0, 1))
+write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))

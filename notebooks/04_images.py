@@ -28,9 +28,11 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from sivae import imageplots, imagestudy
-from sivae.data import load_image_dataset, root_for
-from sivae.images import history_rows, interpolate, reconstruct, sample_images, square_interpolation
+from sivae.images import plots as imageplots
+from sivae.images import study as imagestudy
+from sivae.images.data import load_image_dataset, root_for
+from sivae.images.training import history_rows, interpolate, reconstruct, sample_images, square_interpolation
+from sivae.params import parse_bool, seeds_from
 from sivae.runinfo import write_run_info
 
 # %% tags=["parameters"]
@@ -40,7 +42,7 @@ device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 datasets = "mnist,fashionmnist"  # comma list: mnist, fashionmnist, cifar10, svhn, folder:<path>
 methods = "vae,soft_intro_vae"   # comma list of vae, soft_intro_vae (introvae works too)
 conditional = True           # also train a class-conditional Soft-IntroVAE per dataset (Figure 11)
-data_root = "data"           # DVC-pinned datasets (python -m sivae.data fetch)
+data_root = "data"           # DVC-pinned datasets (python -m sivae.images.data fetch)
 paper_data_root = "data_paper"   # CIFAR-10 / SVHN (paper profile)
 n_train = 0                  # use the first n_train training images (0: all)
 epochs = 1.0                 # passes over the training images (paper: 200 MNIST, 220 CIFAR-10)
@@ -72,13 +74,13 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
               beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae,
               channels=channels, z_dim=z_dim, autocast=autocast, n_fd_samples=n_fd_samples,
               use_inception=use_inception, classifier_epochs=classifier_epochs)
-conditional = imagestudy.parse_bool("conditional", conditional)       # DVC writes booleans as true/false
-use_inception = imagestudy.parse_bool("use_inception", use_inception)
-interactive = imagestudy.parse_bool("interactive", interactive)
+conditional = parse_bool("conditional", conditional)       # DVC writes booleans as true/false
+use_inception = parse_bool("use_inception", use_inception)
+interactive = parse_bool("interactive", interactive)
 names = imagestudy.parse_datasets(datasets)
 method_list = [m.strip() for m in methods.split(",") if m.strip()]
 t0 = time.time()
-runs = imagestudy.train_runs(names, method_list, imagestudy.seeds_from(seed, n_seeds), data_root=data_root,
+runs = imagestudy.train_runs(names, method_list, seeds_from(seed, n_seeds), data_root=data_root,
                              paper_data_root=paper_data_root, n_train=n_train, epochs=epochs,
                              batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
                              gamma_r=gamma_r, num_vae=num_vae, channels=channels, z_dim=z_dim,

@@ -27,8 +27,14 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from sivae.params import parse_numbers
 from sivae.runinfo import write_run_info
-from sivae.translation import arch as A, data as D, metrics as M, plots as P, study as S
+from sivae.train import METHOD_TITLES
+from sivae.translation import data as D
+from sivae.translation import metrics as M
+from sivae.translation import models as A
+from sivae.translation import plots as P
+from sivae.translation import study as S
 
 # %% tags=["parameters"]
 seed = 0                     # seeds the identities, the initialisation and the data order
@@ -37,7 +43,7 @@ dataset = "procedural"       # "procedural" (toy cars, known factors), "cars3d" 
 data_root = "none"           # folder of the Cars3D .mat files / KTH frames ("none": procedural needs none)
 n_classes = 40               # procedural: training identities (Cars3D: 163)
 n_test_classes = 10          # procedural: held-out identities (Cars3D: 20)
-models = "all"               # "all" or a comma list of vae, soft_intro_vae
+methods = "all"               # "all" or a comma list of vae, soft_intro_vae
 enc_channels = "8,16,32,32"  # encoder conv channels (paper: 64,128,256,256)
 dec_channels = "32,32,16,8"  # channels of the 4 upsampling convs (paper profile: 256,256,256,256, LORD's)
 dec_hidden = 8               # channels of the 5th decoder conv (paper profile: 64)
@@ -65,7 +71,7 @@ run_info_path = "outputs/translation/run_info.json"  # seed, parameters, version
 
 # %%
 params = dict(seed=seed, device=device, dataset=dataset, data_root=data_root, n_classes=n_classes,
-              n_test_classes=n_test_classes, models=models, enc_channels=enc_channels, dec_channels=dec_channels,
+              n_test_classes=n_test_classes, methods=methods, enc_channels=enc_channels, dec_channels=dec_channels,
               dec_hidden=dec_hidden, fc_hidden=fc_hidden, class_dim=class_dim, content_dim=content_dim,
               n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
               gamma_r=gamma_r, num_vae=num_vae, rec_loss=rec_loss, vgg_weights=vgg_weights, kl_every=kl_every,
@@ -73,9 +79,10 @@ params = dict(seed=seed, device=device, dataset=dataset, data_root=data_root, n_
 t0 = time.time()
 settings = S.TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
                            beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seed)
-S.check_choices(models, rec_loss)
-arch = A.ArchConfig(in_channels=D.channels_of(dataset), enc_channels=A.parse_channels("enc_channels", enc_channels),
-                    dec_channels=A.parse_channels("dec_channels", dec_channels), dec_hidden=dec_hidden,
+S.check_choices(methods, rec_loss)
+channels = {k: parse_numbers(k, v, integer=True, positive=True) for k, v in (("enc_channels", enc_channels),
+                                                                           ("dec_channels", dec_channels))}
+arch = A.ArchConfig(in_channels=D.channels_of(dataset), **channels, dec_hidden=dec_hidden,
                     fc_hidden=fc_hidden, class_dim=class_dim, content_dim=content_dim)
 data = D.get_translation_data(dataset, n_classes=n_classes, n_test_classes=n_test_classes, seed=seed,
                               data_root=data_root)
@@ -87,7 +94,7 @@ print(data.summary(), f"({time.time() - t0:.0f} s)")
 # line says which was used).
 
 # %%
-runs, loss_note = S.train_translation(data, models, arch, settings, ckpt_dir=ckpt_dir, rec_loss=rec_loss,
+runs, loss_note = S.train_translation(data, methods, arch, settings, ckpt_dir=ckpt_dir, rec_loss=rec_loss,
                                       vgg_weights=vgg_weights, device=device)
 print(loss_note)
 print(f"trained {', '.join(runs)} for {next(iter(runs.values())).n_iter} iterations each in {time.time() - t0:.0f} s")
@@ -98,7 +105,7 @@ print(f"trained {', '.join(runs)} for {next(iter(runs.values())).n_iter} iterati
 # collapse); the introspective model's expELBO term should keep both codes informative.
 
 # %%
-fig = P.plot_code_kl(runs, S.MODEL_TITLES, f"{fig_dir}/kl_codes.png")
+fig = P.plot_code_kl(runs, METHOD_TITLES, f"{fig_dir}/kl_codes.png")
 plt.show()
 
 # %% [markdown]
@@ -107,10 +114,10 @@ plt.show()
 # image. Look for: the row's car (shape, colours) in the column's pose, as in the ground-truth panel.
 
 # %%
-fig = P.plot_translation_grids(runs, data, S.MODEL_TITLES, f"{fig_dir}/translation_test.png", split="test",
+fig = P.plot_translation_grids(runs, data, METHOD_TITLES, f"{fig_dir}/translation_test.png", split="test",
                                n=n_grid, seed=seed, device=device)
 plt.show()
-fig = P.plot_translation_grids(runs, data, S.MODEL_TITLES, f"{fig_dir}/translation_train.png", split="train",
+fig = P.plot_translation_grids(runs, data, METHOD_TITLES, f"{fig_dir}/translation_train.png", split="train",
                                n=n_grid, seed=seed, device=device)
 plt.show()
 
@@ -133,5 +140,5 @@ out = S.write_metrics(metrics_path, runs, refs, meta={"n_iter": n_iter, "n_train
                                                       "vgg_loss": int(runs[next(iter(runs))].rec_loss == "vgg"),
                                                       "lpips_measured": int(lpips_fn is not None)})
 display(Markdown(table))
-write_run_info(run_info_path, params, seed=seed, device=device, wall_seconds=round(time.time() - t0, 1),
+write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
                rec_loss=loss_note, lpips=lpips_note)

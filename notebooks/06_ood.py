@@ -21,7 +21,7 @@
 # decoder read as a Gaussian of variance `sigma2` (normalising constant included, so the numbers are
 # log-densities in nats). We report the AUROC of in-distribution test images against the OOD images
 # (Table 7) and histograms of the log-likelihoods of train, test and OOD images (Figure 8).
-# All the logic lives in `sivae.ood` (estimator, AUROC, histograms) and `sivae.oodstudy`.
+# All the logic lives in `sivae.ood` (metrics: estimator, AUROC, histograms; study: models and pairs).
 #
 # Your own pair: `-p in_dist mnist -p ood folder:/path/to/images` (a folder is read at the
 # model's size and channels); several OOD sets of one model: `-p ood fashionmnist+folder:/path`.
@@ -33,11 +33,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from sivae.errors import parse_list
-from sivae.ood import summarize_aurocs, write_table7
-from sivae.oodplots import plot_figure8
-from sivae.oodstudy import aurocs_rows, parse_pairs, run_ood_study, save_scores
-from sivae.imagestudy import seeds_from
+from sivae.ood.metrics import summarize_aurocs, write_table7
+from sivae.ood.plots import plot_figure8
+from sivae.ood.study import aurocs_rows, parse_pairs, run_ood_study, save_scores
+from sivae.params import parse_list, seeds_from
 from sivae.runinfo import write_run_info
 from sivae.train import METHODS
 
@@ -60,7 +59,7 @@ ckpt_dir = "outputs/images/checkpoints"      # the image stage's <dataset>_<meth
 train_missing = True         # train models the image stage does not have (paper hyper-parameters)
 train_epochs = 1.0           # those models' epochs; "paper": 200 MNIST/Fashion-MNIST, 220 CIFAR-10/SVHN
 train_batch_size = 64        # "paper": 128 MNIST/Fashion-MNIST, 32 CIFAR-10/SVHN
-train_channels = "16,32"     # residual widths; "paper" = (64,128) at 28x28, (64,128,256) at 32x32
+train_channels = "8,16"     # residual widths; "paper" = (64,128) at 28x28, (64,128,256) at 32x32
 train_n_train = 0            # first n training images for those models (0: all)
 own_ckpt_dir = "outputs/ood/checkpoints"     # where those models are kept
 fig_dir = "outputs/ood/figures"              # Figure 8 histograms
@@ -115,5 +114,5 @@ for r in runs:
     bpd = ", ".join(f"{k} {v:.3f}" for k, v in r.result.mean_bits_per_dim().items())
     print(f"{r.in_dist} {r.method} seed {r.seed}: {bpd}")
 save_scores(runs, scores_path)
-write_run_info(run_info_path, params, seed=seed, device=device, wall_seconds=round(time.time() - t0, 1),
+write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
                checkpoints=[r.ckpt for r in runs])

@@ -14,8 +14,8 @@ Reconstructions x_r = D(z) and prior samples x_f = D(z_p) are both "fake".
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 import torch.nn.functional as F
+from torch import Tensor
 
 __all__ = [
     "kl_divergence", "reconstruction_error", "beta_negative_elbo", "vae_loss",

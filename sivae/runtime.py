@@ -1,4 +1,8 @@
-"""Process-level settings that make CPU work faster without changing any result.
+"""Device choice and process-level settings.
+
+`resolve_device` turns the `device` parameter every notebook takes ("auto", "cpu", "cuda") into a
+torch device with one clear error. The rest of this module: settings that make CPU work faster
+without changing any result.
 
 `keep_freed_memory` tells glibc's malloc to keep memory that torch frees and hand it out again,
 instead of returning every large block to the operating system at once. By default glibc
@@ -18,7 +22,25 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["keep_freed_memory"]
+import torch
+
+from .errors import ConfigError
+
+__all__ = ["resolve_device", "keep_freed_memory"]
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; otherwise the named device, checked."""
+    if device in ("auto", None, ""):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # mallopt parameters (glibc malloc.h)
 _applied: bool | None = None

@@ -31,8 +31,9 @@ supports it, none on the CPU.
 
 Data parallel: when torch.distributed is initialised (e.g. by `torchrun`), the initial weights
 are broadcast from rank 0, each rank draws its own noise, every gradient is averaged over
-ranks before each optimiser step and buffers (BatchNorm statistics) are rank 0's after each step (what DistributedDataParallel does, done by hand because each
-iteration runs several forward passes per network and takes per-network gradients).
+ranks before each optimiser step and buffers (BatchNorm statistics) are rank 0's after each step
+(what DistributedDataParallel does, done by hand because each iteration runs several forward
+passes per network and takes per-network gradients).
 
 Runs are seeded and resumable: a checkpoint holds weights, optimiser and scheduler states,
 both generators (per rank) and the loss history; resuming gives bit-identical results on the CPU.
@@ -41,35 +42,30 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, asdict, field
+import signal
+import sys
+import threading
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.distributed as dist
-from torch import nn, Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import losses as L
+from .checkpoints import FolderLock, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
+from .runtime import resolve_device
 
-__all__ = ["TrainConfig", "Trainer", "METHODS", "resolve_device"]
+__all__ = ["TrainConfig", "Trainer", "METHODS", "METHOD_TITLES", "resolve_device", "epoch_batches"]
 
 METHODS = ("vae", "introvae", "soft_intro_vae")
+# Display names of the methods (and of the class-conditional Soft-IntroVAE of the images section).
+METHOD_TITLES = {"vae": "VAE", "introvae": "IntroVAE", "soft_intro_vae": "Soft-IntroVAE",
+                 "soft_intro_vae_cond": "Soft-IntroVAE (cond.)"}
 AUTOCAST = ("none", "bf16", "fp16", "auto")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; otherwise the named device, checked."""
-    if device in ("auto", None, ""):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'")
-    return dev
 
 
 @dataclass
@@ -121,6 +117,37 @@ class TrainConfig:
             d.pop(k)
         d["lr_milestones"] = list(d["lr_milestones"])
         return d
+
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, *, seed_stride: int = 1_000_003, rank: int = 0,
+                  world: int = 1) -> tuple[Callable[[int], Tensor], int]:
+    """Indices of the batch of each step: epoch e visits 0..n-1 in a permutation drawn from (seed, e).
+
+    The batch of step t depends on t only (not on the generator the Trainer passes), so a resumed
+    run draws exactly the batches the uninterrupted one would have drawn. The incomplete last
+    batch of an epoch is dropped. With `world` processes each takes its own slice (rank).
+    `seed_stride`: the permutation of epoch e is seeded with seed_stride * seed + e (the images
+    section uses 1,000,003, the translation section 100,003; kept so that results stay as published).
+
+    Returns:
+        (indices(step) -> LongTensor of batch_size indices, steps per epoch).
+    """
+    per_epoch = n // (batch_size * world)
+    if per_epoch < 1:
+        raise ConfigError(f"{n} training images are fewer than one batch ({batch_size} x {world} processes): "
+                          f"lower batch_size or give more data")
+    cache: dict[int, Tensor] = {}
+
+    def indices(step: int) -> Tensor:
+        epoch, i = divmod(step, per_epoch)
+        if epoch not in cache:
+            cache.clear()
+            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed_stride * seed + epoch))
+        start = (i * world + rank) * batch_size
+        return cache[epoch][start:start + batch_size]
+
+    return indices, per_epoch
 
 
 BatchFn = Callable[[int, torch.Generator], "Tensor | tuple[Tensor, Tensor]"]
@@ -375,32 +402,73 @@ class Trainer:
     def fit(self, resume: bool = True) -> list[dict]:
         """Train up to cfg.n_iter iterations, resuming from ckpt_dir/last.pt if it exists.
 
+        The checkpoint folder is locked for the run (a second trainer on it gets CheckpointError).
+        SIGINT (Ctrl-C) and SIGTERM end the run at the next step boundary: that step's history is
+        recorded, a checkpoint saved, and KeyboardInterrupt raised with a message naming the step;
+        a second signal stops at once.
+
         Returns:
             the history: one dict of losses every `log_every` iterations (and the last one).
         """
-        if resume and self.ckpt_path is not None and self.ckpt_path.exists():
+        locked = self.ckpt_path is not None and self.rank == 0
+        lock = FolderLock(self.ckpt_path.parent).acquire() if locked else None
+        try:
+            if resume and self.ckpt_path is not None and self.ckpt_path.exists():
+                self._resume_or_restart()
+            with _StopOnSignal() as stop:
+                self._loop(stop)
+            self.save()
+        finally:
+            if lock is not None:
+                lock.release()
+        return self.history
+
+    def _resume_or_restart(self):
+        """Load last.pt. Under a pipeline stage (SIVAE_STAGE set by sivae.stage) a checkpoint of another
+        configuration is removed and training starts fresh instead of failing."""
+        try:
             self.load(self.ckpt_path)
+        except ConfigurationChanged as e:
+            if not os.environ.get("SIVAE_STAGE"):
+                raise
+            print(f"{e}: stage {os.environ['SIVAE_STAGE']} retrains from step 0", flush=True)
+            self.ckpt_path.unlink()
+
+    def _loop(self, stop: "_StopOnSignal"):
         c = self.cfg
         bar = tqdm(total=c.n_iter, initial=self.step, disable=not c.progress, mininterval=5.0,
                    desc=f"{c.method} seed {c.seed}", leave=False)
         try:
             while self.step < c.n_iter:
                 out = self.train_step()
-                if self.step % c.log_every == 0 or self.step == c.n_iter:
+                logged = self.step % c.log_every == 0 or self.step == c.n_iter
+                if logged:
                     self.history.append({"step": self.step, **out})
                     bar.set_postfix({k: f"{v:.3g}" for k, v in out.items() if k in ("rec", "kl_real", "kl_fake")})
                 if self.step % c.checkpoint_every == 0:
                     self.save()
                 bar.update(1)
+                if stop.signum is not None and self.step < c.n_iter:
+                    if self.world == 1 and self.ckpt_path is not None:
+                        if not logged:  # keep this step's losses in the saved history
+                            self.history.append({"step": self.step, **out})
+                        self.save()
+                        where = f"checkpoint saved: {self.ckpt_path}"
+                    else:
+                        where = "no checkpoint folder: nothing saved" if self.ckpt_path is None else \
+                            "data-parallel: resume from the last periodic checkpoint"
+                    raise _Stopped(f"{stop.name} received: training stopped after step {self.step} "
+                                   f"of {c.n_iter} ({where}); run again to resume")
+        except _Stopped:
+            raise
         except KeyboardInterrupt:
-            # a kill between iterations leaves a consistent state: keep it (on exit)
+            # an interrupt that did not come through our handler (a second signal, a raise from batch_fn):
+            # between iterations the state is consistent, so keep it
             if self._clean and self.world == 1:
                 self.save()
             raise
         finally:
             bar.close()
-        self.save()
-        return self.history
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -430,10 +498,7 @@ class Trainer:
         self.last_good_step = self.step
         if self.rank != 0:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(state, path)
 
     def load(self, path: str | os.PathLike):
         """Restore everything from a checkpoint written by `save`, with clear errors."""
@@ -441,8 +506,8 @@ class Trainer:
         if state["config"] != self.cfg.fingerprint():
             diff = {k: (state["config"].get(k), v) for k, v in self.cfg.fingerprint().items()
                     if state["config"].get(k) != v}
-            raise CheckpointError(f"checkpoint {path} was written by another configuration "
-                                  f"(checkpoint vs now: {diff}); delete it or use another ckpt_dir")
+            raise ConfigurationChanged(f"checkpoint {path} was written by another configuration "
+                                       f"(checkpoint vs now: {diff}); delete it or use another ckpt_dir")
         try:
             self.enc.load_state_dict(state["encoder"])
             self.dec.load_state_dict(state["decoder"])
@@ -463,16 +528,40 @@ class Trainer:
         self.last_good_step = self.step
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Read a sivae checkpoint, raising CheckpointError if it is missing, corrupt or foreign."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # torch raises several kinds for truncated/garbage files
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}); "
-                              f"delete it to start over, or restore it from DVC (dvc checkout)") from None
-    if not isinstance(state, dict) or state.get("format") != "sivae-checkpoint-v1":
-        raise CheckpointError(f"{path} is not a sivae checkpoint")
-    return state
+
+class _Stopped(KeyboardInterrupt):
+    """Training ended on SIGINT/SIGTERM at a step boundary (its checkpoint already saved)."""
+
+
+class ConfigurationChanged(CheckpointError):
+    """The checkpoint was written by another training configuration."""
+
+
+class _StopOnSignal:
+    """While active (main thread only), the first SIGINT/SIGTERM is recorded for the loop to act on at
+    the next step boundary; a second one raises KeyboardInterrupt at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    def _handle(self, signum, _frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopped at once")
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step (signal again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)

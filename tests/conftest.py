@@ -1,3 +1,41 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+import pytest  # noqa: E402
+from nbutil import BIN, ROOT  # noqa: E402
+
+OVERLAY = ("sivae", "notebooks", "dvc.yaml", "params.yaml", "profiles", "pyproject.toml", ".dvcignore")
+TINY = ("n_iter=3", "grid_size=16", "n_samples=200", "n_seeds=1", "batch_size=16", "num_vae=0")
+
+
+def run_in(args, cwd, timeout=300, check=True):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "MPLBACKEND": "Agg",
+           "OMP_NUM_THREADS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    res = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check:
+        assert res.returncode == 0, f"{' '.join(map(str, args))}\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    return res.stdout if check else res
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    repo = tmp_path / "repo"
+    run_in(["git", "clone", "-q", str(ROOT), str(repo)], cwd=tmp_path)
+    ignore = shutil.ignore_patterns("__pycache__", "*.ipynb", ".ipynb_checkpoints")
+    for name in OVERLAY:
+        src, dst = ROOT / name, repo / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dst)
+    run_in(["git", "add", "-A"], cwd=repo)
+    run_in(["git", "commit", "-q", "--allow-empty", "-m", "working tree under test"], cwd=repo)
+    yield repo
+    subprocess.run([str(BIN / "dvc"), "queue", "stop", "--kill"], cwd=repo, capture_output=True, timeout=60)
+
+

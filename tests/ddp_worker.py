@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from sivae.data import ImageData
-from sivae.imagemodels import arch_for, build_image_pair
-from sivae.images import train_image_model
+from sivae.images.data import ImageData
+from sivae.images.models import arch_for, build_image_pair
+from sivae.images.training import train_image_model
 
 out = Path(sys.argv[1])
 dist.init_process_group("gloo")

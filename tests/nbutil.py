@@ -45,7 +45,8 @@ def run_notebook(nb: Path, out: Path, params: dict, cwd: Path = ROOT, timeout: i
 def write_tiny_idx(root, name: str = "mnist", n_train: int = 64, n_test: int = 32, seed: int = 0):
     """Small MNIST-format files (torchvision's raw/ layout) with blob-like images, for tests."""
     import numpy as np
-    from sivae.data import IDX_DATASETS, IDX_FILES, write_idx
+
+    from sivae.images.data import IDX_DATASETS, IDX_FILES, write_idx
     raw = Path(root) / IDX_DATASETS[name].folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sivae import metrics as M
+from sivae.toy2d import metrics as M
 
 
 def test_identical_samples_give_zero():

@@ -2,13 +2,12 @@
 import json
 
 import pytest
-
 from nbutil import ROOT, load_yaml, run_notebook, stage_notebook, write_tiny_idx
 
 # The tiny profile of each stage: values that make it run in well under a minute.
 TINY = {
     "theory_discrete": dict(n_steps=300, n_gamma_grid=6, n_ablation_seeds=2, gammas="0.0,0.5", alphas="2.0"),
-    "toy2d": dict(n_iter=8, batch_size=32, n_seeds=2, datasets="8gaussians,rings", models="all",
+    "toy2d": dict(n_iter=8, batch_size=32, n_seeds=2, datasets="8gaussians,rings", methods="all",
                   grid_size=32, n_samples=400, num_vae=2),
     "images": dict(n_train=0, epochs=1, batch_size=16, channels="4,4", z_dim=8, n_fd_samples=64,
                    classifier_epochs=1, use_inception=False),

@@ -1,5 +1,5 @@
 """The OOD estimator against a linear-Gaussian model's exact log-likelihood, AUROC on score sets
-with known answers, and the evaluation API's checks (sivae.ood)."""
+with known answers, and the evaluation API's checks (sivae.ood.metrics)."""
 import math
 
 import numpy as np
@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from sivae import losses as L
-from sivae import ood
 from sivae.errors import ConfigError, DataError
+from sivae.ood import metrics as ood
 
 SHAPE = (1, 4, 4)            # "images" of the linear-Gaussian model: d = 16
 D, DZ = 16, 3
@@ -271,7 +271,7 @@ def tiny_data(tmp_path_factory):
 
 
 def test_parse_pairs():
-    from sivae.oodstudy import parse_pairs
+    from sivae.ood.study import parse_pairs
     assert parse_pairs("mnist,fashionmnist", "fashionmnist,mnist") == [("mnist", ["fashionmnist"]),
                                                                        ("fashionmnist", ["mnist"])]
     assert parse_pairs("mnist", "fashionmnist,folder:/x") == [("mnist", ["fashionmnist", "folder:/x"])]
@@ -287,7 +287,7 @@ def test_parse_pairs():
 
 
 def test_boolean_parameters_as_dvc_renders_them():
-    from sivae.imagestudy import parse_bool
+    from sivae.params import parse_bool
     assert parse_bool("f", "false") is False and parse_bool("f", "True") is True and parse_bool("f", False) is False
     with pytest.raises(ConfigError, match="f must be true or false, got 'yes please'"):
         parse_bool("f", "yes please")
@@ -295,7 +295,8 @@ def test_boolean_parameters_as_dvc_renders_them():
 
 def test_folder_ood_set_is_read_at_the_model_shape(tmp_path):
     from PIL import Image
-    from sivae.oodstudy import load_eval_set
+
+    from sivae.ood.study import load_eval_set
     for i, size in enumerate(((40, 30), (64, 64), (17, 50))):
         Image.fromarray(np.full((size[1], size[0], 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
     x = load_eval_set(f"folder:{tmp_path}", "test", data_root="data", paper_data_root="data", n_eval=2, seed=0,
@@ -305,7 +306,7 @@ def test_folder_ood_set_is_read_at_the_model_shape(tmp_path):
 
 def test_missing_checkpoint_without_training_is_one_clear_error(tiny_data, tmp_path):
     from sivae.errors import CheckpointError
-    from sivae.oodstudy import find_or_train_model
+    from sivae.ood.study import find_or_train_model
     with pytest.raises(CheckpointError, match="no checkpoint .*mnist_vae_seed3.*train_missing True"):
         find_or_train_model("mnist", "vae", 3, ckpt_dir=tmp_path, own_ckpt_dir=tmp_path / "own", train_missing=False,
                             train_kw={}, data_root=tiny_data, paper_data_root=tiny_data, device="cpu")
@@ -314,10 +315,12 @@ def test_missing_checkpoint_without_training_is_one_clear_error(tiny_data, tmp_p
 def test_notebook_at_tiny_profile(tiny_data, tmp_path):
     """Notebook 06 end to end: one model from an "image stage" checkpoint, the rest trained by it."""
     import json
+
     from nbutil import ROOT, run_notebook
-    from sivae.data import load_image_dataset
-    from sivae.imagemodels import arch_for
-    from sivae.images import run_name, train_image_model
+
+    from sivae.images.data import load_image_dataset
+    from sivae.images.models import arch_for
+    from sivae.images.training import run_name, train_image_model
     ckpt = tmp_path / "images_ckpt"
     data = load_image_dataset("mnist", "train", tiny_data)
     train_image_model(data, arch_for("mnist", channels="4,8", z_dim=4), "vae", 0, epochs=1, batch_size=16,
@@ -344,8 +347,8 @@ def test_keep_freed_memory_changes_no_value():
     """The allocator setting is idempotent and score_images gives the same numbers with or without it."""
     import subprocess
     import sys
-    code = ("import torch; from sivae.runtime import keep_freed_memory; from sivae.imagemodels import arch_for, "
-            "build_image_pair; from sivae.ood import score_images\n"
+    code = ("import torch; from sivae.runtime import keep_freed_memory; from sivae.images.models import arch_for, "
+            "build_image_pair; from sivae.ood.metrics import score_images\n"
             "enc, dec = build_image_pair(arch_for('mnist', channels='4,8', z_dim=4), seed=0)\n"
             "x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))\n"
             "a = score_images(enc, dec, x, n_samples=5, chunk_size=7, device='cpu', keep_memory=False)\n"

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from sivae.errors import ConfigError, parse_bool, seeds_from
-from sivae.imageplots import smooth
+from sivae.errors import ConfigError
+from sivae.images.plots import smooth
+from sivae.params import parse_bool, seeds_from
 from sivae.runinfo import write_json, write_markdown, write_run_info, write_text
 
 

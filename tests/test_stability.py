@@ -1,4 +1,4 @@
-"""Section 6.2 / Appendix 9.5 code (sivae.stability) and the Table 5 sweep tools (sivae.sweep)."""
+"""Section 6.2 / Appendix 9.5 code (sivae.stability.study) and the Table 5 sweep tools (sivae.toy2d.sweep)."""
 import json
 
 import numpy as np
@@ -7,11 +7,10 @@ import torch
 
 from sivae import ConfigError
 from sivae import losses as L
-from sivae import stability as S
-from sivae import sweep as W
-from sivae.models import MLPConfig, MLPDecoder, MLPEncoder
-from sivae.toy2d import ToyRun
-
+from sivae.stability import study as S
+from sivae.toy2d import sweep as W
+from sivae.toy2d.models import MLPConfig, MLPDecoder, MLPEncoder
+from sivae.toy2d.study import ToyRun
 
 # ------------------------------------------------------ the hinge, at the parameter level
 
@@ -67,12 +66,7 @@ def test_summarize_grid_counts_how_often_kl_fake_is_above_m():
     assert "| 10 |" in S.margin_table(s)
 
 
-def test_parse_values_and_keys():
-    assert S.parse_values("margins", "0.1, 1,50") == [0.1, 1.0, 50.0]
-    assert S.parse_values("beta_negs", 0.9) == [0.9]
-    for bad in ("", "0,1", "-1", "a"):
-        with pytest.raises(ConfigError):
-            S.parse_values("margins", bad)
+def test_subset_check_and_value_keys():
     with pytest.raises(ConfigError, match="curve_margins"):
         S.check_subset("curve_margins", [3.0], [1.0, 2.0])
     assert S.value_key("m", 0.1) == "m_0p1" and S.value_key("beta_neg", 50.0) == "beta_neg_50"
@@ -91,10 +85,11 @@ def test_run_grid_trains_each_value_once_and_reloads_it(tmp_path):
 # ----------------------------------------------------------------------------- sweeps
 
 def test_queue_command_is_one_dvc_grid_per_dataset_and_model():
-    argv = W.queue_command("8gaussians", "soft_intro_vae", ranges={"beta_rec": (0.1, 0.2)}, extra={"n_iter": 3, "lr_milestones": "0.3,0.5"})
+    argv = W.queue_command("8gaussians", "soft_intro_vae", ranges={"beta_rec": (0.1, 0.2)},
+                             extra={"n_iter": 3, "lr_milestones": "0.3,0.5"})
     assert argv[:5] == ["dvc", "exp", "run", "--queue", "toy2d"]
     sets = dict(a.split("=", 1) for a in argv[6::2])
-    assert sets["toy2d.models"] == "soft_intro_vae" and sets["toy2d.beta_rec"] == "0.1,0.2"
+    assert sets["toy2d.methods"] == "soft_intro_vae" and sets["toy2d.beta_rec"] == "0.1,0.2"
     assert sets["toy2d.beta_kl"] == "0.05,0.1,0.2,0.3,0.4,0.5,0.8,1" and sets["toy2d.n_iter"] == "3"
     assert sets["toy2d.lr_milestones"] == '"0.3,0.5"'  # a fixed value, not a sweep axis
     assert "toy2d.m" not in sets
@@ -104,7 +99,7 @@ def test_queue_command_is_one_dvc_grid_per_dataset_and_model():
 
 
 def _exp(name, beta_rec, beta_kl, kl, models=("soft_intro_vae",)):
-    params = {"toy2d": {"datasets": "8gaussians", "models": ",".join(models), "beta_rec": beta_rec, "beta_kl": beta_kl,
+    params = {"toy2d": {"datasets": "8gaussians", "methods": ",".join(models), "beta_rec": beta_rec, "beta_kl": beta_kl,
                         "beta_neg": "table5", "m": "table5", "metrics_path": "outputs/toy2d/metrics.json"}}
     metrics = {"8gaussians": {mo: {"kl": kl, "jsd": kl / 2} for mo in models}}
     data = {"params": {"params.yaml": {"data": params}},

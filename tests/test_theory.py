@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sivae import theory as T
-from sivae.theory import plots as TP
+from sivae import theory_discrete as T
+from sivae.theory_discrete import plots as TP
 
 K, M = 6, 4
 
@@ -162,18 +162,12 @@ def test_ablation_collapses_entropy():
     (lambda: T.solve_dstar([1.2, -0.2], 0.1), r"p_data must be finite and non-negative"),
     (lambda: T.assumption1_holds([0.5, 0.5], [0.5, 0.5], 0.0), r"alpha must be > 0, got alpha=0"),
     (lambda: T.make_pdata("bimodal", K), r"name must be one of .*'bimodal'"),
-    (lambda: T.parse_floats("0.1,abc", "gammas"), r"gammas must be comma-separated numbers"),
     (lambda: T.run_game([[0.5, 0.5]], 1.0, 0.1, 2, T.GameConfig(mode="both")), r"mode must be in"),
     (lambda: T.run_game([[0.5, 0.5]], 1.0, -1.0, 2, T.GameConfig()), r"gamma .*-1\.0"),
 ])
 def test_invalid_inputs_raise_value_error(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()
-
-
-def test_parse_floats():
-    assert T.parse_floats("0.0, 0.1,0.5") == [0.0, 0.1, 0.5]
-    assert T.parse_floats(2) == [2.0]
 
 
 def test_save_json_keeps_old_file_on_error(tmp_path):

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from sivae import ConfigError, DataError
-from sivae.models import MLPConfig, build_mlp_pair
-from sivae.toy2d import TABLE5, resolve_hparams, run_toy2d, summarize, write_table2
-from sivae.toydata import TOY_DATASETS, get_toy_dataset, sample_toy
+from sivae.toy2d.data import TOY_DATASETS, get_toy_dataset, sample_toy
+from sivae.toy2d.models import MLPConfig, build_mlp_pair
+from sivae.toy2d.study import TABLE5, resolve_hparams, run_toy2d, summarize, write_table2
 
 
 @pytest.mark.parametrize("name", list(TOY_DATASETS))
@@ -57,7 +57,7 @@ def test_bad_input_leaves_existing_outputs_untouched(tmp_path):
     metrics = tmp_path / "metrics.json"
     metrics.write_text('{"old": 1}')
     ck = tmp_path / "ck"
-    for bad in (dict(datasets="rings,moons"), dict(models="gan"), dict(beta_kl=-1)):
+    for bad in (dict(datasets="rings,moons"), dict(methods="gan"), dict(beta_kl=-1)):
         with pytest.raises(ConfigError):
             run_toy2d(n_iter=5, batch_size=8, ckpt_dir=ck, **bad)
     assert metrics.read_text() == '{"old": 1}' and not ck.exists()

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from sivae import CheckpointError, ConfigError, DivergenceError, TrainConfig, Trainer
-from sivae.models import MLPConfig, build_mlp_pair
-from sivae.reference import reference_soft_intro_step
-from sivae.toydata import get_toy_dataset
+from sivae.checkpoints import load_checkpoint
+from sivae.toy2d.data import get_toy_dataset
+from sivae.toy2d.models import MLPConfig, build_mlp_pair
+from sivae.toy2d.reference import reference_soft_intro_step
 
 SMALL = MLPConfig(hidden=32, n_hidden=2)
 
@@ -99,7 +100,7 @@ def test_resume_after_kill_gives_identical_result(tmp_path, method):
     t = make_trainer(method, tmp_path / "killed", batch_fn=dying, num_vae=5 if method != "vae" else 0)
     with pytest.raises(Killed):
         t.fit()
-    saved = torch.load(tmp_path / "killed" / "last.pt", weights_only=False)
+    saved = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert saved["step"] == 23  # saved on exit, between iterations
     resumed = make_trainer(method, tmp_path / "killed", num_vae=5 if method != "vae" else 0)
     resumed.fit()
@@ -118,7 +119,7 @@ def test_divergence_names_step_and_last_good_checkpoint(tmp_path):
     t = make_trainer(ckpt_dir=tmp_path, batch_fn=poisoned)
     with pytest.raises(DivergenceError, match=r"step 14.*last\.pt \(step 10\)"):
         t.fit()
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 10  # good checkpoint kept
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 10  # good checkpoint kept
 
 
 @pytest.mark.parametrize("bad", [dict(method="gan"), dict(beta_kl=-1.0), dict(beta_neg=float("nan")),

@@ -1,7 +1,7 @@
 """Section 6.4 (unsupervised image translation, Table 4, Figures 7, 19, 20; Appendix 9.3).
 
 Modules:
-    arch        the two-encoder / AdaIN-decoder networks (Figure 4(b)), wrapped for the one Trainer
+    models      the two-encoder / AdaIN-decoder networks (Figure 4(b)), wrapped for the one Trainer
     render      a small ray caster: toy cars with known identity and pose
     data        procedural dataset, Cars3D (.mat) and KTH (frames) loaders, batch function
     perceptual  pixel MSE or VGG perceptual reconstruction (never a silent fallback)

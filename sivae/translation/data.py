@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from ..train import epoch_batches
 from .render import N_AZIMUTH, N_ELEVATION, render_identities, sample_identities
 
 __all__ = ["TranslationData", "DATASETS", "get_translation_data", "make_procedural", "load_cars3d", "load_kth",
@@ -276,17 +277,9 @@ def make_batch_fn(images: Tensor, batch_size: int, seed: int):
     Returns:
         batch_fn(step, generator) -> (batch_size, C, H, W) float32 in [0, 1].
     """
-    n = len(images)
-    if batch_size > n:
-        raise ConfigError(f"batch_size {batch_size} is larger than the training set ({n} images)")
-    per_epoch = n // batch_size  # the incomplete last batch of an epoch is dropped
-    cache: dict[int, Tensor] = {}
+    indices, _ = epoch_batches(len(images), batch_size, seed, seed_stride=100_003)
 
     def batch_fn(step: int, generator: torch.Generator | None = None) -> Tensor:
-        epoch, k = divmod(step, per_epoch)
-        if epoch not in cache:
-            cache.clear()
-            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        return to_float(images[cache[epoch][k * batch_size:(k + 1) * batch_size]])
+        return to_float(images[indices(step)])
 
     return batch_fn

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 import torch.nn.functional as F
+from torch import Tensor
 
 from ..train import resolve_device
-from .arch import SplitDecoder, TwoCodeEncoder
 from .data import TranslationData, to_float
+from .models import SplitDecoder, TwoCodeEncoder
 
 __all__ = ["ssim", "encode_means", "transfer", "transfer_pairs", "evaluate_transfer", "reference_scores",
            "active_units", "probe_accuracy", "evaluate_leakage", "load_lpips", "reconstruction_mse"]

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn, Tensor
+from torch import Tensor, nn
 
 from ..errors import check_choice
 

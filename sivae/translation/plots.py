@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..plots import finish_figure
+from ..plots import finish_figure, image_grid
 from . import metrics as M
 from .data import TranslationData, to_float
 
@@ -49,17 +49,10 @@ def transfer_grid(encoder, decoder, images: Tensor, rows: Tensor, cols: Tensor, 
 def _mosaic(grid: Tensor, row_src: Tensor, col_src: Tensor, pad: int = 2) -> np.ndarray:
     """One (H', W', 3) array: the content sources on top, the class sources on the left, transfers inside."""
     r, k, c, h, w = grid.shape
-    canvas = np.ones(((r + 1) * (h + pad) + pad, (k + 1) * (w + pad) + pad, 3), np.float32)
-    place = lambda img, i, j: canvas.__setitem__(
-        (slice(pad + i * (h + pad), pad + i * (h + pad) + h), slice(pad + j * (w + pad), pad + j * (w + pad) + w)),
-        img.expand(3, -1, -1).permute(1, 2, 0).clamp(0, 1).numpy())
-    for j in range(k):
-        place(col_src[j], 0, j + 1)
-    for i in range(r):
-        place(row_src[i], i + 1, 0)
-        for j in range(k):
-            place(grid[i, j], i + 1, j + 1)
-    return canvas
+    blank = torch.ones(1, 3, h, w)
+    rgb = lambda t: t.expand(t.shape[0], 3, h, w)
+    rows = [torch.cat([blank, rgb(col_src)])] + [torch.cat([rgb(row_src[i:i + 1]), rgb(grid[i])]) for i in range(r)]
+    return image_grid(torch.cat(rows), nrow=k + 1, pad=pad)
 
 
 def plot_translation_grids(runs: dict, data: TranslationData, titles: dict, path=None, *, split: str = "test",

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 import torch
-from torch import Tensor
 import torch.nn.functional as F
+from torch import Tensor
 
 __all__ = ["N_AZIMUTH", "N_ELEVATION", "AZIMUTHS_DEG", "ELEVATIONS_DEG", "sample_identities", "identity_parts",
            "render_identities"]

@@ -1,6 +1,6 @@
 """What notebooks/05_translation.py runs: train VAE and Soft-IntroVAE on one architecture, evaluate, report.
 
-Both models use the same two-encoder network (sivae.translation.arch), initialisation, data
+Both models use the same two-encoder network (sivae.translation.models), initialisation, data
 order and weights (beta_rec, beta_kl), and the one Trainer (sivae.train) unchanged; only the
 method differs (a plain beta-VAE against Soft-IntroVAE, Eq. 7 with s = 1 / (C*H*W)).
 The KL of each code is logged during training on a fixed set of training images (`CodeKLLog`),
@@ -18,19 +18,19 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, check_choice, check_nonnegative, parse_list
+from ..errors import ConfigError, check_choice, check_nonnegative
+from ..params import parse_list
 from ..runinfo import write_json, write_markdown
-from ..train import TrainConfig, Trainer, resolve_device
+from ..train import METHOD_TITLES, TrainConfig, Trainer, resolve_device
 from . import metrics as M
-from .arch import ArchConfig, build_translation_pair, code_kl
 from .data import TranslationData, make_batch_fn, to_float
+from .models import ArchConfig, build_translation_pair, code_kl
 from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
 
-__all__ = ["MODELS", "MODEL_TITLES", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices",
+__all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices",
            "train_translation", "evaluate_run", "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations"]
 
 MODELS = ("vae", "soft_intro_vae")
-MODEL_TITLES = {"vae": "VAE", "soft_intro_vae": "Soft-IntroVAE"}
 
 # Table 4 (Cars3D, content transfer, LPIPS; lower is better). The numbers did not survive the
 # conversion of our copy of the paper to text, so none are printed; fill them in from the PDF.
@@ -60,10 +60,10 @@ class TrainSettings:
             raise ConfigError("n_epochs must be > 0")
 
 
-def check_choices(models, rec_loss: str) -> list[str]:
+def check_choices(methods, rec_loss: str) -> list[str]:
     """Validate the model list and the reconstruction-loss name before any work; returns the models."""
     check_choice("rec_loss", rec_loss, REC_LOSSES)
-    return parse_list("model", models, MODELS)
+    return parse_list("method", methods, MODELS)
 
 
 def n_iterations(n_images: int, settings: TrainSettings) -> int:
@@ -118,19 +118,19 @@ class TranslationRun:
     metrics: dict = field(default_factory=dict)
 
 
-def train_translation(data: TranslationData, models, arch: ArchConfig, settings: TrainSettings, *, ckpt_dir,
+def train_translation(data: TranslationData, methods, arch: ArchConfig, settings: TrainSettings, *, ckpt_dir,
                       rec_loss: str = "mse", vgg_weights: str = "auto", device="auto",
                       progress: bool = True) -> tuple[dict, str]:
     """Train each model (same initialisation and data order), resuming from <ckpt_dir>/<model>_<loss>/.
 
     Args:
-        data: TranslationData. models: 'all' or a comma list of 'vae', 'soft_intro_vae'.
+        data: TranslationData. methods: 'all' or a comma list of 'vae', 'soft_intro_vae'.
         arch: ArchConfig (in_channels must match the data). settings: TrainSettings.
         rec_loss, vgg_weights: see perceptual.resolve_rec_loss. device: 'auto', 'cpu' or 'cuda'.
     Returns:
         ({model: TranslationRun}, the sentence saying which reconstruction loss was used).
     """
-    models = parse_list("model", models, MODELS)
+    models = parse_list("method", methods, MODELS)
     if arch.in_channels != data.channels:
         raise ConfigError(f"the architecture expects {arch.in_channels} channel(s), dataset {data.name} has {data.channels}")
     dev = resolve_device(device)
@@ -218,7 +218,7 @@ def write_table4(path, runs: dict, references: dict, data: TranslationData, lpip
                   "| SSIM (train) |", "|---|---|---|---|---|---|---|---|"]
         for m, r in runs.items():
             x = r.metrics
-            lines.append(f"| {MODEL_TITLES[m]} (ours) | none | {data.name} | {f(x.get('transfer_mse_test'))} | "
+            lines.append(f"| {METHOD_TITLES[m]} (ours) | none | {data.name} | {f(x.get('transfer_mse_test'))} | "
                          f"{f(x.get('transfer_ssim_test'))} | {f(x.get('transfer_lpips_test'))} | "
                          f"{f(x.get('transfer_mse_train'))} | {f(x.get('transfer_ssim_train'))} |")
         for name in references.get("test", {}):
@@ -237,7 +237,7 @@ def write_table4(path, runs: dict, references: dict, data: TranslationData, lpip
               "|---|---|---|---|---|---|---|---|"]
     for m, r in runs.items():
         x = r.metrics
-        lines.append(f"| {MODEL_TITLES[m]} | {f(x['kl_class'])} | {f(x['kl_content'])} | "
+        lines.append(f"| {METHOD_TITLES[m]} | {f(x['kl_class'])} | {f(x['kl_content'])} | "
                      f"{x.get('active_units_class')} / {x.get('active_units_content')} | "
                      f"{f(x.get('probe_identity_from_class'))} | {f(x.get('probe_pose_from_content'))} | "
                      f"{f(x.get('probe_pose_from_class'))} | {f(x.get('probe_identity_from_content'))} |")

@@ -1,0 +1,25 @@
+"""sivae: a reproducible companion to Soft-IntroVAE (Daniel & Tamar, CVPR 2021).
+
+Layout (checked by tests/test_layout.py):
+
+- Top level, what every section uses: ``losses`` (Eq. 1, 2, 7), ``train`` (the one Trainer for
+  VAE / IntroVAE / Soft-IntroVAE), ``checkpoints``, ``runtime`` (device, process settings),
+  ``errors``, ``params`` (parameter parsing), ``runinfo`` (run records), ``plots`` (shared
+  plotting helpers), ``profiles``, ``stage`` (runs a pipeline stage's notebook). The top level
+  imports no section.
+- One sub-package per paper section, named after its DVC stage: ``theory_discrete``, ``toy2d``,
+  ``stability``, ``images``, ``ood``, ``translation``. Inside each, the same file names:
+  ``data`` (datasets), ``models`` (networks), ``metrics``, ``study`` (what the notebook runs),
+  ``plots`` (its figures), plus section-specific modules where needed. data/models/metrics
+  import only the top level; study imports them; plots draw results. Sections import each other
+  only along the pipeline's edges (stability uses toy2d, ood uses images).
+
+Where a new thing goes: a loss -> ``losses``; a network -> ``<section>/models``; a dataset ->
+``<section>/data``; a figure -> ``<section>/plots``; a parser -> ``params``.
+"""
+from .errors import CheckpointError, ConfigError, DataError, DivergenceError, SivaeError
+from .train import METHODS, TrainConfig, Trainer, resolve_device
+
+__all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "TrainConfig",
+           "Trainer", "METHODS", "resolve_device"]
+__version__ = "0.1.0"

@@ -1,0 +1,262 @@
+"""Image generation (paper section 6.3): training, loading, sampling, reconstruction, interpolation.
+
+Soft-IntroVAE and the VAE baseline are trained by the one `sivae.train.Trainer` on the IntroVAE
+residual networks of `sivae.imagemodels`, with the paper's image settings (Eq. 7 with
+s = 1 / (C*H*W), beta_neg near the latent size, gamma_r = 1e-8, Adam lr 2e-4, constant learning
+rate as in the public code, whose milestone at epoch 350 is never reached).
+
+Epochs: each epoch visits a permutation of the training set drawn from (seed, epoch) alone, so
+a resumed run sees exactly the batches it would have seen; one checkpoint per epoch.
+Data parallel: `python -m torch.distributed.run --nproc_per_node N -m sivae.images ...` runs N
+processes; each takes its own `batch_size` slice of the same permutation (global batch
+N * batch_size) and the Trainer averages gradients over processes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..checkpoints import load_checkpoint
+from ..errors import CheckpointError, ConfigError, SivaeError, check_choice, check_nonnegative
+from ..train import METHODS, TrainConfig, Trainer, epoch_batches, resolve_device
+from .data import ImageData, load_image_dataset
+from .models import ImageArch, build_image_pair
+
+__all__ = ["TrainedModel", "make_batch_fn", "train_image_model", "load_trained", "run_name",
+           "sample_images", "reconstruct", "interpolate", "square_interpolation", "history_rows"]
+
+HISTORY_KEYS = ("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake", "exp_elbo_rec")
+
+
+@dataclass
+class TrainedModel:
+    """A trained encoder/decoder pair (eval mode) and what produced it."""
+    encoder: torch.nn.Module
+    decoder: torch.nn.Module
+    arch: ImageArch
+    method: str
+    seed: int
+    beta_rec: float = 1.0
+    history: list = field(default_factory=list)
+    step: int = 0
+    path: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.decoder.parameters()).device
+
+
+def run_name(dataset: str, method: str, seed: int) -> str:
+    """Checkpoint folder name of one run: <dataset>_<method>_seed<seed>."""
+    return f"{dataset}_{method}_seed{seed}"
+
+
+def make_batch_fn(data: ImageData, batch_size: int, seed: int, conditional: bool = False,
+                  rank: int = 0, world: int = 1, memory_format=torch.contiguous_format):
+    """Batches of an epoch-wise permutation that depends on (seed, epoch) only.
+
+    Args:
+        data: the training set.
+        batch_size: images per batch and process.
+        seed: the run's seed.
+        conditional: also return the labels.
+        rank, world: this process and the number of processes (each takes its own slice).
+    Returns:
+        (batch_fn(step, generator) -> x or (x, y), steps per epoch).
+    """
+    indices, per_epoch = epoch_batches(len(data), batch_size, seed, rank=rank, world=world)
+
+    def batch_fn(step: int, _gen: torch.Generator):
+        idx = indices(step)
+        x = data.x[idx].contiguous(memory_format=memory_format)
+        return (x, data.y[idx]) if conditional else x
+
+    return batch_fn, per_epoch
+
+
+def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intro_vae", seed: int = 0, *,
+                      epochs: int = 1, batch_size: int = 32, lr: float = 2e-4, beta_rec: float = 1.0,
+                      beta_kl: float = 1.0, beta_neg: float = 256.0, gamma_r: float = 1e-8, num_vae: int = 0,
+                      ckpt_dir=None, device="auto", autocast: str = "auto", channels_last: bool = True,
+                      progress: bool = True, rank: int = 0, world: int = 1) -> TrainedModel:
+    """Train (or resume, or just load when finished) one image model.
+
+    Args:
+        data: training images, shaped like arch (channels, size).
+        arch: the networks' ImageArch.
+        method: "vae", "introvae" or "soft_intro_vae".
+        seed: weight init, data order and noise.
+        epochs: passes over `data`; num_vae: plain-VAE warm-up epochs.
+        batch_size, lr, beta_rec, beta_kl, beta_neg, gamma_r: the paper's hyper-parameters.
+        ckpt_dir: folder of this run's last.pt (saved every epoch); None: no checkpoints.
+        device: "auto", "cpu" or "cuda"; autocast: "auto" (bf16 on CUDA), "none", "bf16", "fp16".
+        channels_last: NHWC memory format (faster convolutions on CPU and GPU; same mathematics).
+        rank, world: data-parallel process index and count (see the module docstring).
+    Returns:
+        TrainedModel in eval mode.
+    """
+    check_choice("method", method, METHODS)
+    check_nonnegative("epochs", epochs)
+    if tuple(data.shape) != (arch.cdim, arch.image_size, arch.image_size):
+        raise ConfigError(f"images of {data.name} are {tuple(data.shape)}, the model expects "
+                          f"{(arch.cdim, arch.image_size, arch.image_size)}")
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    batch_fn, per_epoch = make_batch_fn(data, batch_size, seed, arch.conditional, rank, world, fmt)
+    cfg = TrainConfig(method=method, n_iter=max(1, int(round(epochs * per_epoch))), batch_size=batch_size, lr=lr,
+                      lr_milestones=(), beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r,
+                      scale=1.0 / (arch.cdim * arch.image_size ** 2), num_vae=int(round(num_vae * per_epoch)),
+                      seed=seed, checkpoint_every=per_epoch, log_every=max(1, per_epoch // 10),
+                      autocast=autocast, progress=progress,
+                      extra={"kind": "image", "arch": arch.to_dict(), "steps_per_epoch": per_epoch,
+                             "dataset": data.name, "n_train": len(data), "world": world})
+    enc, dec = build_image_pair(arch, seed)
+    enc, dec = enc.to(memory_format=fmt), dec.to(memory_format=fmt)
+    trainer = Trainer(enc, dec, batch_fn, cfg, ckpt_dir, device)
+    trainer.fit(resume=True)
+    enc.eval(), dec.eval()
+    return TrainedModel(enc, dec, arch, method, seed, beta_rec, trainer.history, trainer.step,
+                        trainer.ckpt_path)
+
+
+def load_trained(ckpt_path, device="cpu") -> TrainedModel:
+    """Rebuild a trained image model from its checkpoint (eval mode), with clear errors."""
+    state = load_checkpoint(ckpt_path, map_location="cpu")
+    extra = state.get("extra") or {}
+    if extra.get("kind") != "image":
+        raise CheckpointError(f"{ckpt_path} is not an image-model checkpoint (written by another stage?)")
+    arch = ImageArch(**extra["arch"])
+    enc, dec = build_image_pair(arch)
+    try:
+        enc.load_state_dict(state["encoder"])
+        dec.load_state_dict(state["decoder"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {ckpt_path} does not fit its architecture: {str(e).splitlines()[0]}") from None
+    dev = resolve_device(device)
+    enc, dec = enc.to(dev).eval(), dec.to(dev).eval()
+    cfg = state["config"]
+    return TrainedModel(enc, dec, arch, cfg["method"], cfg["seed"], cfg["beta_rec"], state["history"],
+                        state["step"], Path(ckpt_path))
+
+
+# --------------------------------------------------------------- generation
+def _labels(model: TrainedModel, y, n: int):
+    if not model.arch.conditional:
+        return ()
+    if y is None:
+        raise ConfigError("this model is class-conditional: give the classes y")
+    return (torch.as_tensor(y, device=model.device).long().expand(n) if torch.as_tensor(y).dim() == 0
+            else torch.as_tensor(y, device=model.device).long(),)
+
+
+@torch.no_grad()
+def sample_images(model: TrainedModel, n: int, seed: int = 0, y=None, batch: int = 500) -> Tensor:
+    """n images D(z), z ~ N(0, I) from a seeded generator, clamped to [0, 1] (on the CPU)."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.arch.z_dim, generator=gen)
+    labels = _labels(model, y, n)
+    out = [model.decoder(zb.to(model.device), *[lb[i:i + batch] for lb in labels]).float().cpu()
+           for i, zb in zip(range(0, n, batch), z.split(batch))]
+    return torch.cat(out).clamp_(0, 1)
+
+
+@torch.no_grad()
+def encode_mean(model: TrainedModel, x: Tensor, y=None) -> Tensor:
+    """mu(x), the posterior mean (deterministic encoding)."""
+    return model.encoder(x.to(model.device), *_labels(model, y, x.shape[0]))[0]
+
+
+@torch.no_grad()
+def reconstruct(model: TrainedModel, x: Tensor, y=None) -> Tensor:
+    """D(mu(x)) clamped to [0, 1] (on the CPU)."""
+    labels = _labels(model, y, x.shape[0])
+    return model.decoder(encode_mean(model, x, y), *labels).float().cpu().clamp_(0, 1)
+
+
+@torch.no_grad()
+def interpolate(model: TrainedModel, x_a: Tensor, x_b: Tensor, steps: int = 8) -> Tensor:
+    """Decodings of (1-t) mu(x_a) + t mu(x_b) for t in linspace(0, 1, steps): (steps, C, H, W)."""
+    z = encode_mean(model, torch.stack([x_a, x_b]))
+    t = torch.linspace(0, 1, steps, device=z.device)[:, None]
+    return model.decoder((1 - t) * z[0] + t * z[1]).float().cpu().clamp_(0, 1)
+
+
+@torch.no_grad()
+def square_interpolation(model: TrainedModel, corners: Tensor, n: int = 6) -> Tensor:
+    """Bilinear interpolation between the latents of 4 images (top-left, top-right, bottom-left,
+    bottom-right), section 9.4.2: (n * n, C, H, W), row-major."""
+    if corners.shape[0] != 4:
+        raise ConfigError(f"square interpolation needs 4 corner images, got {corners.shape[0]}")
+    z = encode_mean(model, corners)
+    u = torch.linspace(0, 1, n, device=z.device)
+    a, b = u[:, None, None], u[None, :, None]   # a: down, b: right
+    grid = (1 - a) * (1 - b) * z[0] + (1 - a) * b * z[1] + a * (1 - b) * z[2] + a * b * z[3]
+    return model.decoder(grid.reshape(n * n, -1)).float().cpu().clamp_(0, 1)
+
+
+def history_rows(model: TrainedModel, dataset: str, method_key: str | None = None) -> list[dict]:
+    """Training curves as flat rows (run, step, losses) for a DVC plots file."""
+    return [{"run": run_name(dataset, method_key or model.method, model.seed), "step": h["step"],
+             **{k: h[k] for k in HISTORY_KEYS if k in h}} for h in model.history]
+
+
+# ---------------------------------------------------------------- torchrun
+def main(argv=None) -> int:
+    """Train one image model, optionally data-parallel under torchrun (see the module docstring)."""
+    import torch.distributed as dist
+
+    from .models import arch_for
+    ap = argparse.ArgumentParser(prog="python -m sivae.images", description=main.__doc__)
+    ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--data-root", default="data")
+    ap.add_argument("--method", default="soft_intro_vae")
+    ap.add_argument("--channels", default="paper")
+    ap.add_argument("--z-dim", default="paper")
+    ap.add_argument("--conditional", action="store_true")
+    ap.add_argument("--epochs", type=float, default=1)
+    ap.add_argument("--n-train", type=int, default=None, help="use the first N training images")
+    ap.add_argument("--batch-size", type=int, default=32, help="per process")
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--beta-rec", type=float, default=1.0)
+    ap.add_argument("--beta-kl", type=float, default=1.0)
+    ap.add_argument("--beta-neg", type=float, default=256.0)
+    ap.add_argument("--gamma-r", type=float, default=1e-8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ckpt-dir", required=True)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--autocast", default="auto")
+    args = ap.parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = resolve_device(args.device)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        data = load_image_dataset(args.dataset, "train", args.data_root, args.n_train)
+        arch = arch_for(args.dataset, data.shape[1], data.shape[0], args.channels, args.z_dim, args.conditional)
+        model = train_image_model(data, arch, args.method, args.seed, epochs=args.epochs,
+                                  batch_size=args.batch_size, lr=args.lr, beta_rec=args.beta_rec,
+                                  beta_kl=args.beta_kl, beta_neg=args.beta_neg, gamma_r=args.gamma_r,
+                                  ckpt_dir=args.ckpt_dir, device=device, autocast=args.autocast,
+                                  progress=rank == 0, rank=rank, world=world)
+        if rank == 0:
+            print(f"trained {model.step} steps; checkpoint {model.path}")
+    except SivaeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

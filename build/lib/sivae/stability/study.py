@@ -1,0 +1,138 @@
+"""Section 6.2 (Figure 3), Appendix 9.5 (Figure 21) and the beta_neg sensitivity of Soft-IntroVAE.
+
+Everything trains and evaluates through `sivae.toy2d.run_toy2d` (the Table 2 code path:
+same trainer, losses, data and metrics); this module only chooses which hyper-parameter to
+vary, groups the runs and draws the figures.
+
+- `run_grid`: one hyper-parameter (the IntroVAE margin m, or Soft-IntroVAE's beta_neg) over a
+  list of values, every other one from Table 5. A value gets its own checkpoint folder, so a
+  value that appears twice (the Table 5 beta_neg in the band and in the sensitivity grid)
+  trains once and is reloaded the second time.
+- `summarize_grid`: KL/JSD mean and std over seeds per value, plus, for the margin sweep, how
+  often the batch-mean KL(fake) sat above m: there the encoder's hinge
+  beta_neg * [m - KL(x_f)]^+ (Eq. 2) is zero and passes no adversarial gradient.
+- `run_collapse`: a beta-VAE with beta_kl >> beta_rec against Soft-IntroVAE with the same
+  beta_rec, beta_kl (Appendix 9.5): the VAE's KL(real) should vanish.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..runinfo import write_json
+from ..toy2d.study import TABLE5, ToyRun, run_toy2d, summarize
+
+__all__ = ["value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",
+           "spread_ratio", "write_metrics", "table5_value", "check_subset", "margin_table"]
+
+
+def check_subset(name: str, values, allowed):
+    """Raise ConfigError unless every value is one of `allowed` (e.g. curve_margins within margins)."""
+    missing = [v for v in values if v not in allowed]
+    if missing:
+        raise ConfigError(f"{name} {missing} are not among {allowed}")
+
+
+def value_key(name: str, value: float) -> str:
+    """A metrics/folder key without dots (DVC flattens nested metrics on '.'): m=0.1 -> 'm_0p1'."""
+    return f"{name}_{value:g}".replace(".", "p").replace("+", "")
+
+
+def run_grid(dataset: str, model: str, name: str, values, seeds, *, ckpt_dir, **kw) -> dict[float, list[ToyRun]]:
+    """Train and evaluate `model` on `dataset` for each value of one hyper-parameter.
+
+    Args:
+        name: "m" or "beta_neg" (or "beta_rec", "beta_kl"); the others come from Table 5.
+        values: the values of `name`. seeds: the seeds of every value.
+        ckpt_dir: checkpoints go to <ckpt_dir>/<model>_<value_key>/...
+        kw: run_toy2d's training and evaluation arguments (n_iter, batch_size, lr, device, ...).
+    Returns:
+        {value: [ToyRun per seed]} in the order given.
+    """
+    out = {}
+    for v in values:
+        out[v] = run_toy2d(dataset, model, seeds, **{name: v}, ckpt_dir=Path(ckpt_dir) / f"{model}_{value_key(name, v)}",
+                           **kw)
+    return out
+
+
+def _last(history: list, key: str) -> float:
+    vals = [h[key] for h in history if key in h]
+    return float(vals[-1]) if vals else float("nan")
+
+
+def summarize_grid(grid: dict[float, list[ToyRun]]) -> dict[float, dict]:
+    """Per value: kl, jsd, gnelbo (mean and *_std over seeds), final KL(fake), and for IntroVAE
+    the fraction of logged iterations (all seeds) at which the batch-mean KL(fake) exceeded m."""
+    out = {}
+    for v, runs in grid.items():
+        s = summarize(runs)[runs[0].dataset][runs[0].model]
+        row = {k: s[k]["mean"] for k in ("kl", "jsd", "gnelbo")} | {f"{k}_std": s[k]["std"] for k in ("kl", "jsd")}
+        row["kl_fake_final"] = float(np.mean([_last(r.history, "kl_fake") for r in runs]))
+        if runs[0].model == "introvae":
+            above = [h["kl_fake"] > r.hparams["m"] for r in runs for h in r.history if "kl_fake" in h]
+            row["frac_kl_fake_above_m"] = float(np.mean(above)) if above else float("nan")
+        out[v] = row
+    return out
+
+
+def spread_ratio(summary: dict[float, dict], metric: str = "kl") -> float:
+    """max / min over the grid of the mean `metric`: how much the choice of the value matters."""
+    vals = [row[metric] for row in summary.values()]
+    return float(max(vals) / min(vals)) if min(vals) > 0 else float("inf")
+
+
+def run_collapse(dataset: str, seeds, *, beta_rec: float, beta_kl: float, beta_neg: float, ckpt_dir,
+                 **kw) -> dict[str, list[ToyRun]]:
+    """Appendix 9.5: beta-VAE and Soft-IntroVAE with the same beta_rec, beta_kl (beta_kl >> beta_rec).
+
+    Returns:
+        {"vae": [ToyRun per seed], "soft_intro_vae": [...]}.
+    """
+    hp = dict(beta_rec=beta_rec, beta_kl=beta_kl)
+    return {"vae": run_toy2d(dataset, "vae", seeds, **hp, ckpt_dir=Path(ckpt_dir) / "collapse_vae", **kw),
+            "soft_intro_vae": run_toy2d(dataset, "soft_intro_vae", seeds, **hp, beta_neg=beta_neg,
+                                        ckpt_dir=Path(ckpt_dir) / "collapse_soft_intro_vae", **kw)}
+
+
+def summarize_collapse(runs: dict[str, list[ToyRun]]) -> dict[str, dict]:
+    """Per model: KL(real) at the end of training (collapse: ~0), its peak, and KL/JSD of the samples."""
+    out = {}
+    for model, rs in runs.items():
+        s = summarize(rs)[rs[0].dataset][model]
+        out[model] = {"kl_real_final": float(np.mean([_last(r.history, "kl_real") for r in rs])),
+                      "kl_real_max": float(np.mean([max(h["kl_real"] for h in r.history) for r in rs])),
+                      "kl": s["kl"]["mean"], "jsd": s["jsd"]["mean"]}
+    return out
+
+
+def margin_table(margin: dict[float, dict]) -> str:
+    """Markdown: per m, KL and JSD (mean ± std), final KL(fake) and how often KL(fake) > m."""
+    lines = ["| m | KL | JSD | final KL(fake) | share of training with KL(fake) > m |", "|---|---|---|---|---|"]
+    for m in sorted(margin):
+        r = margin[m]
+        lines.append(f"| {m:g} | {r['kl']:.3g} ± {r['kl_std']:.2g} | {r['jsd']:.3g} ± {r['jsd_std']:.2g} | "
+                     f"{r['kl_fake_final']:.3g} | {r.get('frac_kl_fake_above_m', float('nan')):.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(path, margin: dict, soft: dict, beta_neg: dict, collapse: dict, meta: dict) -> dict:
+    """The DVC metrics file: margin sweep, Soft-IntroVAE band, beta_neg sweep, collapse, spreads."""
+    def rnd(d):
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
+    out = {"margin_sweep": {value_key("m", v): rnd(r) for v, r in margin.items()},
+           "soft_intro_vae": rnd(soft),
+           "beta_neg_sweep": {value_key("beta_neg", v): rnd(r) for v, r in beta_neg.items()},
+           "collapse": {k: rnd(v) for k, v in collapse.items()},
+           "sensitivity": {"introvae_kl_max_over_min": round(spread_ratio(margin), 4),
+                           "soft_intro_vae_kl_max_over_min": round(spread_ratio(beta_neg), 4)},
+           "meta": meta}
+    write_json(out, path)
+    return out
+
+
+def table5_value(dataset: str, model: str, name: str) -> float | None:
+    """One Table 5 entry, e.g. table5_value('8gaussians', 'introvae', 'm') -> 1.0."""
+    return dict(zip(("beta_rec", "beta_kl", "beta_neg", "m"), TABLE5[(dataset, model)]))[name]

@@ -1,0 +1,197 @@
+"""Run one pipeline stage: its notebook through papermill, with its section of params.yaml.
+
+    python -m sivae.stage toy2d                 # what `dvc repro toy2d` runs
+    python -m sivae.stage toy2d -p n_iter 300   # the same with one parameter changed
+
+The notebook is `notebooks/NN_<stage>.py` (a Jupytext percent file); its parameters are the
+`base` section of params.yaml plus the stage's own section (so dvc.yaml names each section once,
+under `params:`, instead of every key three times). `executed_notebook` is papermill's output
+path; `interactive` is set to False. papermill stays the executor: running it by hand
+(`jupytext --to ipynb --set-kernel - nb.py -o - | papermill - out.ipynb -p name value`) works too.
+
+What the runner adds:
+- a sivae error (ConfigError, DataError, CheckpointError, DivergenceError) is printed as its one
+  message, not as papermill's double traceback (the whole traceback stays in the executed
+  notebook; SIVAE_TRACEBACK=1 prints it too);
+- SIGINT / SIGTERM are passed on to the kernel as an interrupt, so a training loop saves its
+  checkpoint and stops at a step boundary; a second signal ends the kernel at once;
+- if the process that started it (e.g. `dvc repro`) dies, the kernel is stopped rather than left
+  running as an orphan that keeps writing outputs;
+- the kernel runs with SIVAE_STAGE=<stage>, under which a checkpoint written by another
+  configuration is set aside and training starts fresh (the stage's checkpoint folders persist
+  across `dvc repro` runs so that a killed stage resumes; see sivae.checkpoints).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError, SivaeError
+
+__all__ = ["stage_notebook", "stage_parameters", "run_stage", "main"]
+
+SIVAE_ERRORS = ("SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError")
+NOT_A_PARAMETER = ("executed_notebook",)
+
+
+def stage_notebook(stage: str, root: str | os.PathLike = ".") -> Path:
+    """notebooks/NN_<stage>.py, or ConfigError naming the stage."""
+    hits = sorted(Path(root, "notebooks").glob(f"[0-9][0-9]_{stage}.py"))
+    if len(hits) != 1:
+        known = sorted(p.stem[3:] for p in Path(root, "notebooks").glob("[0-9][0-9]_*.py"))
+        raise ConfigError(f"unknown stage {stage!r}; choose one of: {', '.join(known)}")
+    return hits[0]
+
+
+def stage_parameters(stage: str, params_file: str | os.PathLike = "params.yaml", overrides: dict | None = None):
+    """(parameters for the notebook, executed-notebook path) of one stage."""
+    path = Path(params_file)
+    if not path.is_file():
+        raise ConfigError(f"parameters file {path} does not exist")
+    tree = yaml.safe_load(path.read_text()) or {}
+    if stage not in tree:
+        raise ConfigError(f"{path} has no section {stage!r}")
+    section = dict(tree[stage])
+    out = section.pop("executed_notebook", None)
+    if out is None:
+        raise ConfigError(f"{path}: section {stage!r} has no executed_notebook")
+    params = {**(tree.get("base") or {}), **section}
+    for k, v in (overrides or {}).items():
+        if k not in params and k != "interactive":
+            raise ConfigError(f"stage {stage!r} has no parameter {k!r}; its parameters: {', '.join(params)}")
+        params[k] = v
+    return params, Path(out)
+
+
+def _kernelspec() -> dict:
+    """The Jupyter kernel of this Python (what `jupytext --set-kernel -` picks)."""
+    from jupytext.kernels import kernelspec_from_language
+    try:
+        return kernelspec_from_language("python")
+    except ValueError as e:
+        raise ConfigError(f"{e}; `make env` installs one") from None
+
+
+def _descendants():
+    import psutil
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _signal_children(sig):
+    for p in _descendants():
+        try:
+            p.send_signal(sig)
+        except Exception:  # noqa: BLE001 (already gone)
+            pass
+
+
+def _watch_parent(parent: int, stop: threading.Event):
+    """End the kernel and this process when the process that started us is gone."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            _signal_children(signal.SIGKILL)
+            os._exit(137)
+
+
+def run_stage(stage: str, params_file: str | os.PathLike = "params.yaml", overrides: dict | None = None,
+              root: str | os.PathLike = ".") -> Path:
+    """Execute the stage's notebook; returns the executed notebook's path. Raises SivaeError on failure."""
+    import jupytext
+    import papermill
+    nb_path = stage_notebook(stage, root)
+    params, out = stage_parameters(stage, params_file, overrides)
+    nb = jupytext.read(nb_path)
+    nb.metadata["kernelspec"] = _kernelspec()
+    names = set(_notebook_parameter_names(nb))
+    if "interactive" in names:
+        params.setdefault("interactive", False)
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise ConfigError(f"params.yaml section {stage!r} has keys the notebook {nb_path} does not take: {unknown}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.environ["SIVAE_STAGE"] = stage
+
+    interrupts = []
+
+    def on_signal(signum, _frame):
+        interrupts.append(signum)
+        if len(interrupts) == 1:
+            print(f"\n{stage}: {signal.Signals(signum).name} received: interrupting the notebook "
+                  f"(training saves its checkpoint at the next step; signal again to stop at once)", file=sys.stderr)
+            _signal_children(signal.SIGINT)
+        else:
+            _signal_children(signal.SIGKILL)
+            os._exit(128 + signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop = threading.Event()
+    threading.Thread(target=_watch_parent, args=(os.getppid(), stop), daemon=True).start()
+    t0 = time.time()
+    try:
+        papermill.execute_notebook(nb, str(out), parameters=params, progress_bar=False, cwd=str(root),
+                                   kernel_name=nb.metadata["kernelspec"]["name"])
+    except papermill.PapermillExecutionError as e:
+        if os.environ.get("SIVAE_TRACEBACK"):
+            print("\n".join(e.traceback), file=sys.stderr)
+        where = f"(cell {e.exec_count}; the whole traceback is in {out})"
+        if e.ename in SIVAE_ERRORS:
+            raise StageError(f"{stage}: {e.ename}: {e.evalue} {where}") from None
+        if e.ename == "KeyboardInterrupt" or interrupts:
+            raise StageError(f"{stage}: interrupted {where}", 130) from None
+        raise StageError(f"{stage}: {e.ename}: {e.evalue} {where}") from None
+    finally:
+        stop.set()
+        for s, h in old.items():
+            signal.signal(s, h)
+    print(f"{stage}: done in {time.time() - t0:.0f} s -> {out}", file=sys.stderr)
+    return out
+
+
+class StageError(SivaeError):
+    """A stage's notebook failed; the message names the error and the cell."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def _notebook_parameter_names(nb) -> list[str]:
+    import ast
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            return [t.targets[0].id for t in tree.body if isinstance(t, ast.Assign)]
+    raise ConfigError("the notebook has no cell tagged 'parameters'")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sivae.stage", description=__doc__.splitlines()[0])
+    ap.add_argument("stage", help="a stage of dvc.yaml (theory_discrete, toy2d, stability, images, ood, translation)")
+    ap.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="override one parameter (value read as YAML)")
+    args = ap.parse_args(argv)
+    try:
+        overrides = {k: yaml.safe_load(v) for k, v in args.parameter}
+        run_stage(args.stage, args.params, overrides)
+    except StageError as e:
+        print(str(e), file=sys.stderr)
+        return e.code
+    except SivaeError as e:
+        print(f"{args.stage}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Checkpoint files: written atomically with a checksum, read without executing anything, one writer per folder.
+
+Format (v2): a short text header, then the bytes of `torch.save(state)`:
+
+    SIVAE-CHECKPOINT v2\\n
+    sha256 <hex digest of the payload>\\n
+    <payload>
+
+Loading checks the header and the digest (a flipped byte is refused, naming the file), then
+reads the payload with `torch.load(weights_only=True)`: tensors and plain containers only, so a
+file carrying a pickled program is refused before anything in it runs. Checkpoints of format
+v1 (a bare `torch.save` file, without checksum) are still read, also with weights_only=True.
+
+`FolderLock` keeps two trainers from writing one checkpoint folder: the second gets one error
+naming the folder and the process that holds it. The lock is an OS file lock (fcntl.flock), so a
+process that dies releases it; temporary files are unique per process.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "FolderLock", "REQUIRED_KEYS"]
+
+FORMAT = "sivae-checkpoint-v1"          # the "format" key inside the state (unchanged since v1)
+MAGIC = b"SIVAE-CHECKPOINT v2\n"
+REQUIRED_KEYS = ("format", "step", "config", "encoder", "decoder", "opt_e", "opt_d", "sched_e", "sched_d",
+                 "data_gen", "noise_gen", "history")
+REPAIR = "delete it to start over, or restore it from DVC (dvc checkout)"
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """Write `state` to `path` atomically (unique temp file + rename): a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + b"sha256 " + digest + b"\n")
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _payload(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror})") from None
+    if not raw.startswith(MAGIC):
+        return raw  # v1: a bare torch.save file (or not a checkpoint at all: torch.load says)
+    head, sep, payload = raw[len(MAGIC):].partition(b"\n")
+    if not sep or not head.startswith(b"sha256 "):
+        raise CheckpointError(f"checkpoint {path} has a damaged header; {REPAIR}")
+    if hashlib.sha256(payload).hexdigest().encode() != head[len(b"sha256 "):].strip():
+        raise CheckpointError(f"checkpoint {path} is corrupt: its contents do not match its checksum; {REPAIR}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", required=REQUIRED_KEYS) -> dict:
+    """Read a sivae checkpoint, raising CheckpointError if it is missing, corrupt, unsafe or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    payload = _payload(path)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 (torch raises several kinds for garbage and for refused objects)
+        text = str(e)
+        if "Unsupported global" in text or "unsupported GLOBAL" in text:
+            raise CheckpointError(f"checkpoint {path} was refused: it holds Python objects that would run code when "
+                                  f"loaded (not a plain tensor file); nothing in it was executed. {REPAIR}") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}); {REPAIR}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a sivae checkpoint")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: written by another program or "
+                              f"damaged; {REPAIR}")
+    return state
+
+
+class FolderLock:
+    """An exclusive lock on a checkpoint folder (file `<folder>/.lock`), released on exit or when the process dies."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.path = self.folder / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> "FolderLock":
+        import fcntl
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            finally:
+                os.close(fd)
+            raise CheckpointError(f"checkpoint folder {self.folder} is in use by {holder}: two trainers must not "
+                                  f"share a folder; wait for it, or give this run another ckpt_dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is None:
+            return
+        import fcntl
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -1,0 +1,112 @@
+"""Parameter parsing: the one place where notebook and command-line values become Python values.
+
+Notebook parameters arrive from papermill, DVC or a user's `-p name value` as strings, numbers
+or booleans. Every section parses them with these functions, so that one spelling works
+everywhere ("all" or a comma list; "true"/"false" as DVC renders booleans) and every bad value
+raises one ConfigError naming the parameter.
+"""
+from __future__ import annotations
+
+import math
+
+from .errors import ConfigError, check_choice, check_nonnegative
+
+__all__ = ["split_items", "parse_list", "parse_bool", "parse_numbers", "parse_int", "seeds_from"]
+
+
+def split_items(name: str, value, allow_empty: bool = False) -> list[str]:
+    """'a, b,c' (or a sequence, or one number) -> ['a', 'b', 'c'], blanks dropped; empty is an error."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    elif value is None:
+        items = []
+    else:
+        items = [str(value)]
+    items = [v for v in items if v]
+    if not items and not allow_empty:
+        raise ConfigError(f"{name} is empty; give a comma-separated list")
+    return items
+
+
+def parse_list(name: str, value, choices) -> list[str]:
+    """Parse 'all' or a comma-separated string (or a list) into validated names, in order."""
+    items = list(choices) if value in ("all", None) else split_items(name, value, allow_empty=True)
+    if not items:
+        raise ConfigError(f"{name} is empty; give 'all' or a comma-separated subset of: {', '.join(choices)}")
+    for item in items:
+        check_choice(name, item, choices)
+    return items
+
+
+def parse_bool(name: str, value) -> bool:
+    """A boolean parameter: True/False, or the strings DVC renders them as ("true"/"false").
+
+    papermill turns only "True"/"False" into booleans; `${section.flag}` in dvc.yaml gives
+    lower-case "true"/"false", which would otherwise arrive as (always truthy) strings.
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return text == "true"
+
+
+def parse_numbers(name: str, value, *, integer: bool = False, nonnegative: bool = False, positive: bool = False,
+                  at_most: float | None = None, allow_empty: bool = False) -> tuple:
+    """'0.1,1,50' (or a number, or a sequence) -> (0.1, 1.0, 50.0), each checked.
+
+    Args:
+        integer: each value must be an integer (returned as int).
+        nonnegative / positive: each value must be >= 0 / > 0 (and finite).
+        at_most: an upper bound (e.g. 1 for fractions).
+        allow_empty: '' gives () instead of an error.
+    """
+    items = split_items(name, value, allow_empty=True)
+    out = []
+    for v in items:
+        try:
+            x = float(v)
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated {'integers' if integer else 'numbers'}, "
+                              f"got {value!r}") from None
+        if math.isnan(x) or (nonnegative or positive) and not math.isfinite(x):
+            raise ConfigError(f"{name} must be finite numbers, got {value!r}")
+        if integer:
+            if x != int(x):
+                raise ConfigError(f"{name} must be integers, got {value!r}")
+            x = int(x)
+        if nonnegative:
+            check_nonnegative(name, x)
+        if positive and not x > 0:
+            raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if at_most is not None and x > at_most:
+            raise ConfigError(f"{name} must be at most {at_most}, got {value!r}")
+        out.append(x)
+    if not out and not allow_empty:
+        raise ConfigError(f"{name} is empty; give a comma-separated list of numbers")
+    return tuple(out)
+
+
+def parse_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    """One integer parameter in [minimum, maximum], or ConfigError naming it."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if not math.isfinite(x) or x != int(x):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    x = int(x)
+    if x < minimum or (maximum is not None and x > maximum):
+        bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+        raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")
+    return x
+
+
+def seeds_from(seed: int, n_seeds: int) -> list[int]:
+    """The seeds of a run: seed, seed+1, ..., seed+n_seeds-1 (n_seeds a positive integer)."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, float)) or int(n_seeds) != n_seeds or n_seeds < 1:
+        raise ConfigError(f"n_seeds must be a positive integer, got {n_seeds!r}")
+    return [int(seed) + i for i in range(int(n_seeds))]

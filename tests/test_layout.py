@@ -1,0 +1,151 @@
+"""The package layout, the pipeline's dependencies, packaging and lint: checked from the source."""
+import ast
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from importgraph import PKG, ROOT, direct_imports, module_name, transitive_files
+from nbutil import BIN, notebook_parameters, stage_notebook
+
+SECTIONS = ("theory_discrete", "toy2d", "stability", "images", "ood", "translation")
+# Sections may use each other only along the pipeline's edges.
+SECTION_EDGES = {"stability": {"toy2d"}, "ood": {"images"}}
+LOWER = {"data", "models", "metrics"}   # import only the top level (and their own section's lower files)
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _section(name: str):
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in SECTIONS) else None
+
+
+def _sources():
+    return sorted(p for p in PKG.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_top_level_holds_only_core_modules_and_section_packages():
+    top = {p.name for p in PKG.iterdir() if p.name != "__pycache__"}
+    core = {"__init__.py", "checkpoints.py", "errors.py", "losses.py", "params.py", "plots.py", "profiles.py",
+            "runinfo.py", "runtime.py", "stage.py", "train.py"}
+    assert top == core | set(SECTIONS), f"unexpected at the top of sivae/: {sorted(top - core - set(SECTIONS))}"
+    for s in SECTIONS:
+        assert (PKG / s / "__init__.py").is_file() and (PKG / s / "study.py").is_file(), s
+        assert (PKG / s / "plots.py").is_file(), f"{s} has no plots.py"
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_follow_the_layering(path):
+    me = module_name(path)
+    mine = _section(me)
+    for dep in direct_imports(path):
+        theirs = _section(dep)
+        if theirs is None:
+            continue  # the top level (core) may be imported by anyone
+        if mine is None:
+            pytest.fail(f"core module {me} imports the section module {dep}")
+        if theirs != mine:
+            assert theirs in SECTION_EDGES.get(mine, set()), f"{me} imports {dep}: not a pipeline edge"
+        elif path.stem in LOWER:
+            kind = dep.split(".")[-1]
+            assert kind in LOWER | {"render", mine}, f"{me} ({path.stem}) imports {dep}: data/models/metrics " \
+                                                     f"import only the top level and each other"
+
+
+@pytest.mark.parametrize("nb", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")), ids=lambda p: p.name)
+def test_notebooks_import_their_section_and_core_only(nb):
+    stage = nb.stem[3:]
+    allowed = {stage} | SECTION_EDGES.get(stage, set())
+    for dep in direct_imports(nb):
+        s = _section(dep)
+        assert s is None or s in allowed, f"{nb.name} imports {dep}"
+
+
+def _covered(path: Path, deps: list[str]) -> bool:
+    rel = path.relative_to(ROOT)
+    return any(rel == Path(d) or Path(d) in rel.parents for d in deps)
+
+
+@pytest.mark.parametrize("stage", list(DVC["stages"]))
+def test_stage_deps_cover_every_file_its_notebook_imports(stage):
+    spec = DVC["stages"][stage]
+    nb = stage_notebook(stage)
+    assert spec["cmd"] == f"python -m sivae.stage {stage}"
+    needed = transitive_files(nb) | transitive_files(PKG / "stage.py") | {PKG / "stage.py", nb}
+    missing = sorted(str(p.relative_to(ROOT)) for p in needed if not _covered(p, spec["deps"]))
+    assert not missing, f"dvc.yaml stage {stage} lacks deps: {missing}"
+
+
+def test_the_import_graph_sees_function_level_and_relative_imports():
+    # a check that can fail: images.plots imports training inside a function
+    deps = direct_imports(PKG / "images" / "plots.py")
+    assert "sivae.images.training" in deps and "sivae.plots" in deps
+
+
+@pytest.mark.parametrize("stage", list(DVC["stages"]))
+def test_stage_params_are_whole_sections_and_match_the_notebook(stage):
+    spec = DVC["stages"][stage]
+    assert spec["params"] == ["base", stage]
+    nb_params = set(notebook_parameters(stage_notebook(stage))) - {"interactive"}
+    keys = (set(PARAMS[stage]) - {"executed_notebook"}) | set(PARAMS["base"])
+    assert keys == nb_params, f"params.yaml keys != notebook parameters: {sorted(keys ^ nb_params)}"
+
+
+@pytest.mark.parametrize("stage", list(DVC["stages"]))
+def test_notebook_defaults_equal_the_default_profile(stage):
+    default = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
+    nb = notebook_parameters(stage_notebook(stage))
+    expected = {**default["base"], **default[stage]}
+    differ = {k: (v, expected[k]) for k, v in nb.items() if k in expected and v != expected[k]}
+    assert not differ, f"notebook default != profiles/default.yaml (notebook, profile): {differ}"
+
+
+def test_third_party_imports_are_declared_dependencies():
+    import tomllib
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    name = lambda d: re.split(r"[<>=\[ ]", d)[0].lower().replace("_", "-")
+    declared = {name(d) for d in meta["project"]["dependencies"]}
+    optional = {name(d) for d in meta["project"]["optional-dependencies"]["test"]}  # lpips: optional extra
+    reqs = {name(ln) for ln in (ROOT / "requirements.in").read_text().splitlines()
+            if ln.strip() and not ln.startswith(("#", "-"))}
+    assert declared | optional == reqs, f"pyproject.toml and requirements.in disagree: {sorted((declared | optional) ^ reqs)}"
+    dist_of = {"sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow", "pytorch_fid": "pytorch-fid",
+               "IPython": "ipython", "ipywidgets": "ipywidgets", "psutil": "psutil"}
+    extras = {name(d) for group in meta["project"]["optional-dependencies"].values() for d in group}
+    stdlib = set(sys.stdlib_module_names)
+    used = set()
+    for f in _sources() + sorted((ROOT / "notebooks").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                used |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                used.add(node.module.split(".")[0])
+    third = {u for u in used if u not in stdlib and u not in ("sivae", "__future__", "IPython")}  # IPython: jupyter's
+    undeclared = sorted(u for u in third if dist_of.get(u, u).lower().replace("_", "-") not in declared | extras)
+    assert not undeclared, f"imported but not in pyproject.toml dependencies: {undeclared}"
+
+
+def test_wheel_holds_every_module(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                          str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    wheel = next(tmp_path.glob("sivae-*.whl"))
+    in_wheel = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("sivae/") and n.endswith(".py")}
+    in_tree = {str(p.relative_to(ROOT)) for p in _sources()}
+    assert in_wheel == in_tree, f"wheel differs from the source tree: {sorted(in_wheel ^ in_tree)}"
+
+
+def test_code_is_clean_under_ruff():
+    res = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_dvc_understands_the_pipeline():
+    res = subprocess.run([str(BIN / "dvc"), "dag", "--md"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    for stage in DVC["stages"]:
+        assert stage in res.stdout

@@ -1,0 +1,274 @@
+"""Nothing lost, nothing executed: checkpoint safety, data checks, signals, locks, resumable `dvc repro`.
+
+Each test names the finding of the reliability issue it covers (1-8).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from conftest import run_in
+from nbutil import BIN, ROOT
+
+from sivae import CheckpointError, DataError, TrainConfig, Trainer
+from sivae.checkpoints import FolderLock, load_checkpoint, save_checkpoint
+from sivae.toy2d.data import get_toy_dataset
+from sivae.toy2d.models import MLPConfig, build_mlp_pair
+
+DATA = get_toy_dataset("8gaussians")
+
+
+def trainer(ckpt_dir, n_iter=30, batch_fn=None, **kw):
+    enc, dec = build_mlp_pair(MLPConfig(hidden=16, n_hidden=1), seed=0)
+    cfg = TrainConfig(method="soft_intro_vae", n_iter=n_iter, batch_size=16, num_vae=3, log_every=5,
+                      checkpoint_every=10, progress=False, scale=0.5, **kw)
+    return Trainer(enc, dec, batch_fn or (lambda step, g: DATA.sample(16, g)), cfg, ckpt_dir, device="cpu")
+
+
+class Payload:
+    """Unpickling this runs a shell command (what a hostile checkpoint would do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+# ----------------------------------------------------------------- 1. loading never executes code
+def test_a_checkpoint_carrying_a_program_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "PAYLOAD_RAN"
+    t = trainer(tmp_path / "run")
+    t.fit()
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    state["extra"] = {"x": Payload(marker)}
+    for writer in (lambda p: torch.save(state, p), lambda p: save_checkpoint(state, p)):  # v1 and v2 files
+        writer(tmp_path / "run" / "last.pt")
+        with pytest.raises(CheckpointError, match="refused.*nothing in it was executed"):
+            trainer(tmp_path / "run").fit()  # resume path
+        from sivae.images.training import load_trained
+        with pytest.raises(CheckpointError, match="refused"):
+            load_trained(tmp_path / "run" / "last.pt")
+        assert not marker.exists(), "the payload ran"
+
+
+# ----------------------------------------------------------------- 7. checksum
+def test_a_flipped_byte_inside_a_checkpoint_is_refused_naming_the_file(tmp_path):
+    t = trainer(tmp_path)
+    t.fit()
+    path = tmp_path / "last.pt"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one bit, in the middle of the tensor data
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=f"{path}.*corrupt.*checksum"):
+        load_checkpoint(path)
+
+
+def test_a_sivae_checkpoint_missing_keys_is_named(tmp_path):
+    save_checkpoint({"format": "sivae-checkpoint-v1", "step": 3}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="lacks config"):
+        trainer(tmp_path).fit()
+
+
+# ----------------------------------------------------------------- 2. data checked before use
+def _official_size_but_wrong(raw, images_name, n, labels_name):
+    import numpy as np
+
+    from sivae.images.data import write_idx
+    raw.mkdir(parents=True, exist_ok=True)
+    write_idx(raw / images_name, np.zeros((n, 28, 28), np.uint8))
+    write_idx(raw / labels_name, np.zeros(n, np.uint8))
+
+
+def test_a_damaged_official_data_file_is_refused_with_the_repair_command(tmp_path):
+    from sivae.images.data import load_image_dataset
+    raw = tmp_path / "MNIST" / "raw"
+    _official_size_but_wrong(raw, "t10k-images-idx3-ubyte", 10000, "t10k-labels-idx1-ubyte")
+    with pytest.raises(DataError, match="corrupt: its md5 is not the official.*python -m sivae.images.data fetch mnist"):
+        load_image_dataset("mnist", "test", tmp_path)
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "mnist_test.npz").exists(), reason="no ../shared/data mirror")
+def test_one_flipped_byte_in_genuine_mnist_is_refused(tmp_path):
+    from sivae.images.data import fetch, load_image_dataset
+    fetch(["mnist"], tmp_path, ROOT.parent / "shared" / "data", log=lambda *a: None)
+    assert len(load_image_dataset("mnist", "test", tmp_path)) == 10000
+    f = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    raw = bytearray(f.read_bytes())
+    raw[5000] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="corrupt"):
+        load_image_dataset("mnist", "test", tmp_path)
+    res = subprocess.run([sys.executable, "-m", "sivae.images.data", "verify", "--root", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and f"BAD  {f}" in res.stdout
+
+
+# ----------------------------------------------------------------- 4. signals save and stop
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_that_step_and_resuming_gives_the_same_run(tmp_path, sig):
+    full = trainer(tmp_path / "full", n_iter=40)
+    full.fit()
+
+    def signalled(step, g):
+        if step == 22:  # mid-iteration, not on a logging or checkpoint step
+            os.kill(os.getpid(), sig)
+        return DATA.sample(16, g)
+    t = trainer(tmp_path / "sig", n_iter=40, batch_fn=signalled)
+    with pytest.raises(KeyboardInterrupt, match=f"{signal.Signals(sig).name} received: training stopped after step 23"):
+        t.fit()
+    saved = load_checkpoint(tmp_path / "sig" / "last.pt")
+    assert saved["step"] == 23 and saved["history"][-1]["step"] == 23  # that step's record kept
+    resumed = trainer(tmp_path / "sig", n_iter=40)
+    resumed.fit()
+    for a, b in zip([*resumed.enc.parameters(), *resumed.dec.parameters()],
+                    [*full.enc.parameters(), *full.dec.parameters()]):
+        assert torch.equal(a, b)
+    # the resumed history = the uninterrupted one, plus the interrupted step's record
+    assert [h for h in resumed.history if h["step"] != 23] == full.history
+
+
+def test_a_signal_on_a_logging_step_keeps_its_record_once(tmp_path):
+    def signalled(step, g):
+        if step == 19:  # completes step 20: a logging and checkpoint step
+            os.kill(os.getpid(), signal.SIGTERM)
+        return DATA.sample(16, g)
+    with pytest.raises(KeyboardInterrupt, match="after step 20"):
+        trainer(tmp_path, n_iter=40, batch_fn=signalled).fit()
+    steps = [h["step"] for h in load_checkpoint(tmp_path / "last.pt")["history"]]
+    assert steps == [5, 10, 15, 20]
+
+
+def test_a_second_signal_stops_at_once(tmp_path):
+    def signalled(step, g):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return DATA.sample(16, g)
+    with pytest.raises(KeyboardInterrupt, match="second SIGTERM"):
+        trainer(tmp_path, batch_fn=signalled).fit()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+# ----------------------------------------------------------------- 5. one trainer per folder
+def test_a_second_trainer_on_a_folder_is_refused_naming_the_holder(tmp_path):
+    held = FolderLock(tmp_path).acquire()  # another open lock = another trainer
+    try:
+        with pytest.raises(CheckpointError, match=f"{tmp_path} is in use by process {os.getpid()}"):
+            trainer(tmp_path).fit()
+        assert not (tmp_path / "last.pt").exists()
+    finally:
+        held.release()
+    trainer(tmp_path).fit()  # free again
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_a_stale_lock_of_a_dead_process_does_not_block(tmp_path):
+    (tmp_path / ".lock").write_text("process 999999 on elsewhere\n")  # no OS lock held: its owner died
+    trainer(tmp_path).fit()
+
+
+def test_two_processes_on_one_folder_one_clear_error(tmp_path):
+    code = ("import sys, time; sys.path.insert(0, %r); from test_reliability import trainer; "
+            "t = trainer(%r, n_iter=400); t.fit()") % (str(ROOT / "tests"), str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 1], errs
+    loser = errs[codes.index(1)]
+    assert "CheckpointError" in loser and "is in use by process" in loser and "FileNotFoundError" not in loser
+
+
+# ----------------------------------------------------------------- 6. short notebook errors
+def test_a_stage_error_is_one_short_message(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    sec = params["toy2d"]
+    for k in list(sec):
+        if k.endswith(("_dir", "_path")) or k == "executed_notebook":
+            sec[k] = str(tmp_path / sec[k])
+    sec["datasets"] = "moons"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    res = subprocess.run([str(BIN / "python"), "-m", "sivae.stage", "toy2d", "--params", str(tmp_path / "params.yaml")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "Kernel" not in ln and "kernel" not in ln]
+    assert lines[-1].startswith("toy2d: ConfigError: unknown dataset 'moons'; choose one of"), res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / sec["metrics_path"]).exists()
+
+
+# ----------------------------------------------------------------- 3 and 8. dvc repro resumes; no orphans
+TOY = dict(datasets="8gaussians,rings", methods="soft_intro_vae", n_seeds=1, n_iter=2500, batch_size=16,
+           grid_size=16, n_samples=200, num_vae=10)
+
+
+def _set_toy(repo, **kw):
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["toy2d"].update(kw)
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def _env():
+    return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": "1"}
+
+
+def _wait_for(path, timeout=120):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy):
+    dvc = str(BIN / "dvc")
+    _set_toy(repo_copy, **TOY)
+    run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
+    baseline = (repo_copy / "outputs/toy2d/metrics.json").read_text()
+    subprocess.run(["rm", "-rf", str(repo_copy / "outputs/toy2d")], check=True)
+
+    # kill the whole process group of `dvc repro` while the second run (rings) is training
+    proc = subprocess.Popen([dvc, "repro", "toy2d"], cwd=repo_copy, env=_env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ck = repo_copy / "outputs/toy2d/checkpoints"
+    _wait_for(ck / "8gaussians/soft_intro_vae/seed0/last.pt")
+    _wait_for(ck / "rings/soft_intro_vae/seed0")
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0, out
+    partial = load_checkpoint(ck / "rings/soft_intro_vae/seed0/last.pt")
+    assert 0 < partial["step"] < TOY["n_iter"], "the kill did not land mid-training"
+    assert (ck / "8gaussians/soft_intro_vae/seed0/last.pt").exists()  # persisted across the failed run
+
+    run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
+    assert (repo_copy / "outputs/toy2d/metrics.json").read_text() == baseline
+
+    _set_toy(repo_copy, n_iter=TOY["n_iter"] + 10)
+    out = run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
+    assert "retrains from step 0" in out
+    assert load_checkpoint(ck / "rings/soft_intro_vae/seed0/last.pt")["step"] == TOY["n_iter"] + 10
+    assert json.loads((repo_copy / "outputs/toy2d/metrics.json").read_text()) != json.loads(baseline)
+
+
+def test_killing_dvc_alone_leaves_no_notebook_running(repo_copy):
+    import psutil
+    _set_toy(repo_copy, **{**TOY, "n_iter": 200000, "datasets": "8gaussians"})
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "toy2d"], cwd=repo_copy, env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(repo_copy / "outputs/toy2d/checkpoints/8gaussians/soft_intro_vae/seed0")
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert any("ipykernel" in " ".join(p.cmdline()) for p in family), [p.cmdline() for p in family]
+    proc.kill()  # SIGKILL to dvc alone
+    proc.wait()
+    deadline = time.time() + 90
+    while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family):
+        assert time.time() < deadline, [p.cmdline() for p in family if p.is_running()]
+        time.sleep(0.5)
+    # and the interrupted run saved its state on the way out
+    assert load_checkpoint(repo_copy / "outputs/toy2d/checkpoints/8gaussians/soft_intro_vae/seed0/last.pt")["step"] > 0
