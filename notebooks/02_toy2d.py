@@ -29,7 +29,7 @@ from sivae.params import parse_bool, seeds_from
 from sivae.plots import in_live_kernel
 from sivae.runinfo import write_run_info
 from sivae.toy2d import plots
-from sivae.toy2d.study import run_toy2d, summarize, write_table2
+from sivae.toy2d.study import PAPER_TABLE2, run_toy2d, summarize, write_budget, write_table2
 from sivae.train import METHOD_TITLES
 
 # %% tags=["parameters"]
@@ -56,6 +56,7 @@ fig_dir = "outputs/toy2d/figures"                # figures
 metrics_path = "outputs/toy2d/metrics.json"      # Table 2 as a DVC metrics file
 table_path = "outputs/toy2d/table2.md"           # Table 2 as markdown, beside the paper's numbers
 run_info_path = "outputs/toy2d/run_info.json"    # seed, parameters, versions, git commit
+budget_path = "outputs/toy2d/budget.json"        # KL/JSD at log-spaced steps of every run (budget curves)
 
 # %%
 params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods, n_iter=n_iter,
@@ -67,7 +68,7 @@ t0 = time.time()
 runs = run_toy2d(datasets, methods, seeds_from(seed, n_seeds), n_iter=n_iter, batch_size=batch_size, lr=lr,
                  lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, beta_rec=beta_rec,
                  beta_kl=beta_kl, beta_neg=beta_neg, m=m, ckpt_dir=ckpt_dir, device=device,
-                 n_samples=n_samples, grid_size=grid_size)
+                 n_samples=n_samples, grid_size=grid_size, budget=True)
 print(f"trained and evaluated {len(runs)} runs in {time.time() - t0:.0f} s")
 
 # %% [markdown]
@@ -97,6 +98,15 @@ display(Markdown(table))
 # %%
 fig = plots.plot_toy_history(runs, path=f"{fig_dir}/training_curves.png")
 plt.show()
+# %% [markdown]
+# ## Budget curves: KL and JSD along the runs (log-spaced steps), the paper's 30k-iteration values dashed
+# Where a line has not reached its dashed value, the finding needs a larger budget than this profile's.
+
+# %%
+budget = write_budget(runs, budget_path)
+for metric in ("kl", "jsd"):
+    fig = plots.plot_budget(budget, PAPER_TABLE2, METHOD_TITLES, f"{fig_dir}/budget_{metric}.png", metric=metric)
+    plt.show()
 write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
 
 # %% [markdown]

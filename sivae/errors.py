@@ -28,7 +28,7 @@ def check_nonnegative(name: str, value) -> float:
     """Return float(value), or raise ConfigError naming `name` if it is not a finite number >= 0."""
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v) or v < 0:
         raise ConfigError(f"{name} must be a finite non-negative number, got {value!r}")

@@ -11,9 +11,9 @@ import yaml
 from importgraph import PKG, ROOT, direct_imports, module_name, transitive_files
 from nbutil import BIN, notebook_parameters, stage_notebook
 
-SECTIONS = ("theory_discrete", "toy2d", "stability", "images", "ood", "translation")
+SECTIONS = ("theory_discrete", "toy2d", "stability", "images", "ood", "translation", "findings")
 # Sections may use each other only along the pipeline's edges.
-SECTION_EDGES = {"stability": {"toy2d"}, "ood": {"images"}}
+SECTION_EDGES = {"stability": {"toy2d"}, "ood": {"images"}, "findings": {"toy2d", "ood"}}  # findings: paper numbers
 LOWER = {"data", "models", "metrics"}   # import only the top level (and their own section's lower files)
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())

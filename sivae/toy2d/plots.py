@@ -7,7 +7,7 @@ import numpy as np
 from ..plots import finish_figure, in_live_kernel  # noqa: F401 (in_live_kernel: for the notebook)
 from .data import get_toy_dataset
 
-__all__ = ["plot_samples", "plot_density", "plot_figure2", "plot_toy_history", "toy_explorer"]
+__all__ = ["plot_samples", "plot_density", "plot_figure2", "plot_toy_history", "plot_budget", "toy_explorer"]
 
 
 def plot_samples(ax, samples: np.ndarray, limit: float, color="tab:blue", title: str | None = None):
@@ -114,3 +114,27 @@ def toy_explorer(runs, titles=None):
     box = w.VBox([w.HBox([pick_d, pick_m]), out])
     draw()
     return box
+
+
+def plot_budget(rows: list[dict], paper: dict | None = None, titles=None, path=None, metric: str = "kl"):
+    """Budget curves: `metric` against training iterations, one panel per dataset, one line per method.
+
+    Args:
+        rows: study.write_budget records. paper: {dataset: {metric: [(mean, std) per method in
+            ("vae", "introvae", "soft_intro_vae") order]}} (Table 2), drawn as dashed lines.
+    """
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    order = ("vae", "introvae", "soft_intro_vae")
+    colors = {"vae": "tab:red", "introvae": "tab:orange", "soft_intro_vae": "tab:green"}
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(3.4 * max(1, len(datasets)), 3.0), squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        for m in order:
+            pts = [(r["step"], r[metric]) for r in rows if r["dataset"] == d and r["method"] == m]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, color=colors[m], label=(titles or {}).get(m, m))
+                if paper and d in paper and metric in paper[d]:
+                    ax.axhline(paper[d][metric][order.index(m)][0], color=colors[m], ls="--", lw=0.8)
+        ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlabel("iteration"), ax.set_title(d, fontsize=9)
+    axes[0, 0].set_ylabel(f"{metric.upper()} (dashed: paper, 30k iterations)")
+    axes[0, -1].legend(fontsize=7)
+    return finish_figure(fig, path)

@@ -8,7 +8,8 @@ Layout (checked by tests/test_layout.py):
   plotting helpers), ``profiles``, ``stage`` (runs a pipeline stage's notebook). The top level
   imports no section.
 - One sub-package per paper section, named after its DVC stage: ``theory_discrete``, ``toy2d``,
-  ``stability``, ``images``, ``ood``, ``translation``. Inside each, the same file names:
+  ``stability``, ``images``, ``ood``, ``translation``, and ``findings`` (the ledger of the paper's findings,
+  the last stage). Inside each, the same file names:
   ``data`` (datasets), ``models`` (networks), ``metrics``, ``study`` (what the notebook runs),
   ``plots`` (its figures), plus section-specific modules where needed. data/models/metrics
   import only the top level; study imports them; plots draw results. Sections import each other

@@ -8,10 +8,15 @@ raises one ConfigError naming the parameter.
 from __future__ import annotations
 
 import math
+import numbers
 
 from .errors import ConfigError, check_choice, check_nonnegative
 
-__all__ = ["split_items", "parse_list", "parse_bool", "parse_numbers", "parse_int", "seeds_from"]
+__all__ = ["split_items", "parse_list", "parse_bool", "parse_numbers", "parse_number", "parse_int", "parse_seed",
+           "seeds_from", "SEED_MAX", "MAX_SEEDS"]
+
+SEED_MAX = 2**32 - 1     # seeds are integers in [0, SEED_MAX] (numpy's range; torch takes them all)
+MAX_SEEDS = 10_000       # most seeds of one run
 
 
 def split_items(name: str, value, allow_empty: bool = False) -> list[str]:
@@ -69,10 +74,10 @@ def parse_numbers(name: str, value, *, integer: bool = False, nonnegative: bool 
     for v in items:
         try:
             x = float(v)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"{name} must be comma-separated {'integers' if integer else 'numbers'}, "
                               f"got {value!r}") from None
-        if math.isnan(x) or (nonnegative or positive) and not math.isfinite(x):
+        if math.isnan(x) or (nonnegative or positive or integer) and not math.isfinite(x):
             raise ConfigError(f"{name} must be finite numbers, got {value!r}")
         if integer:
             if x != int(x):
@@ -90,23 +95,59 @@ def parse_numbers(name: str, value, *, integer: bool = False, nonnegative: bool 
     return tuple(out)
 
 
+def parse_number(name: str, value, *, positive: bool = False, at_most: float | None = None) -> float:
+    """One finite number >= 0 (> 0 if positive, <= at_most if given) as a float, or ConfigError naming it."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    x = check_nonnegative(name, value)
+    if positive and x == 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+    if at_most is not None and x > at_most:
+        raise ConfigError(f"{name} must be at most {at_most:g}, got {value!r}")
+    return x
+
+
 def parse_int(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
-    """One integer parameter in [minimum, maximum], or ConfigError naming it."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-    if not math.isfinite(x) or x != int(x):
+    """One integer parameter in [minimum, maximum], or ConfigError naming it.
+
+    Integers (and their strings) are taken exactly; floats and numeric strings must be whole.
+    """
+    if isinstance(value, bool):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
-    x = int(x)
+    if isinstance(value, numbers.Integral):
+        x = int(value)
+    else:
+        try:
+            x = int(value.strip()) if isinstance(value, str) else None
+        except ValueError:
+            x = None
+        if x is None:
+            try:
+                f = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+            if not math.isfinite(f) or f != int(f):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+            x = int(f)
     if x < minimum or (maximum is not None and x > maximum):
         bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
         raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")
     return x
 
 
+def parse_seed(name: str, value) -> int:
+    """One seed: an integer in [0, SEED_MAX], or ConfigError naming it."""
+    return parse_int(name, value, 0, SEED_MAX)
+
+
 def seeds_from(seed: int, n_seeds: int) -> list[int]:
-    """The seeds of a run: seed, seed+1, ..., seed+n_seeds-1 (n_seeds a positive integer)."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, float)) or int(n_seeds) != n_seeds or n_seeds < 1:
+    """The seeds of a run: seed, seed+1, ..., seed+n_seeds-1 (n_seeds a positive integer <= MAX_SEEDS)."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, float)) or not math.isfinite(n_seeds) \
+            or int(n_seeds) != n_seeds or n_seeds < 1:
         raise ConfigError(f"n_seeds must be a positive integer, got {n_seeds!r}")
-    return [int(seed) + i for i in range(int(n_seeds))]
+    if n_seeds > MAX_SEEDS:
+        raise ConfigError(f"n_seeds must be at most {MAX_SEEDS}, got {n_seeds!r}")
+    first = parse_seed("seed", seed)
+    if first + int(n_seeds) - 1 > SEED_MAX:
+        raise ConfigError(f"seed + n_seeds - 1 must be at most {SEED_MAX}, got seed={seed!r}, n_seeds={n_seeds!r}")
+    return [first + i for i in range(int(n_seeds))]

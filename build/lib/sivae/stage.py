@@ -95,10 +95,15 @@ def _signal_children(sig):
             pass
 
 
-def _watch_parent(parent: int, stop: threading.Event):
-    """End the kernel and this process when the process that started us is gone."""
+def _watch_parent(parent: int, stop: threading.Event, grace: float = 60.0):
+    """When the process that started us is gone (e.g. `dvc repro` was killed), interrupt the notebook
+    (training saves its checkpoint at the next step), give it `grace` seconds, then end the kernel and
+    this process: nothing is left running that writes outputs no one records."""
     while not stop.wait(1.0):
         if os.getppid() != parent:
+            print("sivae.stage: the parent process is gone: interrupting the notebook", file=sys.stderr)
+            _signal_children(signal.SIGINT)
+            stop.wait(grace)
             _signal_children(signal.SIGKILL)
             os._exit(137)
 

@@ -41,6 +41,7 @@ both generators (per rank) and the loss history; resuming gives bit-identical re
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import signal
 import sys
@@ -57,15 +58,62 @@ from tqdm import tqdm
 from . import losses as L
 from .checkpoints import FolderLock, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
+from .params import SEED_MAX, parse_bool, parse_numbers
 from .runtime import resolve_device
 
-__all__ = ["TrainConfig", "Trainer", "METHODS", "METHOD_TITLES", "resolve_device", "epoch_batches"]
+__all__ = ["TrainConfig", "Trainer", "METHODS", "METHOD_TITLES", "resolve_device", "check_device",
+           "epoch_batches", "MAX_BATCH_SIZE", "MAX_STEPS"]
 
 METHODS = ("vae", "introvae", "soft_intro_vae")
 # Display names of the methods (and of the class-conditional Soft-IntroVAE of the images section).
 METHOD_TITLES = {"vae": "VAE", "introvae": "IntroVAE", "soft_intro_vae": "Soft-IntroVAE",
                  "soft_intro_vae_cond": "Soft-IntroVAE (cond.)"}
 AUTOCAST = ("none", "bf16", "fp16", "auto")
+MAX_BATCH_SIZE = 1_000_000   # larger batches only fail deep in torch (allocation)
+MAX_STEPS = 10**12           # bound of n_iter, num_vae, checkpoint_every and log_every
+
+
+def _check_int_field(name: str, value, minimum: int, maximum: int) -> int:
+    """int(value) for an integer-valued TrainConfig field, or ConfigError naming it and the allowed range."""
+    kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+    try:
+        whole = not isinstance(value, (bool, str)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or value < minimum:
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if value > maximum:
+        raise ConfigError(f"{name} must be {kind} <= {maximum}, got {value!r}")
+    return int(value)
+
+
+def _check_milestones(value) -> tuple:
+    """lr_milestones as a tuple of floats, each finite and >= 0 (fractions of n_iter), or ConfigError."""
+    if isinstance(value, str):
+        return parse_numbers("lr_milestones", value, nonnegative=True, allow_empty=True)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ConfigError(f"lr_milestones must be a sequence of fractions of n_iter, got {value!r}") from None
+    return tuple(check_nonnegative("lr_milestones", f) for f in items)
+
+
+def check_device(device) -> torch.device:
+    """resolve_device for a device parameter of any type, limited to the devices sivae trains on.
+
+    'auto', None, 'cpu', 'cuda' or 'cuda:<index>' (an existing GPU), 'mps' where available; anything
+    else raises ConfigError naming `device`, before any work.
+    """
+    allowed = "use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"device must be a string; {allowed}, got {device!r}")
+    dev = resolve_device(str(device) if isinstance(device, torch.device) else device)
+    mps = dev.type == "mps" and torch.backends.mps.is_available()
+    if dev.type not in ("cpu", "cuda") and not mps:
+        raise ConfigError(f"unsupported device {device!r}; {allowed}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
 
 
 @dataclass
@@ -102,13 +150,16 @@ class TrainConfig:
         if self.scale is not None and check_nonnegative("scale", self.scale) == 0:
             raise ConfigError("scale must be > 0")
         for name in ("n_iter", "batch_size", "checkpoint_every", "log_every"):
-            v = getattr(self, name)
-            if int(v) != v or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-            setattr(self, name, int(v))
-        if int(self.num_vae) != self.num_vae or self.num_vae < 0:
-            raise ConfigError(f"num_vae must be a non-negative integer, got {self.num_vae!r}")
-        self.lr_milestones = tuple(float(f) for f in self.lr_milestones)
+            setattr(self, name, _check_int_field(name, getattr(self, name), 1,
+                                                 MAX_BATCH_SIZE if name == "batch_size" else MAX_STEPS))
+        _check_int_field("num_vae", self.num_vae, 0, MAX_STEPS)
+        _check_int_field("seed", self.seed, 0, SEED_MAX)
+        if isinstance(self.max_loss, bool) or not isinstance(self.max_loss, numbers.Real) or not self.max_loss > 0:
+            raise ConfigError(f"max_loss must be a number > 0 (inf: never diverges), got {self.max_loss!r}")
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"extra must be a dict, got {self.extra!r}")
+        self.progress = parse_bool("progress", self.progress)
+        self.lr_milestones = _check_milestones(self.lr_milestones)
 
     def fingerprint(self) -> dict:
         """The fields that must match for a checkpoint to be resumed (all but progress/logging)."""
@@ -181,12 +232,14 @@ class Trainer:
             it must draw its randomness from `generator` (or be a function of step alone).
         config: TrainConfig.
         ckpt_dir: folder for `last.pt` (None: no checkpoints).
+        keep_states_at: steps at which a copy of the decoder's weights is kept (in `kept_states`, and in
+            the checkpoints), so that sample metrics can be taken along the run afterwards.
         device: torch device (resolve_device picks one).
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, batch_fn: BatchFn, config: TrainConfig,
                  ckpt_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
-                 z_dim: int | None = None):
+                 z_dim: int | None = None, keep_states_at=()):
         self.cfg = config
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         self.enc, self.dec = encoder.to(self.device), decoder.to(self.device)
@@ -211,6 +264,9 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.last_good_step: int | None = None
+        # copies of the decoder's weights at these steps (budget curves: sample metrics along one run)
+        self.keep_states_at = frozenset(int(s) for s in keep_states_at)
+        self.kept_states: dict[int, dict] = {}
         self.y: Tensor | None = None  # labels of the current batch (conditional models)
         self._clean = True  # False while an iteration is half done (a kill then must not save)
 
@@ -441,6 +497,9 @@ class Trainer:
         try:
             while self.step < c.n_iter:
                 out = self.train_step()
+                if self.step in self.keep_states_at:
+                    self.kept_states[self.step] = {"decoder": {k: v.detach().clone()
+                                                               for k, v in self.dec.state_dict().items()}}
                 logged = self.step % c.log_every == 0 or self.step == c.n_iter
                 if logged:
                     self.history.append({"step": self.step, **out})
@@ -478,7 +537,8 @@ class Trainer:
                 "sched_e": self.sched_e.state_dict(), "sched_d": self.sched_d.state_dict(),
                 "data_gen": self.data_gen.get_state(), "noise_gen": self.noise_gen.get_state(),
                 "noise_gens": self._gather_noise_states(), "world_size": self.world,
-                "scaler": self.scaler.state_dict(), "history": self.history, "extra": self.cfg.extra}
+                "scaler": self.scaler.state_dict(), "history": self.history, "extra": self.cfg.extra,
+                "kept_states": self.kept_states}
 
     def _gather_noise_states(self) -> list:
         """Every rank's noise-generator state (a collective call when data-parallel)."""
@@ -525,6 +585,7 @@ class Trainer:
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.history = state["step"], state["history"]
+        self.kept_states = dict(state.get("kept_states") or {})
         self.last_good_step = self.step
 
 

@@ -146,6 +146,7 @@ def _load_idx(name: str, split: str, root: Path) -> ImageData:
         raise _missing(name, root, missing)
     for f in files:
         check_idx_file(f)
+        check_official_md5(name, f, root)
     cls = getattr(datasets, spec.folder)
     try:
         ds = cls(str(root), train=split == "train", download=False)
@@ -169,6 +170,56 @@ def check_idx_file(path: Path):
     if size != expected:
         raise DataError(f"{path} is truncated or corrupt: {size} bytes, its header says {expected}; "
                         f"re-fetch the dataset with `python -m sivae.images.data fetch`")
+
+
+# The official files' sizes in bytes (from their IDX headers): a file of this size must have the official md5.
+OFFICIAL_SIZES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
+                  "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}
+_md5_memo: dict = {}
+
+
+def _md5_cache_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sivae" / "md5.json"
+
+
+def cached_md5(path: Path) -> str:
+    """md5 of a file, remembered by (absolute path, size, mtime) in memory and in ~/.cache/sivae/md5.json."""
+    import json
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    if key in _md5_memo:
+        return _md5_memo[key]
+    cache_file = _md5_cache_file()
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        cache[key] = md5sum(path)
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache))
+            os.replace(tmp, cache_file)
+        except OSError:
+            pass  # a read-only home: the check still ran, only its memo is lost
+    _md5_memo[key] = cache[key]
+    return cache[key]
+
+
+def check_official_md5(name: str, path: Path, root: Path):
+    """Refuse a damaged copy of an official file: a file of the official size must have the official md5.
+
+    IDX files of other sizes (small self-made sets, e.g. in tests) are not the official files and are
+    used as they are (check_idx_file has already checked that they are complete).
+    """
+    expected = IDX_DATASETS[name].md5.get(path.name)
+    if expected is None or path.stat().st_size != OFFICIAL_SIZES.get(path.name):
+        return
+    if cached_md5(path) != expected:
+        raise DataError(f"{path} is corrupt: its md5 is not the official {expected}. Repair it with "
+                        f"`python -m sivae.images.data fetch {name} --root {root}` (add --mirror DIR offline), "
+                        f"or `dvc checkout data.dvc` if your DVC cache holds it")
 
 
 def _load_torchvision(name: str, split: str, root: Path, verify_md5: bool = True) -> ImageData:

@@ -261,6 +261,7 @@ def metrics_report(runs, rows):
             out[key].update({f"{lab}_{k}": v for k, v in vals.items() if k != "assumption1_holds"})
     n_ok = sum(r["confirmed"] for r in rows)          # numbers only: DVC metrics skip lists
     out["claims"] = {"n_claims": len(rows), "n_confirmed": n_ok, "all_confirmed": n_ok == len(rows)}
+    out["claim_verdicts"] = {r["claim"]: bool(r["confirmed"]) for r in rows}  # read by the findings ledger
     return out
 
 

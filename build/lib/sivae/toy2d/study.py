@@ -6,7 +6,7 @@ paper's KL/JSD/gnELBO (plus the textbook JSD) and keeps samples and densities fo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,8 @@ from .data import TOY_DATASETS, get_toy_dataset
 from .models import MLPConfig, build_mlp_pair
 
 __all__ = ["TABLE5", "PAPER_TABLE2", "resolve_hparams", "train_toy", "evaluate_toy", "run_toy2d",
-           "summarize", "write_table2"]
+           "summarize", "write_table2", "budget_steps", "sample_metrics", "budget_curve",
+           "write_budget"]
 
 # Table 5: best 2D hyper-parameters (beta_rec, beta_kl, beta_neg, m); None where unused.
 TABLE5 = {
@@ -88,13 +89,17 @@ class ToyRun:
     fake: np.ndarray        # (n, 2) generated samples
     real: np.ndarray        # (n, 2) real samples
     density: np.ndarray | None  # (grid, grid) exp(-negative ELBO), None unless kept
+    budget: dict = field(default_factory=dict)  # {step: {"kl", "jsd"}} along the run (budget curves)
 
 
 def train_toy(dataset: str, model: str, seed: int, *, n_iter: int, batch_size: int, lr: float = 2e-4,
               lr_milestones="0.333333,0.5", num_vae: int = 0, gamma_r: float = 1e-8, ckpt_dir=None, device="auto",
               progress=True,
-              checkpoint_every: int = 1000, hparams: dict | None = None):
-    """Train one 2D model; returns (encoder, decoder, history). Resumes from ckpt_dir/last.pt."""
+              checkpoint_every: int = 1000, hparams: dict | None = None, keep_states_at=()):
+    """Train one 2D model; returns (encoder, decoder, history, kept states). Resumes from ckpt_dir/last.pt.
+
+    keep_states_at: steps whose weights are kept ({step: {"encoder", "decoder"}}) for budget curves.
+    """
     data = get_toy_dataset(dataset)
     hp = hparams if hparams is not None else resolve_hparams(dataset, model)
     cfg = TrainConfig(method=model, n_iter=n_iter, batch_size=batch_size, lr=lr, gamma_r=gamma_r,
@@ -104,9 +109,9 @@ def train_toy(dataset: str, model: str, seed: int, *, n_iter: int, batch_size: i
                       checkpoint_every=checkpoint_every, scale=0.5, **hp)  # s = 1/d_x = 1/2
     enc, dec = build_mlp_pair(MLPConfig(), seed=seed)
     trainer = Trainer(enc, dec, lambda step, g: data.sample(batch_size, g), cfg,
-                      ckpt_dir=ckpt_dir, device=resolve_device(device))
+                      ckpt_dir=ckpt_dir, device=resolve_device(device), keep_states_at=keep_states_at)
     history = trainer.fit(resume=True)
-    return trainer.enc, trainer.dec, history
+    return trainer.enc, trainer.dec, history, trainer.kept_states
 
 
 def evaluate_toy(encoder, decoder, dataset: str, seed: int, *, n_samples: int = 5000, grid_size: int = 1024,
@@ -128,17 +133,62 @@ def evaluate_toy(encoder, decoder, dataset: str, seed: int, *, n_samples: int = 
     real_nelbo = M.negative_elbo_points(encoder, decoder, data.sample(100 * 128, g), device=device)
     metrics = {"kl": M.paper_kl(h_real, h_fake), "jsd": M.paper_jsd(h_real, h_fake),
                "gnelbo": M.grid_normalized_elbo(grid_nelbo, real_nelbo),
-               "jsd_textbook": M.textbook_jsd(h_real, h_fake)}
+               "jsd_textbook": M.textbook_jsd(h_real, h_fake),
+               "off_support_mass": M.off_support_mass(grid, grid_nelbo, data.sample(200_000, torch.Generator().manual_seed(
+                   20_000 + seed)).numpy(), data.limit)}
     density = torch.exp(-grid_nelbo).reshape(grid_size, grid_size).float().numpy() if keep_density else None
     return metrics, real, fake, density
+
+
+def budget_steps(n_iter: int, points: int = 5) -> list[int]:
+    """Log-spaced steps n_iter / 2^k (k = points-1 .. 0) at which the budget curves are measured."""
+    return sorted({max(1, round(n_iter / 2 ** k)) for k in range(points)})
+
+
+def sample_metrics(decoder, dataset: str, seed: int, n_samples: int = 5000, bins: int = 100, device="cpu") -> dict:
+    """The paper's KL and JSD of a decoder's samples (the sample-based half of evaluate_toy, same draws)."""
+    data = get_toy_dataset(dataset)
+    g = torch.Generator().manual_seed(10_000 + seed)
+    real = data.sample(n_samples, g).numpy()
+    decoder.eval()
+    with torch.no_grad():
+        fake = decoder(torch.randn(n_samples, decoder.z_dim, generator=g).to(device)).cpu().numpy()
+    h_real, h_fake = M.density_histogram(real, data.limit, bins), M.density_histogram(fake, data.limit, bins)
+    return {"kl": M.paper_kl(h_real, h_fake), "jsd": M.paper_jsd(h_real, h_fake)}
+
+
+def budget_curve(kept: dict, dataset: str, seed: int, n_samples: int = 5000, device="cpu") -> dict:
+    """{step: {"kl", "jsd"}} of the weights kept along one run (no retraining)."""
+    _, dec = build_mlp_pair(MLPConfig(), seed=seed)
+    dec = dec.to(device)
+    out = {}
+    for step in sorted(kept):
+        dec.load_state_dict(kept[step]["decoder"])
+        out[int(step)] = sample_metrics(dec, dataset, seed, n_samples, device=device)
+    return out
+
+
+def write_budget(runs: list, path) -> list[dict]:
+    """The budget curves as JSON records [{dataset, method, step, kl, jsd, n}] (means over seeds; a DVC plot)."""
+    acc: dict = {}
+    for r in runs:
+        for step, met in r.budget.items():
+            acc.setdefault((r.dataset, r.model, int(step)), []).append(met)
+    rows = [{"dataset": d, "method": m, "step": st, "kl": float(np.mean([x["kl"] for x in v])),
+             "jsd": float(np.mean([x["jsd"] for x in v])), "n": len(v)} for (d, m, st), v in sorted(acc.items())]
+    write_json(rows, path)
+    return rows
 
 
 def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_size: int, lr: float = 2e-4,
               lr_milestones="0.333333,0.5", num_vae: int = 0, gamma_r: float = 1e-8,
               beta_rec=TABLE5_SENTINEL, beta_kl=TABLE5_SENTINEL,
               beta_neg=TABLE5_SENTINEL, m=TABLE5_SENTINEL, ckpt_dir="outputs/toy2d/checkpoints",
-              device="auto", n_samples: int = 5000, grid_size: int = 1024, progress=True) -> list[ToyRun]:
+              device="auto", n_samples: int = 5000, grid_size: int = 1024, progress=True,
+              budget: bool = False) -> list[ToyRun]:
     """Train and evaluate every (dataset, model, seed); densities are kept for the first seed.
+
+    budget: also measure KL/JSD at log-spaced steps along each run (ToyRun.budget; see budget_steps).
 
     All inputs are validated before any training starts, so a typo fails at once.
     """
@@ -153,13 +203,15 @@ def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_s
     for d in ds:
         for mo in ms:
             for i, seed in enumerate(seeds):
-                enc, dec, hist = train_toy(d, mo, seed, n_iter=n_iter, batch_size=batch_size, lr=lr,
+                enc, dec, hist, kept = train_toy(d, mo, seed, n_iter=n_iter, batch_size=batch_size, lr=lr,
                                            lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, hparams=hps[(d, mo)],
                                            ckpt_dir=Path(ckpt_dir) / d / mo / f"seed{seed}", device=dev,
-                                           progress=progress)
+                                           progress=progress,
+                                           keep_states_at=budget_steps(n_iter) if budget else ())
                 met, real, fake, dens = evaluate_toy(enc, dec, d, seed, n_samples=n_samples, grid_size=grid_size,
                                                      device=dev, keep_density=(i == 0))
-                runs.append(ToyRun(d, mo, seed, hps[(d, mo)], met, hist, fake, real, dens))
+                runs.append(ToyRun(d, mo, seed, hps[(d, mo)], met, hist, fake, real, dens,
+                                   budget_curve(kept, d, seed, n_samples=n_samples, device=dev)))
     return runs
 
 

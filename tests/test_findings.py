@@ -1,0 +1,84 @@
+"""The findings ledger: the decision rule, the findings' metric names, the gathering."""
+import json
+
+import pytest
+from nbutil import ROOT
+
+from sivae.findings import study as F
+from sivae.findings.study import Stat, band, combine, compare, threshold
+
+S = lambda m, s=0.1, n=3: Stat(m, s, n)  # noqa: E731
+
+
+@pytest.mark.parametrize("low, high, verdict", [
+    (S(1.0), S(2.0), "holds"),              # below by 1.0 > sqrt(0.01 + 0.01)
+    (S(2.0), S(1.0), "fails"),              # reversed beyond the spread
+    (S(1.0), S(1.1), "inconclusive"),       # inside the spread
+    (S(1.0, n=1), S(9.0, n=1), "inconclusive"),  # one seed never holds: no spread to compare with
+    (S(9.0, n=1), S(1.0, n=1), "inconclusive"),
+    (None, S(1.0), "not run"),
+    (S(float("nan")), S(1.0), "inconclusive"),
+    (threshold(0.99), S(0.995, 0.001), "holds"),
+    (threshold(0.99), S(0.90, 0.01), "fails"),
+    (threshold(0.99), S(0.90, 0.0, n=1), "inconclusive"),
+])
+def test_decision_rule_reaches_each_verdict(low, high, verdict):
+    assert compare(low, high) == verdict
+
+
+def test_combination_and_bands():
+    assert combine(["holds", "holds"]) == "holds"
+    assert combine(["holds", "fails", "inconclusive"]) == "fails"
+    assert combine(["holds", "inconclusive"]) == "inconclusive"
+    assert combine(["not run", "not run"]) == "not run" and combine([]) == "not run"
+    assert band(S(1.3), (1.25, 0.11)) == "in band" and band(S(2.0), (1.25, 0.11)) == "out of band"
+    assert band(None, (1, 1)) == "not run"
+
+
+def _fake_stages(sivae_kl, vae_kl, n=2):
+    toy = {d: {m: {k: 1.0 for k in ("kl", "jsd", "gnelbo", "off_support_mass")} | {
+        f"{k}_std": 0.1 for k in ("kl", "jsd", "gnelbo", "off_support_mass")} for m in ("vae", "introvae", "soft_intro_vae")}
+        for d in F.DATASETS_2D}
+    toy["8gaussians"]["soft_intro_vae"]["kl"] = sivae_kl
+    toy["8gaussians"]["vae"]["kl"] = vae_kl
+    return {"toy2d": {"metrics": toy, "params": {"n_seeds": n}}}
+
+
+def test_ledger_judges_constructed_metrics():
+    led = {f.id: f for f in F.build_ledger(_fake_stages(1.0, 5.0))}
+    assert led["6.1-kl-sivae-below-vae-8gaussians"].verdict == "holds"
+    assert led["6.1-kl-sivae-below-vae-8gaussians"].band == "out of band"  # paper: 1.25 ± 0.11
+    assert {f.id: f for f in F.build_ledger(_fake_stages(1.3, 5.0))}["6.1-kl-sivae-below-vae-8gaussians"].band == "in band"
+    led = {f.id: f for f in F.build_ledger(_fake_stages(5.0, 1.0))}
+    assert led["6.1-kl-sivae-below-vae-8gaussians"].verdict == "fails"
+    led = {f.id: f for f in F.build_ledger(_fake_stages(1.0, 5.0, n=1))}
+    assert led["6.1-kl-sivae-below-vae-8gaussians"].verdict == "inconclusive"
+    assert led["6.5-sivae-auroc-above-vae-mnist-to-fashionmnist"].verdict == "not run"  # no ood stage
+
+
+def test_ids_are_unique_and_every_section_is_covered():
+    ids = [f.id for f in F.build_ledger({})]
+    assert len(ids) == len(set(ids))
+    assert {f.section for f in F.build_ledger({})} >= {"4.1/9.6", "6.1", "6.2", "9.5", "6.3", "6.4", "6.5"}
+    assert all(f.verdict == "not run" for f in F.build_ledger({}))
+
+
+@pytest.mark.parametrize("stage, keys", list(F.required_metrics().items()))
+def test_every_finding_reads_metrics_its_stage_writes(stage, keys):
+    """Against the committed default run's metrics: a renamed metric would turn a finding into 'not run'."""
+    metrics = json.loads((ROOT / "outputs" / stage / "metrics.json").read_text())
+    for path in keys:
+        node = metrics
+        for k in path:
+            assert isinstance(node, dict) and k in node, f"{stage} metrics.json lacks {'/'.join(path)}"
+            node = node[k]
+
+
+def test_the_ledger_file_is_a_dvc_metrics_file(tmp_path):
+    findings = F.build_ledger(_fake_stages(1.0, 5.0))
+    out = F.write_ledger(findings, tmp_path / "f.json", tmp_path / "f.md", "default")
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["findings"]["6.1-kl-sivae-below-vae-8gaussians"] == 1 and data == out
+    assert data["counts"]["holds"] + data["counts"]["inconclusive"] + data["counts"]["fails"] \
+        + data["counts"]["not run"] == data["n_findings"] == len(findings)
+    assert (tmp_path / "f.md").read_text().startswith(F.summary_line(findings, "default"))
