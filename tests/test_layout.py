@@ -130,8 +130,13 @@ def test_third_party_imports_are_declared_dependencies():
 
 
 def test_wheel_holds_every_module(tmp_path):
+    import shutil
+    src = tmp_path / "src"  # a copy: setuptools writes build/ next to the sources
+    shutil.copytree(ROOT / "sivae", src / "sivae", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / f, src / f)
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                          str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                          str(tmp_path), str(src)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     wheel = next(tmp_path.glob("sivae-*.whl"))
     in_wheel = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("sivae/") and n.endswith(".py")}

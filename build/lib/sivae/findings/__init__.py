@@ -1,8 +1,0 @@
-"""The findings ledger: which of the paper's findings hold in our run (the final `findings` stage).
-
-Reads the metrics of every other stage (never their code's results directly), so it runs last.
-
-Modules:
-    study      the findings, the decision rule, the ledger (outputs/findings.json, a markdown table)
-    plots      one figure: the verdicts by paper section
-"""

@@ -1,9 +1,0 @@
-"""Section 6.5 (out-of-distribution detection: Table 7, Figure 8).
-
-Uses the models of the images section (sivae.images), trained by its stage or here.
-
-Modules:
-    metrics    importance-weighted log-likelihood, AUROC, histograms, Table 7
-    study      which models to score on which pairs, loading or training them
-    plots      Figure 8
-"""
