@@ -2,7 +2,7 @@
 # make repro  : create the environment (from requirements.lock), fill data/, run the pipeline (dvc repro)
 # make test   : create the environment if needed and run the test suite
 # make profile PROFILE=paper|default : switch params.yaml to another profile
-# make readme-figures : copy the README's figures from outputs/ (after dvc repro) into docs/figures/
+# make readme-figures : copy the figures README and docs/ show from outputs/ (after dvc repro) into docs/figures/
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -53,7 +53,8 @@ README_FIGURES := theory_discrete:dstar_vs_gamma:theory_dstar_vs_gamma toy2d:fig
 	images:square_interpolation_mnist:images_square_interpolation_mnist \
 	images:conditional_fashionmnist:images_conditional_fashionmnist ood:figure8_mnist:ood_figure8_mnist \
 	translation:translation_test:translation_grid_test translation:translation_train:translation_grid_train \
-	translation:kl_codes:translation_kl_codes
+	translation:kl_codes:translation_kl_codes toy2d:budget_kl:toy2d_budget_kl toy2d:budget_jsd:toy2d_budget_jsd \
+	findings:verdicts:findings_verdicts
 
 readme-figures:
 	@mkdir -p docs/figures

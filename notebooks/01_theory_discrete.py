@@ -66,6 +66,9 @@ params = dict(seed=seed, device=device, K=K, M=M, pdatas=pdatas, gammas=gammas, 
               n_ablation_seeds=n_ablation_seeds, ablation_pdata=ablation_pdata, ablation_gamma=ablation_gamma,
               ablation_alpha=ablation_alpha, introvae_margin=introvae_margin, tol_pd=tol_pd, tol_kl=tol_kl,
               tol_lemma4=tol_lemma4)
+from sivae.theory_discrete.study import check_parameters  # every parameter checked before any figure
+
+check_parameters(**params, interactive=interactive)
 names = parse_list("pdatas", pdatas, T.PDATA_NAMES)
 interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
 gam, alp = list(parse_numbers("gammas", gammas)), list(parse_numbers("alphas", alphas))

@@ -142,8 +142,8 @@ def parse_seed(name: str, value) -> int:
 
 def seeds_from(seed: int, n_seeds: int) -> list[int]:
     """The seeds of a run: seed, seed+1, ..., seed+n_seeds-1 (n_seeds a positive integer <= MAX_SEEDS)."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, float)) or not math.isfinite(n_seeds) \
-            or int(n_seeds) != n_seeds or n_seeds < 1:
+    whole = isinstance(n_seeds, numbers.Integral) or isinstance(n_seeds, float) and n_seeds.is_integer()
+    if isinstance(n_seeds, bool) or not whole or n_seeds < 1:
         raise ConfigError(f"n_seeds must be a positive integer, got {n_seeds!r}")
     if n_seeds > MAX_SEEDS:
         raise ConfigError(f"n_seeds must be at most {MAX_SEEDS}, got {n_seeds!r}")

@@ -6,6 +6,7 @@ settings, for a GPU). Run with no name to print which profile params.yaml matche
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -23,28 +24,62 @@ def keys(tree: dict, prefix: str = "") -> set[str]:
     return out
 
 
+def _root(root) -> Path:
+    if not isinstance(root, (str, os.PathLike)):
+        raise ConfigError(f"root must be a folder path, got {root!r}")
+    return Path(root)
+
+
+def read_params(path: Path) -> dict:
+    """The mapping a parameter file holds; ConfigError naming the file if it is missing, unreadable,
+    not YAML, or not a mapping of sections."""
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} cannot be read: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (section: {{key: value}}), "
+                          f"got {type(tree).__name__}")
+    return tree
+
+
 def available(root: Path = Path(".")) -> dict[str, Path]:
-    return {p.stem: p for p in sorted((root / "profiles").glob("*.yaml"))}
+    """{name: path} of the profiles/<name>.yaml files under root."""
+    return {p.stem: p for p in sorted((_root(root) / "profiles").glob("*.yaml"))}
 
 
 def current(root: Path = Path(".")) -> str | None:
-    """Name of the profile whose values params.yaml holds, or None if it matches none."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    """Name of the profile whose values params.yaml holds, or None if it matches none.
+
+    A missing or malformed params.yaml or profile raises ConfigError naming the file.
+    """
+    params = read_params(_root(root) / "params.yaml")
     for name, path in available(root).items():
-        if yaml.safe_load(path.read_text()) == params:
+        if read_params(path) == params:
             return name
     return None
 
 
 def switch(name: str, root: Path = Path(".")) -> Path:
-    """Copy profiles/<name>.yaml over params.yaml after checking it has the same keys."""
+    """Copy profiles/<name>.yaml over params.yaml after checking it has the same keys.
+
+    An unknown name, or a malformed profile or params.yaml, raises ConfigError (naming the file) and leaves
+    params.yaml unchanged.
+    """
     profiles = available(root)
-    if name not in profiles:
+    if not isinstance(name, str) or name not in profiles:
+        if not profiles:
+            raise ConfigError(f"unknown profile {name!r}: {_root(root) / 'profiles'} holds no *.yaml profile")
         raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(profiles)}")
-    new = yaml.safe_load(profiles[name].read_text())
-    old_path = root / "params.yaml"
+    new = read_params(profiles[name])
+    old_path = _root(root) / "params.yaml"
     if old_path.exists():
-        old = yaml.safe_load(old_path.read_text())
+        old = read_params(old_path)
         if keys(old) != keys(new):
             raise ConfigError(f"profile {name} and params.yaml differ in keys: {sorted(keys(old) ^ keys(new))}")
     shutil.copyfile(profiles[name], old_path)

@@ -60,5 +60,5 @@ def test_bad_parameter_fails_with_one_clear_message(tmp_path):
                        {**TINY["toy2d"], "datasets": "moons", "interactive": False,
                         **{k: v for k, v in paths.items() if k != "executed_notebook"}})
     assert res.returncode != 0
-    assert "unknown dataset 'moons'; choose one of" in res.stderr + res.stdout
+    assert "unknown datasets 'moons'; choose one of" in res.stderr + res.stdout
     assert not paths["metrics_path"].exists()

@@ -197,7 +197,7 @@ def test_a_stage_error_is_one_short_message(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1
     lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "Kernel" not in ln and "kernel" not in ln]
-    assert lines[-1].startswith("toy2d: ConfigError: unknown dataset 'moons'; choose one of"), res.stderr
+    assert lines[-1].startswith("toy2d: ConfigError: unknown datasets 'moons'; choose one of"), res.stderr
     assert "Traceback" not in res.stderr
     assert not (tmp_path / sec["metrics_path"]).exists()
 

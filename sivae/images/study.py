@@ -9,23 +9,24 @@ distance), the per-pixel test reconstruction error and the test KL.
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ..losses import kl_divergence
-from ..params import parse_list, split_items
+from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, split_items
 from ..runinfo import write_json, write_markdown
-from ..train import METHOD_TITLES
+from ..train import AUTOCAST, MAX_BATCH_SIZE, METHOD_TITLES, METHODS, check_device
 from . import metrics as fid
 from .data import DATASETS, load_image_dataset, root_for
 from .models import arch_for
-from .training import TrainedModel, history_rows, run_name, sample_images, train_image_model
+from .training import MAX_EPOCHS, TrainedModel, history_rows, run_name, sample_images, train_image_model
 
-__all__ = ["IMAGE_METHODS", "PAPER_FID", "train_runs", "score_models", "summarize_scores", "write_image_tables",
-           "write_history_csv", "parse_datasets"]
+__all__ = ["IMAGE_METHODS", "PAPER_FID", "train_runs", "check_train_args", "score_models", "check_score_args",
+           "summarize_scores", "write_image_tables", "write_history_csv", "parse_datasets", "check_training_length"]
 
 IMAGE_METHODS = ("vae", "soft_intro_vae")
 # The paper's image FIDs (section 6.3 and 9.4.1; 50,000 samples vs the training set). The paper
@@ -47,6 +48,80 @@ def paper_or(name: str, value, dataset: str):
     return PAPER_TRAINING[dataset][name]
 
 
+MAX_CHANNELS = 4096          # widest residual stage (the paper: 256)
+MAX_Z_DIM = 4096             # largest latent (the paper: 128)
+MAX_N_TRAIN = 100_000_000    # training images kept (0: all)
+MAX_FD_SAMPLES = 1_000_000   # generated images per Frechet score (the paper's FID: 50,000)
+MAX_CLASSIFIER_EPOCHS = 100_000
+
+
+def _check_path(name: str, value) -> None:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ConfigError(f"{name} must be a folder path, got {value!r}")
+
+
+def check_training_length(datasets, *, epochs, batch_size, n_train=0, channels="paper", z_dim="paper") -> dict:
+    """ConfigError naming the first bad one of the training-length and size settings of image models.
+
+    epochs: a number in (0, MAX_EPOCHS] or 'paper'; batch_size: an integer in [1, MAX_BATCH_SIZE] or 'paper'
+    ('paper' only for datasets with a paper value); n_train: an integer in [0, MAX_N_TRAIN] (0: all), at least
+    one batch; channels: 'paper' or widths in [1, MAX_CHANNELS]; z_dim: 'paper' or an integer in [1, MAX_Z_DIM].
+
+    Returns:
+        {"per_dataset": {dataset: (epochs as float, batch_size as int)}, "n_train": int, "z_dim": 'paper' or int}.
+    """
+    n = parse_int("n_train", n_train, 0, MAX_N_TRAIN)
+    per = {}
+    for ds in datasets:
+        e = paper_or("epochs", epochs, ds)
+        e = parse_number("epochs" if e is epochs else f"epochs ('paper' for {ds})", e, positive=True, at_most=MAX_EPOCHS)
+        b = parse_int("batch_size", paper_or("batch_size", batch_size, ds), 1, MAX_BATCH_SIZE)
+        if 0 < n < b:
+            raise ConfigError(f"n_train={n} is fewer than one batch of {ds} (batch_size {b}): "
+                              f"lower batch_size or raise n_train")
+        per[ds] = (e, b)
+    if channels != "paper":
+        for w in parse_numbers("channels ('paper' or widths like '16,32')", channels, integer=True, positive=True):
+            if w > MAX_CHANNELS:
+                raise ConfigError(f"channels must be widths <= {MAX_CHANNELS}, got {channels!r}")
+    if z_dim != "paper":
+        z_dim = parse_int("z_dim ('paper' or an integer)", z_dim, 1, MAX_Z_DIM)
+    return {"per_dataset": per, "n_train": n, "z_dim": z_dim}
+
+
+def check_train_args(datasets, methods, seeds, *, data_root, paper_data_root, n_train, epochs, batch_size, lr,
+                     beta_rec, beta_kl, beta_neg, gamma_r, num_vae, channels, z_dim, ckpt_dir, device, autocast,
+                     conditional: bool = False, progress: bool = True, log=print) -> dict:
+    """Check every argument of train_runs without loading data or training: one ConfigError naming it.
+
+    Returns:
+        datasets, methods and seeds parsed, conditional and progress as booleans, and check_training_length's
+        per_dataset, n_train and z_dim.
+    """
+    names = parse_datasets(datasets)
+    ms = parse_list("methods", methods, METHODS)
+    if not isinstance(seeds, (str, int, float)) and seeds is not None:
+        try:
+            seeds = list(seeds)
+        except TypeError:
+            raise ConfigError(f"seeds must be a list of integers, got {seeds!r}") from None
+    seed_list = [parse_seed("seeds", s) for s in split_items("seeds", seeds)]
+    sizes = check_training_length(names, epochs=epochs, batch_size=batch_size, n_train=n_train, channels=channels,
+                                  z_dim=z_dim)
+    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
+                    ("gamma_r", gamma_r)):
+        parse_number(name, v)
+    parse_number("num_vae", num_vae, at_most=MAX_EPOCHS)
+    for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root), ("ckpt_dir", ckpt_dir)):
+        _check_path(name, v)
+    check_choice("autocast", autocast, AUTOCAST)
+    check_device(device)
+    if not callable(log):
+        raise ConfigError(f"log must be a function taking a message, got {log!r}")
+    return dict(datasets=names, methods=ms, seeds=seed_list, conditional=parse_bool("conditional", conditional),
+                progress=parse_bool("progress", progress), **sizes)
+
+
 def parse_datasets(value) -> list[str]:
     """'mnist,fashionmnist' -> names, each checked (folders: 'folder:<path>' is allowed)."""
     return [v if v.startswith("folder:") else parse_list("datasets", v, DATASETS)[0]
@@ -60,19 +135,42 @@ def train_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_train,
 
     Returns:
         {(dataset, method_key, seed): TrainedModel}, method_key "soft_intro_vae_cond" for conditional runs.
+
+    Every argument is checked (check_train_args), then every dataset is loaded and every architecture
+    built, before the first model trains: a bad value or a missing dataset fails with nothing written.
     """
+    ok = check_train_args(datasets, methods, seeds, data_root=data_root, paper_data_root=paper_data_root,
+                          n_train=n_train, epochs=epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec,
+                          beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, channels=channels,
+                          z_dim=z_dim, ckpt_dir=ckpt_dir, device=device, autocast=autocast, conditional=conditional,
+                          progress=progress, log=log)
+    datasets, methods, seeds = ok["datasets"], ok["methods"], ok["seeds"]
+    conditional, progress, n, z_dim = ok["conditional"], ok["progress"], ok["n_train"], ok["z_dim"]
+    loaded, archs = {}, {}
+    for ds in datasets:
+        data = loaded[ds] = load_image_dataset(ds, "train", root_for(ds, data_root, paper_data_root),
+                                               None if n <= 0 else n)
+        if len(data) < ok["per_dataset"][ds][1]:
+            raise ConfigError(f"{ds} has {len(data)} training images, fewer than one batch "
+                              f"(batch_size {ok['per_dataset'][ds][1]}): lower batch_size")
+        jobs = [(m, False) for m in methods] + ([("soft_intro_vae", True)] if conditional else [])
+        for method, cond in jobs:
+            try:
+                archs[(ds, method, cond)] = arch_for(ds, data.shape[1], data.shape[0], channels, z_dim, cond)
+            except ConfigError as e:
+                raise ConfigError(f"channels={channels!r}, z_dim={z_dim!r} do not fit {ds} "
+                                  f"({data.shape[1]}x{data.shape[2]} images): {e}") from None
     runs = {}
     for ds in datasets:
-        data = load_image_dataset(ds, "train", root_for(ds, data_root, paper_data_root),
-                                  None if int(n_train) <= 0 else int(n_train))
+        data = loaded[ds]
         jobs = [(m, False) for m in methods] + ([("soft_intro_vae", True)] if conditional else [])
         for method, cond in jobs:
             key = method + ("_cond" if cond else "")
-            arch = arch_for(ds, data.shape[1], data.shape[0], channels, z_dim, cond)
+            arch = archs[(ds, method, cond)]
             for seed in seeds:
                 model = train_image_model(
-                    data, arch, method, seed, epochs=float(paper_or("epochs", epochs, ds)),
-                    batch_size=int(paper_or("batch_size", batch_size, ds)), lr=lr, beta_rec=beta_rec,
+                    data, arch, method, seed, epochs=ok["per_dataset"][ds][0],
+                    batch_size=ok["per_dataset"][ds][1], lr=lr, beta_rec=beta_rec,
                     beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae,
                     ckpt_dir=Path(ckpt_dir) / run_name(ds, key, seed), device=device, autocast=autocast,
                     progress=progress)
@@ -94,13 +192,48 @@ def test_errors(model: TrainedModel, test_x, test_y=None, batch: int = 500) -> d
     return {"test_mse": float(torch.cat(mse).mean()), "test_kl": float(torch.cat(kl).mean())}
 
 
+def check_score_args(runs: dict, *, data_root, paper_data_root, n_fd_samples, classifier_dir, classifier_epochs,
+                     use_inception, seed, device="cpu", log=print) -> dict:
+    """Check every argument of score_models without loading data: one ConfigError naming the bad one.
+
+    runs: a dict {(dataset, method, seed): TrainedModel}; n_fd_samples: an integer in [1, MAX_FD_SAMPLES];
+    classifier_epochs: an integer in [0, MAX_CLASSIFIER_EPOCHS]; use_inception: a boolean; seed: a seed;
+    data_root, paper_data_root, classifier_dir: paths; device: as everywhere.
+
+    Returns:
+        n_fd_samples, classifier_epochs, use_inception and seed parsed.
+    """
+    if not isinstance(runs, dict):
+        raise ConfigError(f"runs must be the dict train_runs returns, got {type(runs).__name__}")
+    for key, model in runs.items():
+        if not (isinstance(key, tuple) and len(key) == 3) or not isinstance(model, TrainedModel):
+            raise ConfigError(f"runs must map (dataset, method, seed) to TrainedModel, got {key!r}: "
+                              f"{type(model).__name__}")
+    for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root),
+                    ("classifier_dir", classifier_dir)):
+        _check_path(name, v)
+    check_device(device)
+    if not callable(log):
+        raise ConfigError(f"log must be a function taking a message, got {log!r}")
+    return dict(n_fd_samples=parse_int("n_fd_samples", n_fd_samples, 1, MAX_FD_SAMPLES),
+                classifier_epochs=parse_int("classifier_epochs", classifier_epochs, 0, MAX_CLASSIFIER_EPOCHS),
+                use_inception=parse_bool("use_inception", use_inception), seed=parse_seed("seed", seed))
+
+
 def score_models(runs: dict, *, data_root, paper_data_root, n_fd_samples: int, classifier_dir,
                  classifier_epochs: int, use_inception: bool, seed: int, device="cpu", log=print) -> dict:
     """Frechet score, test reconstruction error and test KL of every run; classifier accuracies.
 
     Returns:
         {"runs": {(ds, method, seed): {...}}, "classifiers": {ds: test accuracy}}.
+
+    Every argument is checked (check_score_args) before any data is loaded or classifier trained.
     """
+    ok = check_score_args(runs, data_root=data_root, paper_data_root=paper_data_root, n_fd_samples=n_fd_samples,
+                          classifier_dir=classifier_dir, classifier_epochs=classifier_epochs,
+                          use_inception=use_inception, seed=seed, device=device, log=log)
+    n_fd_samples, classifier_epochs, use_inception = ok["n_fd_samples"], ok["classifier_epochs"], ok["use_inception"]
+    seed = ok["seed"]
     out, accs = {}, {}
     inception = fid.inception_extractor(device) if use_inception else None
     for ds in sorted({k[0] for k in runs}):

@@ -23,8 +23,9 @@ import torch
 from torch import Tensor
 
 from ..checkpoints import load_checkpoint
-from ..errors import CheckpointError, ConfigError, SivaeError, check_choice, check_nonnegative
-from ..train import METHODS, TrainConfig, Trainer, epoch_batches, resolve_device
+from ..errors import CheckpointError, ConfigError, SivaeError, check_choice
+from ..params import parse_bool, parse_int, parse_number, parse_seed
+from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS, TrainConfig, Trainer, check_device, epoch_batches, resolve_device
 from .data import ImageData, load_image_dataset
 from .models import ImageArch, build_image_pair
 
@@ -32,6 +33,8 @@ __all__ = ["TrainedModel", "make_batch_fn", "train_image_model", "load_trained",
            "sample_images", "reconstruct", "interpolate", "square_interpolation", "history_rows"]
 
 HISTORY_KEYS = ("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake", "exp_elbo_rec")
+MAX_EPOCHS = 1_000_000   # epochs (and warm-up epochs) above this are a typo (the paper: 200 to 220)
+MAX_WORLD = 65_536       # data-parallel processes
 
 
 @dataclass
@@ -100,9 +103,29 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
         rank, world: data-parallel process index and count (see the module docstring).
     Returns:
         TrainedModel in eval mode.
+
+    Every argument is checked before any work: method, epochs (> 0, <= MAX_EPOCHS), num_vae (>= 0 epochs),
+    batch_size (1..MAX_BATCH_SIZE), seed, rank / world, autocast, device and the hyper-parameters.
     """
     check_choice("method", method, METHODS)
-    check_nonnegative("epochs", epochs)
+    parse_number("epochs", epochs, positive=True, at_most=MAX_EPOCHS)
+    parse_number("num_vae", num_vae, at_most=MAX_EPOCHS)
+    batch_size = parse_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    parse_seed("seed", seed)
+    world = parse_int("world", world, 1, MAX_WORLD)
+    rank = parse_int("rank", rank, 0, world - 1)
+    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
+                    ("gamma_r", gamma_r)):
+        parse_number(name, v)
+    check_choice("autocast", autocast, AUTOCAST)
+    channels_last, progress = parse_bool("channels_last", channels_last), parse_bool("progress", progress)
+    check_device(device)
+    if not isinstance(data, ImageData):
+        raise ConfigError(f"data must be an ImageData, got {type(data).__name__}")
+    if not isinstance(arch, ImageArch):
+        raise ConfigError(f"arch must be an ImageArch, got {type(arch).__name__}")
+    if ckpt_dir is not None and (not isinstance(ckpt_dir, (str, os.PathLike)) or not str(ckpt_dir).strip()):
+        raise ConfigError(f"ckpt_dir must be a folder path or None, got {ckpt_dir!r}")
     if tuple(data.shape) != (arch.cdim, arch.image_size, arch.image_size):
         raise ConfigError(f"images of {data.name} are {tuple(data.shape)}, the model expects "
                           f"{(arch.cdim, arch.image_size, arch.image_size)}")

@@ -12,6 +12,7 @@ image hyper-parameters) under <own_ckpt_dir>, e.g. CIFAR-10 / SVHN in the paper 
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +20,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, ConfigError, check_choice, check_nonnegative
+from ..errors import CheckpointError, ConfigError, DataError, check_choice, check_nonnegative
 from ..images.data import DATASETS, load_image_dataset, root_for
 from ..images.models import arch_for
-from ..images.study import paper_or
+from ..images.study import check_training_length
 from ..images.training import TrainedModel, load_trained, run_name, train_image_model
-from ..params import parse_bool, split_items
-from ..train import resolve_device
+from ..params import parse_bool, parse_int, parse_list, parse_seed, split_items
+from ..train import METHODS, check_device
 from .metrics import CONVERSIONS, OODResult, evaluate_ood
 
-__all__ = ["parse_pairs", "load_eval_set", "find_or_train_model", "OODRun", "run_ood_study", "aurocs_rows",
-           "save_scores"]
+__all__ = ["parse_pairs", "load_eval_set", "find_or_train_model", "OODRun", "run_ood_study", "check_study_args",
+           "aurocs_rows", "save_scores"]
+
+TRAIN_KW = ("epochs", "batch_size", "channels", "n_train")   # the settings of models trained here
+MAX_EVAL = 100_000_000         # images per evaluation set (0: all)
+MAX_IMPORTANCE = 1_000_000     # importance samples per image
+MAX_CHUNK = 100_000_000        # latents per decoder call
+MAX_BINS = 100_000             # histogram bins
 
 
 def _check_dataset(role: str, name: str, allow_folder: bool) -> str:
@@ -92,6 +99,77 @@ def load_eval_set(name: str, split: str, *, data_root, paper_data_root, n_eval: 
     return x
 
 
+def _check_train_kw(train_kw, datasets) -> dict:
+    """check_training_length of the settings of models trained here (TRAIN_KW), naming train_kw's bad entry."""
+    if not isinstance(train_kw, dict):
+        raise ConfigError(f"train_kw must be a dict with {', '.join(TRAIN_KW)}, got {train_kw!r}")
+    missing, unknown = [k for k in TRAIN_KW if k not in train_kw], sorted(set(train_kw) - set(TRAIN_KW))
+    if missing or unknown:
+        raise ConfigError(f"train_kw must hold exactly {', '.join(TRAIN_KW)}; missing: {missing}, unknown: {unknown}")
+    return check_training_length(datasets, epochs=train_kw["epochs"], batch_size=train_kw["batch_size"],
+                                 n_train=train_kw["n_train"], channels=train_kw["channels"])
+
+
+def _check_path(name: str, value) -> None:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ConfigError(f"{name} must be a folder path, got {value!r}")
+
+
+def check_study_args(groups, methods, seeds, *, eval_seed, data_root, paper_data_root, ckpt_dir, own_ckpt_dir,
+                     train_missing, train_kw, n_eval, n_importance, sigma2, chunk_size, convert, bins, device="auto",
+                     log=print) -> dict:
+    """Check every argument of run_ood_study without loading or training anything: one ConfigError naming it.
+
+    groups: parse_pairs output (known in-distribution datasets; OOD names or existing folders); methods: known
+    methods; seeds, eval_seed: seeds; n_eval: an integer in [0, MAX_EVAL] (0: all); n_importance, chunk_size,
+    bins: positive integers (<= MAX_IMPORTANCE, MAX_CHUNK, MAX_BINS); sigma2: a finite number > 0; convert: one
+    of CONVERSIONS; train_missing: a boolean, and then train_kw: TRAIN_KW checked by check_training_length.
+
+    Returns:
+        the parsed values: groups, methods, seeds, eval_seed, n_eval, n_importance, chunk_size, bins, sigma2,
+        train_missing, device.
+    """
+    check_choice("convert", convert, CONVERSIONS)
+    train_missing = parse_bool("train_missing", train_missing)
+    ints = {}
+    for name, v, top in (("n_importance", n_importance, MAX_IMPORTANCE), ("chunk_size", chunk_size, MAX_CHUNK),
+                         ("bins", bins, MAX_BINS)):
+        ints[name] = parse_int(name, v, 1, top)
+    if check_nonnegative("sigma2", sigma2) == 0:
+        raise ConfigError("sigma2 (the decoder variance) must be positive, got 0")
+    ints["n_eval"] = parse_int("n_eval", n_eval, 0, MAX_EVAL)
+    if not isinstance(groups, (list, tuple)) or not groups:
+        raise ConfigError(f"groups must be parse_pairs' non-empty list of (in_dist, [ood sets]), got {groups!r}")
+    checked = []
+    for g in groups:
+        if not (isinstance(g, (list, tuple)) and len(g) == 2 and isinstance(g[1], (list, tuple)) and g[1]):
+            raise ConfigError(f"groups must be parse_pairs' list of (in_dist, [ood sets]), got the entry {g!r}")
+        in_ds = _check_dataset("in_dist", g[0], allow_folder=False)
+        oods = [_check_dataset("ood", o, allow_folder=True) for o in g[1]]
+        if in_ds in oods:
+            raise ConfigError(f"{in_ds!r} is both the in-distribution and an OOD dataset")
+        for o in oods:
+            if o.startswith("folder:") and not Path(o[len("folder:"):]).is_dir():
+                raise DataError(f"OOD image folder {o[len('folder:'):]} does not exist")
+        checked.append((in_ds, list(oods)))
+    ms = parse_list("methods", methods, METHODS)
+    if not isinstance(seeds, (str, int, float)) and seeds is not None:
+        try:
+            seeds = list(seeds)
+        except TypeError:
+            raise ConfigError(f"seeds must be a list of integers, got {seeds!r}") from None
+    seed_list = [parse_seed("seeds", s) for s in split_items("seeds", seeds)]
+    for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root), ("ckpt_dir", ckpt_dir),
+                    ("own_ckpt_dir", own_ckpt_dir)):
+        _check_path(name, v)
+    if train_missing:
+        _check_train_kw(train_kw, [i for i, _ in checked])
+    if not callable(log):
+        raise ConfigError(f"log must be a function taking a message, got {log!r}")
+    return dict(groups=checked, methods=ms, seeds=seed_list, eval_seed=parse_seed("eval_seed", eval_seed),
+                sigma2=float(sigma2), train_missing=train_missing, device=check_device(device), **ints)
+
+
 def find_or_train_model(dataset: str, method: str, seed: int, *, ckpt_dir, own_ckpt_dir, train_missing: bool,
                         train_kw: dict, data_root, paper_data_root, device, log=print) -> TrainedModel:
     """The image stage's checkpoint of (dataset, method, seed), or one trained here if allowed.
@@ -114,14 +192,15 @@ def find_or_train_model(dataset: str, method: str, seed: int, *, ckpt_dir, own_c
                               f"seeds, point ckpt_dir at it, or set train_missing True")
     else:
         own = Path(own_ckpt_dir) / run_name(dataset, method, seed)
+        sizes = _check_train_kw(train_kw, [dataset])
         log(f"no checkpoint {path}; training {dataset} {method} seed {seed} under {own}")
-        n_train = int(train_kw["n_train"])
+        n_train = sizes["n_train"]
         data = load_image_dataset(dataset, "train", root_for(dataset, data_root, paper_data_root),
                                   n_train if n_train > 0 else None)
         arch = arch_for(dataset, data.shape[1], data.shape[0], train_kw["channels"])
+        epochs, batch_size = sizes["per_dataset"][dataset]
         model = train_image_model(data, arch, method, seed, ckpt_dir=own, device=device, progress=False,
-                                  epochs=float(paper_or("epochs", train_kw["epochs"], dataset)),
-                                  batch_size=int(paper_or("batch_size", train_kw["batch_size"], dataset)))
+                                  epochs=epochs, batch_size=batch_size)
     if model.method != method or model.arch.dataset != dataset:
         raise CheckpointError(f"{model.path} holds a {model.arch.dataset} {model.method} model, "
                               f"not {dataset} {method}")
@@ -153,19 +232,26 @@ def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_da
             load_eval_set and sivae.ood.evaluate_ood.
     Returns:
         list of OODRun.
+
+    Settings first (check_study_args), then every in-distribution and named OOD set is loaded, before any
+    model is loaded or trained: a bad value or a missing dataset fails with nothing written.
     """
-    check_choice("convert", convert, CONVERSIONS)  # settings first: fail before any loading or training
-    train_missing = parse_bool("train_missing", train_missing)
-    for name, v in (("n_importance", n_importance), ("chunk_size", chunk_size), ("bins", bins)):
-        if int(check_nonnegative(name, v)) != v or v < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-    if check_nonnegative("sigma2", sigma2) == 0:
-        raise ConfigError("sigma2 (the decoder variance) must be positive, got 0")
-    device = resolve_device(device)
-    data_kw = dict(data_root=data_root, paper_data_root=paper_data_root, n_eval=n_eval, seed=eval_seed)
+    ok = check_study_args(groups, methods, seeds, eval_seed=eval_seed, data_root=data_root,
+                          paper_data_root=paper_data_root, ckpt_dir=ckpt_dir, own_ckpt_dir=own_ckpt_dir,
+                          train_missing=train_missing, train_kw=train_kw, n_eval=n_eval, n_importance=n_importance,
+                          sigma2=sigma2, chunk_size=chunk_size, convert=convert, bins=bins, device=device, log=log)
+    groups, methods, seeds, device, train_missing = (ok[k] for k in ("groups", "methods", "seeds", "device",
+                                                                      "train_missing"))
+    n_importance, chunk_size, bins, eval_seed = ok["n_importance"], ok["chunk_size"], ok["bins"], ok["eval_seed"]
+    data_kw = dict(data_root=data_root, paper_data_root=paper_data_root, n_eval=ok["n_eval"], seed=eval_seed)
     cache, runs = {}, []
+    evals = {in_ds: tuple(load_eval_set(in_ds, s, **data_kw) for s in ("test", "train")) for in_ds, _ in groups}
+    for in_ds, oods in groups:   # named OOD sets do not depend on the model's shape: load them now too
+        for o in oods:
+            if not o.startswith("folder:"):
+                cache[(o, None)] = load_eval_set(o, "test", **data_kw)
     for in_ds, oods in groups:
-        test, train = (load_eval_set(in_ds, s, **data_kw) for s in ("test", "train"))
+        test, train = evals[in_ds]
         for method in methods:
             for seed in seeds:
                 model = find_or_train_model(in_ds, method, seed, ckpt_dir=ckpt_dir, own_ckpt_dir=own_ckpt_dir,
@@ -174,7 +260,8 @@ def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_da
                 shape = (model.arch.cdim, model.arch.image_size, model.arch.image_size)
                 for o in oods:
                     if (o, shape) not in cache:
-                        cache[(o, shape)] = load_eval_set(o, "test", shape=shape, **data_kw)
+                        cache[(o, shape)] = cache[(o, None)] if (o, None) in cache else \
+                            load_eval_set(o, "test", shape=shape, **data_kw)
                 if abs(2 * sigma2 * model.beta_rec - 1) > 1e-6:
                     log(f"note: {model.path} was trained with beta_rec={model.beta_rec}, which matches "
                         f"sigma2={1 / (2 * model.beta_rec):g}, not the sigma2={sigma2:g} used here")

@@ -16,15 +16,18 @@ vary, groups the runs and draws the figures.
 """
 from __future__ import annotations
 
+import inspect
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
+from ..params import parse_numbers
 from ..runinfo import write_json
-from ..toy2d.study import TABLE5, ToyRun, run_toy2d, summarize
+from ..toy2d.study import TABLE5, ToyRun, check_toy2d, run_toy2d, summarize
 
-__all__ = ["value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",
+__all__ = ["GRID_NAMES", "value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",
            "spread_ratio", "write_metrics", "table5_value", "check_subset", "margin_table"]
 
 
@@ -33,6 +36,25 @@ def check_subset(name: str, values, allowed):
     missing = [v for v in values if v not in allowed]
     if missing:
         raise ConfigError(f"{name} {missing} are not among {allowed}")
+
+
+GRID_NAMES = ("m", "beta_neg", "beta_rec", "beta_kl")   # the hyper-parameters run_grid can vary
+
+
+def _check_run_args(kw: dict, fixed: tuple, ckpt_dir) -> None:
+    """ConfigError unless kw holds only run_toy2d's training/evaluation arguments, none of `fixed`."""
+    allowed = set(inspect.signature(check_toy2d).parameters) - {"datasets", "methods", "seeds", "ckpt_dir", *fixed}
+    given_twice = sorted(set(kw) & set(fixed))
+    if given_twice:
+        raise ConfigError(f"{', '.join(given_twice)}: set by this function's own arguments; do not pass it again")
+    unknown = sorted(set(kw) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown argument(s) {', '.join(unknown)}; give run_toy2d's: {', '.join(sorted(allowed))}")
+    missing = [k for k in ("n_iter", "batch_size") if k not in kw]
+    if missing:
+        raise ConfigError(f"missing argument(s) {', '.join(missing)}: give n_iter and batch_size")
+    if not isinstance(ckpt_dir, (str, os.PathLike)) or not str(ckpt_dir).strip():
+        raise ConfigError(f"ckpt_dir must be a folder path, got {ckpt_dir!r}")
 
 
 def value_key(name: str, value: float) -> str:
@@ -50,7 +72,19 @@ def run_grid(dataset: str, model: str, name: str, values, seeds, *, ckpt_dir, **
         kw: run_toy2d's training and evaluation arguments (n_iter, batch_size, lr, device, ...).
     Returns:
         {value: [ToyRun per seed]} in the order given.
+
+    Every value and argument is checked (check_toy2d) before the first run trains.
     """
+    check_choice("name", name, GRID_NAMES)
+    _check_run_args(kw, (name,), ckpt_dir)
+    if not isinstance(values, (str, int, float)):
+        try:
+            values = list(values)
+        except TypeError:
+            raise ConfigError(f"{name} values must be a list of numbers, got {values!r}") from None
+    values = parse_numbers(f"{name} values", values, nonnegative=True)
+    for v in values:
+        check_toy2d(dataset, model, seeds, **{name: v}, ckpt_dir=Path(ckpt_dir) / f"{model}_{value_key(name, v)}", **kw)
     out = {}
     for v in values:
         out[v] = run_toy2d(dataset, model, seeds, **{name: v}, ckpt_dir=Path(ckpt_dir) / f"{model}_{value_key(name, v)}",
@@ -90,8 +124,14 @@ def run_collapse(dataset: str, seeds, *, beta_rec: float, beta_kl: float, beta_n
 
     Returns:
         {"vae": [ToyRun per seed], "soft_intro_vae": [...]}.
+
+    Both runs' arguments are checked (check_toy2d) before the first one trains.
     """
+    _check_run_args(kw, ("beta_rec", "beta_kl", "beta_neg", "m"), ckpt_dir)
     hp = dict(beta_rec=beta_rec, beta_kl=beta_kl)
+    check_toy2d(dataset, "vae", seeds, **hp, ckpt_dir=Path(ckpt_dir) / "collapse_vae", **kw)
+    check_toy2d(dataset, "soft_intro_vae", seeds, **hp, beta_neg=beta_neg,
+                ckpt_dir=Path(ckpt_dir) / "collapse_soft_intro_vae", **kw)
     return {"vae": run_toy2d(dataset, "vae", seeds, **hp, ckpt_dir=Path(ckpt_dir) / "collapse_vae", **kw),
             "soft_intro_vae": run_toy2d(dataset, "soft_intro_vae", seeds, **hp, beta_neg=beta_neg,
                                         ckpt_dir=Path(ckpt_dir) / "collapse_soft_intro_vae", **kw)}

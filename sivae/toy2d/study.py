@@ -6,6 +6,7 @@ paper's KL/JSD/gnELBO (plus the textbook JSD) and keeps samples and densities fo
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,14 +14,15 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, check_nonnegative
-from ..params import parse_list, parse_numbers
+from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, split_items
 from ..runinfo import write_json, write_markdown
-from ..train import METHOD_TITLES, METHODS, TrainConfig, Trainer, resolve_device
+from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, METHODS, TrainConfig, Trainer, check_device, resolve_device
 from . import metrics as M
 from .data import TOY_DATASETS, get_toy_dataset
 from .models import MLPConfig, build_mlp_pair
 
-__all__ = ["TABLE5", "PAPER_TABLE2", "resolve_hparams", "train_toy", "evaluate_toy", "run_toy2d",
+__all__ = ["TABLE5", "PAPER_TABLE2", "resolve_hparams", "toy_config", "train_toy", "evaluate_toy", "check_toy2d",
+           "run_toy2d", "MAX_GRID_SIZE", "MAX_SAMPLES",
            "summarize", "write_table2", "budget_steps", "sample_metrics", "budget_curve",
            "write_budget"]
 
@@ -56,6 +58,8 @@ TABLE5_SENTINEL = "table5"
 # The paper prints gnELBO rescaled; x1e7 puts our values (~1e-7, a 1024^2 grid) on its printed
 # scale. Only the markdown table uses it; metrics.json holds the raw values.
 GNELBO_DISPLAY_SCALE = 1e7
+MAX_GRID_SIZE = 4096       # the gnELBO/density grid is grid_size^2 points (paper: 1024)
+MAX_SAMPLES = 1_000_000    # samples per evaluation histogram, decoded in one pass (paper: 5000)
 
 
 def resolve_hparams(dataset: str, model: str, beta_rec=TABLE5_SENTINEL, beta_kl=TABLE5_SENTINEL,
@@ -92,6 +96,16 @@ class ToyRun:
     budget: dict = field(default_factory=dict)  # {step: {"kl", "jsd"}} along the run (budget curves)
 
 
+def toy_config(model: str, seed: int, *, n_iter: int, batch_size: int, lr: float, lr_milestones, num_vae: int,
+               gamma_r: float, progress, checkpoint_every: int, hparams: dict) -> TrainConfig:
+    """The TrainConfig of one 2D run (Table 5 weights in `hparams`; s = 1/d_x = 1/2)."""
+    return TrainConfig(method=model, n_iter=n_iter, batch_size=batch_size, lr=lr, gamma_r=gamma_r,
+                       lr_milestones=parse_numbers("lr_milestones", lr_milestones, nonnegative=True, at_most=1,
+                                                   allow_empty=True),
+                       num_vae=num_vae if model != "vae" else 0, seed=seed, progress=progress,
+                       checkpoint_every=checkpoint_every, scale=0.5, **hparams)
+
+
 def train_toy(dataset: str, model: str, seed: int, *, n_iter: int, batch_size: int, lr: float = 2e-4,
               lr_milestones="0.333333,0.5", num_vae: int = 0, gamma_r: float = 1e-8, ckpt_dir=None, device="auto",
               progress=True,
@@ -102,11 +116,8 @@ def train_toy(dataset: str, model: str, seed: int, *, n_iter: int, batch_size: i
     """
     data = get_toy_dataset(dataset)
     hp = hparams if hparams is not None else resolve_hparams(dataset, model)
-    cfg = TrainConfig(method=model, n_iter=n_iter, batch_size=batch_size, lr=lr, gamma_r=gamma_r,
-                      lr_milestones=parse_numbers("lr_milestones", lr_milestones, nonnegative=True, at_most=1,
-                                                  allow_empty=True),
-                      num_vae=num_vae if model != "vae" else 0, seed=seed, progress=progress,
-                      checkpoint_every=checkpoint_every, scale=0.5, **hp)  # s = 1/d_x = 1/2
+    cfg = toy_config(model, seed, n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones,
+                     num_vae=num_vae, gamma_r=gamma_r, progress=progress, checkpoint_every=checkpoint_every, hparams=hp)
     enc, dec = build_mlp_pair(MLPConfig(), seed=seed)
     trainer = Trainer(enc, dec, lambda step, g: data.sample(batch_size, g), cfg,
                       ckpt_dir=ckpt_dir, device=resolve_device(device), keep_states_at=keep_states_at)
@@ -180,6 +191,51 @@ def write_budget(runs: list, path) -> list[dict]:
     return rows
 
 
+def check_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter, batch_size, lr=2e-4,
+                lr_milestones="0.333333,0.5", num_vae=0, gamma_r=1e-8, beta_rec=TABLE5_SENTINEL,
+                beta_kl=TABLE5_SENTINEL, beta_neg=TABLE5_SENTINEL, m=TABLE5_SENTINEL,
+                ckpt_dir="outputs/toy2d/checkpoints", device="auto", n_samples=5000, grid_size=1024, progress=True,
+                budget=False) -> dict:
+    """Check every argument of run_toy2d without training: one ConfigError naming the first bad one.
+
+    Checks: datasets / methods (known names), seeds (integers in [0, SEED_MAX]), n_iter (1..MAX_STEPS),
+    batch_size (1..MAX_BATCH_SIZE), num_vae (0..MAX_STEPS), n_samples (1..MAX_SAMPLES), grid_size
+    (2..MAX_GRID_SIZE), lr and gamma_r (finite, >= 0), lr_milestones (fractions in [0, 1]), the beta / m
+    overrides (finite, >= 0, or 'table5'), ckpt_dir (a path), device, progress and budget (booleans),
+    and the TrainConfig of every run.
+
+    Returns:
+        the parsed values: datasets, methods, seeds, hparams {(dataset, method): dict}, device, and the
+        integers n_iter, batch_size, num_vae, n_samples, grid_size, progress and budget.
+    """
+    ds, ms = parse_list("datasets", datasets, list(TOY_DATASETS)), parse_list("methods", methods, METHODS)
+    if not isinstance(seeds, (str, int, float)) and seeds is not None:
+        try:
+            seeds = list(seeds)
+        except TypeError:
+            raise ConfigError(f"seeds must be a list of integers, got {seeds!r}") from None
+    seed_list = [parse_seed("seeds", s) for s in split_items("seeds", seeds)]
+    ints = dict(n_iter=parse_int("n_iter", n_iter, 1, MAX_STEPS),
+                batch_size=parse_int("batch_size", batch_size, 1, MAX_BATCH_SIZE),
+                num_vae=parse_int("num_vae", num_vae, 0, MAX_STEPS),
+                n_samples=parse_int("n_samples", n_samples, 1, MAX_SAMPLES),
+                grid_size=parse_int("grid_size", grid_size, 2, MAX_GRID_SIZE))
+    parse_number("lr", lr)
+    parse_number("gamma_r", gamma_r)
+    parse_numbers("lr_milestones", lr_milestones, nonnegative=True, at_most=1, allow_empty=True)
+    hps = {(d, mo): resolve_hparams(d, mo, beta_rec, beta_kl, beta_neg, m) for d in ds for mo in ms}
+    if not isinstance(ckpt_dir, (str, os.PathLike)) or not str(ckpt_dir).strip():
+        raise ConfigError(f"ckpt_dir must be a folder path, got {ckpt_dir!r}")
+    flags = dict(progress=parse_bool("progress", progress), budget=parse_bool("budget", budget))
+    dev = check_device(device)
+    for (d, mo), hp in hps.items():   # what TrainConfig checks too, before anything is trained
+        for seed in seed_list:
+            toy_config(mo, seed, n_iter=ints["n_iter"], batch_size=ints["batch_size"], lr=lr,
+                       lr_milestones=lr_milestones, num_vae=ints["num_vae"], gamma_r=gamma_r,
+                       progress=flags["progress"], checkpoint_every=1000, hparams=hp)
+    return dict(datasets=ds, methods=ms, seeds=seed_list, hparams=hps, device=dev, **ints, **flags)
+
+
 def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_size: int, lr: float = 2e-4,
               lr_milestones="0.333333,0.5", num_vae: int = 0, gamma_r: float = 1e-8,
               beta_rec=TABLE5_SENTINEL, beta_kl=TABLE5_SENTINEL,
@@ -190,15 +246,16 @@ def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_s
 
     budget: also measure KL/JSD at log-spaced steps along each run (ToyRun.budget; see budget_steps).
 
-    All inputs are validated before any training starts, so a typo fails at once.
+    All inputs are validated (check_toy2d) before any training starts or any file is written, so a typo
+    fails at once with one ConfigError naming the parameter.
     """
-    ds, ms = parse_list("dataset", datasets, list(TOY_DATASETS)), parse_list("method", methods, METHODS)
-    parse_numbers("lr_milestones", lr_milestones, nonnegative=True, at_most=1, allow_empty=True)
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ConfigError("seeds is empty")
-    hps = {(d, mo): resolve_hparams(d, mo, beta_rec, beta_kl, beta_neg, m) for d in ds for mo in ms}
-    dev = resolve_device(device)
+    ok = check_toy2d(datasets, methods, seeds, n_iter=n_iter, batch_size=batch_size, lr=lr,
+                     lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, beta_rec=beta_rec,
+                     beta_kl=beta_kl, beta_neg=beta_neg, m=m, ckpt_dir=ckpt_dir, device=device,
+                     n_samples=n_samples, grid_size=grid_size, progress=progress, budget=budget)
+    ds, ms, seeds, hps, dev = ok["datasets"], ok["methods"], ok["seeds"], ok["hparams"], ok["device"]
+    n_iter, batch_size, num_vae = ok["n_iter"], ok["batch_size"], ok["num_vae"]
+    n_samples, grid_size, progress, budget = ok["n_samples"], ok["grid_size"], ok["progress"], ok["budget"]
     runs = []
     for d in ds:
         for mo in ms:

@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError, check_choice, check_nonnegative
-from ..params import parse_list
+from ..params import parse_bool, parse_int, parse_list, parse_seed
 from ..runinfo import write_json, write_markdown
-from ..train import METHOD_TITLES, TrainConfig, Trainer, resolve_device
+from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, TrainConfig, Trainer, check_device
 from . import metrics as M
 from .data import TranslationData, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
@@ -35,6 +35,7 @@ MODELS = ("vae", "soft_intro_vae")
 # Table 4 (Cars3D, content transfer, LPIPS; lower is better). The numbers did not survive the
 # conversion of our copy of the paper to text, so none are printed; fill them in from the PDF.
 PAPER_TABLE4 = {"LORD [13] (class labels)": None, "S-IntroVAE (no labels)": None}
+MAX_EPOCHS = 1_000_000       # n_epochs above this is a typo (the paper trains 400)
 
 
 @dataclass
@@ -53,11 +54,14 @@ class TrainSettings:
     def __post_init__(self):
         for name in ("n_epochs", "lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r"):
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
-        for name in ("batch_size", "kl_every"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_STEPS)):
+            setattr(self, name, parse_int(name, getattr(self, name), 1, top))
         if self.n_epochs == 0:
             raise ConfigError("n_epochs must be > 0")
+        if self.n_epochs > MAX_EPOCHS:
+            raise ConfigError(f"n_epochs must be at most {MAX_EPOCHS}, got {self.n_epochs!r}")
+        self.num_vae = parse_int("num_vae", self.num_vae, 0, MAX_STEPS)
+        self.seed = parse_seed("seed", self.seed)
 
 
 def check_choices(methods, rec_loss: str) -> list[str]:
@@ -129,24 +133,45 @@ def train_translation(data: TranslationData, methods, arch: ArchConfig, settings
         rec_loss, vgg_weights: see perceptual.resolve_rec_loss. device: 'auto', 'cpu' or 'cuda'.
     Returns:
         ({model: TranslationRun}, the sentence saying which reconstruction loss was used).
+
+    Every argument is checked (and every model's TrainConfig built) before anything is trained or written.
     """
-    models = parse_list("method", methods, MODELS)
+    models = check_choices(methods, rec_loss)
+    if not isinstance(settings, TrainSettings):
+        raise ConfigError(f"settings must be a TrainSettings, got {type(settings).__name__}")
+    settings = TrainSettings(**asdict(settings))   # checked again: its fields may have been changed since
+    if not isinstance(arch, ArchConfig):
+        raise ConfigError(f"arch must be an ArchConfig, got {type(arch).__name__}")
+    if not isinstance(data, TranslationData):
+        raise ConfigError(f"data must be a TranslationData, got {type(data).__name__}")
     if arch.in_channels != data.channels:
         raise ConfigError(f"the architecture expects {arch.in_channels} channel(s), dataset {data.name} has {data.channels}")
-    dev = resolve_device(device)
-    kind, extractor, loss_note = resolve_rec_loss(rec_loss, vgg_weights)
+    if not isinstance(ckpt_dir, (str, os.PathLike)) or not str(ckpt_dir).strip():
+        raise ConfigError(f"ckpt_dir must be a folder path, got {ckpt_dir!r}")
+    if vgg_weights is not None and not isinstance(vgg_weights, (str, os.PathLike)):
+        raise ConfigError(f"vgg_weights must be 'auto' or a file path, got {vgg_weights!r}")
+    if len(data.train) // settings.batch_size < 1:
+        raise ConfigError(f"batch_size {settings.batch_size} is larger than the {len(data.train)} training images "
+                          f"of {data.name}: lower batch_size")
+    progress = parse_bool("progress", progress)
+    dev = check_device(device)
     shape = tuple(data.train.shape[1:])
     n_iter = n_iterations(len(data.train), settings)
+    cfgs = {model: TrainConfig(method=model, n_iter=n_iter, batch_size=settings.batch_size, lr=settings.lr,
+                               lr_milestones=(), beta_rec=settings.beta_rec, beta_kl=settings.beta_kl,
+                               beta_neg=settings.beta_neg, gamma_r=settings.gamma_r,
+                               scale=1.0 / math.prod(shape),  # s = 1/d_x of the pixels
+                               num_vae=settings.num_vae if model != "vae" else 0, seed=settings.seed,
+                               progress=progress, checkpoint_every=max(1, min(1000, n_iter // 4)),
+                               log_every=max(1, min(50, settings.kl_every)))
+            for model in models}
+    kind, extractor, loss_note = resolve_rec_loss(rec_loss, vgg_weights)
     kl_images = to_float(data.train[torch.randperm(len(data.train), generator=torch.Generator().manual_seed(
         settings.seed))[:256]]).to(dev)
     target = FeatureTarget(extractor, shape, device=dev) if kind == "vgg" else None
     runs = {}
     for model in models:
-        cfg = TrainConfig(method=model, n_iter=n_iter, batch_size=settings.batch_size, lr=settings.lr, lr_milestones=(),
-                          beta_rec=settings.beta_rec, beta_kl=settings.beta_kl, beta_neg=settings.beta_neg,
-                          gamma_r=settings.gamma_r, scale=1.0 / math.prod(shape),  # s = 1/d_x of the pixels
-                          num_vae=settings.num_vae if model != "vae" else 0, seed=settings.seed, progress=progress,
-                          checkpoint_every=max(1, min(1000, n_iter // 4)), log_every=max(1, min(50, settings.kl_every)))
+        cfg = cfgs[model]
         enc, dec = build_translation_pair(arch, seed=settings.seed)
         folder = Path(ckpt_dir) / f"{model}_{kind}"
         log = CodeKLLog(enc.to(dev), kl_images, settings.kl_every, folder / "code_kl.json")
@@ -169,7 +194,7 @@ def evaluate_run(run: TranslationRun, data: TranslationData, *, n_pairs: int, se
     Returns:
         a flat-ish dict, also stored in run.metrics.
     """
-    dev = resolve_device(device)
+    dev = check_device(device)
     enc, dec = run.encoder.to(dev), run.decoder.to(dev)
     out = {"rec_mse_test": M.reconstruction_mse(enc, dec, data.test, dev),
            "kl_class": run.kl_curve["kl_class"][-1], "kl_content": run.kl_curve["kl_content"][-1],

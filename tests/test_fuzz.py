@@ -1,0 +1,681 @@
+"""Property-based tests of the parameter surface: every bad input is named before any work or output.
+
+For each public entry point that takes user parameters, hypothesis draws values (valid ones from small
+ranges, bad ones from nan/inf/negatives/huge numbers/strings/None/...) and checks:
+- a call whose every value is valid runs (and returns what it should);
+- a call with a bad value raises exactly one of ConfigError / DataError / CheckpointError (never a raw
+  Python or torch exception), whose message names one of the bad parameters (or the file);
+- and when it raises, the output folder it was given is still empty: nothing was trained or written first.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nbutil import ROOT, write_tiny_idx
+
+from sivae.errors import CheckpointError, ConfigError, DataError, DivergenceError
+from sivae.params import (
+    SEED_MAX,
+    parse_bool,
+    parse_int,
+    parse_list,
+    parse_number,
+    parse_numbers,
+    parse_seed,
+    seeds_from,
+    split_items,
+)
+from sivae.train import TrainConfig
+
+MAX_BATCH_SIZE = 1_000_000   # the bound of every batch_size (sivae.train.MAX_BATCH_SIZE)
+
+NAMED = (ConfigError, DataError, CheckpointError)
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+                database=None)
+
+
+def fast(n: int) -> settings:
+    """FAST with n examples."""
+    return settings(FAST, max_examples=n)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks: one thread (2 shared cores; more threads only spin)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@contextmanager
+def out_dir():
+    """A fresh empty folder, removed afterwards (hypothesis runs many examples per test)."""
+    d = Path(tempfile.mkdtemp(prefix="sivae-fuzz-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))
+
+
+def names_one_of(message: str, names) -> bool:
+    """True if `message` names one of `names` as a word (so 'lr' is not found inside 'lr_milestones')."""
+    return any(re.search(rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])", message) for n in names)
+
+
+def check_named(call, bad: set, folder: Path | None = None, ok=(), also_named=()):
+    """Run call(); with bad parameters it must raise one named error naming one of them and leave folder empty.
+
+    Args:
+        bad: the names of the parameters drawn bad (empty: every value is valid, so the call must run).
+        ok: further exception types accepted as a run's outcome (e.g. DivergenceError).
+        also_named: words that also count as naming the parameter (e.g. a file name).
+    Returns:
+        the call's result, or None when it raised.
+    """
+    try:
+        result = call()
+    except NAMED as e:
+        assert bad, f"valid parameters were refused: {type(e).__name__}: {e}"
+        assert names_one_of(str(e), set(bad) | set(also_named)), f"{e!r} names none of {sorted(bad)}"
+        if folder is not None:
+            assert files_in(folder) == [], f"written before the error {e!r}: {files_in(folder)}"
+        return None
+    except ok:
+        assert not bad, f"bad parameters {sorted(bad)} reached the work"
+        return None
+    assert not bad, f"bad parameters {sorted(bad)} were accepted"
+    return result
+
+
+# ----------------------------------------------------------------- strategies
+def _not_numeric_text():
+    return st.text(alphabet="abcxyz ,;:-_+", max_size=6).filter(lambda s: s.strip() != "")
+
+
+def bad_int(minimum: int, maximum: int):
+    """Values that are not an integer in [minimum, maximum] (nor its string)."""
+    return st.one_of(
+        st.integers(max_value=minimum - 1, min_value=minimum - 10**6), st.integers(min_value=maximum + 1,
+                                                                                max_value=maximum + 10**20),
+        st.just(10**400), st.just(-(10**400)),
+        st.floats(allow_nan=True, allow_infinity=True).filter(lambda x: not (x.is_integer() and minimum <= x <= maximum)),
+        _not_numeric_text(), st.none(), st.booleans(), st.lists(st.integers(0, 3), max_size=2), st.just({}),
+        st.sampled_from(["1.5", "nan", "inf", "-inf", "1e400", str(maximum + 1), str(minimum - 1)]))
+
+
+def bad_number(positive: bool = False, at_most: float | None = None):
+    """Values that are not a finite number >= 0 (> 0 if positive, <= at_most)."""
+    return st.one_of(
+        st.floats(max_value=-1e-300, allow_infinity=True), st.sampled_from([math.nan, math.inf, -math.inf]),
+        st.just(10**400), st.just("1e400"), _not_numeric_text(), st.none(), st.lists(st.floats(0, 1), max_size=2),
+        *([st.just(0.0), st.just(0), st.just("0")] if positive else []),
+        *([st.floats(min_value=at_most * 1.5, max_value=1e300)] if at_most is not None else []))
+
+
+def bad_bool():
+    return st.one_of(st.sampled_from(["yes", "no", "0", "1", "", "t", "none"]), st.integers(), st.none(),
+                     st.floats(allow_nan=True))
+
+
+GOOD_BOOL = st.sampled_from([True, False, "true", "false", "True", " False "])
+junk = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True),
+                 st.integers(min_value=-10**30, max_value=10**30), st.just(10**400), st.text(max_size=8),
+                 st.lists(st.one_of(st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=3)), max_size=3),
+                 st.tuples(st.floats(allow_nan=True)), st.just({}), st.just(object()))
+
+
+def draw_params(data, space: dict, min_bad: int = 0, max_bad: int = 2):
+    """Draw {name: value}: a few names (min_bad..max_bad) from space[name][1] (bad), the others from [0] (good).
+
+    Returns:
+        (values, the set of bad names).
+    """
+    bad = data.draw(st.sets(st.sampled_from(sorted(space)), min_size=min_bad, max_size=max_bad), label="bad")
+    values = {k: data.draw(space[k][1] if k in bad else space[k][0], label=k) for k in sorted(space)}
+    return values, bad
+
+
+# ------------------------------------------------------------------ sivae.params
+@fast(300)
+@given(value=junk, lo=st.integers(-5, 5), span=st.integers(0, 10**6))
+def test_parsers_return_or_name_the_parameter(value, lo, span):
+    for call in (lambda: split_items("p_x", value), lambda: parse_list("p_x", value, ["a", "b"]),
+                 lambda: parse_bool("p_x", value), lambda: parse_number("p_x", value, positive=True, at_most=10),
+                 lambda: parse_numbers("p_x", value), lambda: parse_numbers("p_x", value, integer=True),
+                 lambda: parse_numbers("p_x", value, nonnegative=True, at_most=1, allow_empty=True),
+                 lambda: parse_numbers("p_x", value, integer=True, positive=True),
+                 lambda: parse_int("p_x", value, lo, lo + span), lambda: parse_seed("p_x", value)):
+        try:
+            out = call()
+        except ConfigError as e:
+            assert "p_x" in str(e)
+            continue
+        assert out is not None
+    try:
+        x = parse_int("p_x", value, lo, lo + span)
+        assert isinstance(x, int) and not isinstance(x, bool) and lo <= x <= lo + span
+    except ConfigError:
+        pass
+    try:
+        xs = parse_numbers("p_x", value, nonnegative=True, at_most=1, allow_empty=True)
+        assert all(isinstance(x, float) and 0 <= x <= 1 for x in xs)
+    except ConfigError:
+        pass
+
+
+@fast(200)
+@given(seed=st.one_of(junk, st.integers(0, SEED_MAX)), n_seeds=st.one_of(junk, st.integers(1, 20)))
+def test_seeds_from_returns_seeds_in_range_or_names_the_parameter(seed, n_seeds):
+    try:
+        seeds = seeds_from(seed, n_seeds)
+    except ConfigError as e:
+        assert names_one_of(str(e), {"seed", "n_seeds"})
+        return
+    assert len(seeds) == n_seeds and all(0 <= s <= SEED_MAX for s in seeds)
+
+
+def test_parse_int_is_exact_for_large_integers():
+    assert parse_int("seed", 2**60 + 1, 0, 2**62) == 2**60 + 1
+    assert parse_int("seed", str(2**60 + 1), 0, 2**62) == 2**60 + 1
+    for bad in (10**400, "1e400", float("nan"), True):
+        with pytest.raises(ConfigError, match="seed"):
+            parse_int("seed", bad, 0, 10)
+
+
+# ------------------------------------------------------------------ TrainConfig
+TRAIN_FIELDS = {
+    "method": (st.sampled_from(["vae", "introvae", "soft_intro_vae"]),
+               st.one_of(st.sampled_from(["gan", "VAE", ""]), st.none(), st.integers())),
+    "n_iter": (st.integers(1, 10**6), bad_int(1, 10**12)),
+    "batch_size": (st.integers(1, MAX_BATCH_SIZE), bad_int(1, MAX_BATCH_SIZE)),
+    "lr": (st.floats(0, 1), bad_number()),
+    "lr_milestones": (st.one_of(st.lists(st.floats(0, 2), max_size=3).map(tuple), st.just("0.3,0.6")),
+                      st.one_of(st.lists(bad_number(), min_size=1, max_size=2), st.just(5), st.none(),
+                                st.just("x,0.5"))),
+    "lr_gamma": (st.floats(0, 1), bad_number()),
+    "beta_rec": (st.floats(0, 10), bad_number()),
+    "beta_kl": (st.floats(0, 10), bad_number()),
+    "beta_neg": (st.floats(0, 1000), bad_number()),
+    "gamma_r": (st.floats(0, 1), bad_number()),
+    "alpha": (st.floats(0.1, 5), bad_number(positive=True)),
+    "m": (st.floats(0, 10), bad_number()),
+    "scale": (st.one_of(st.none(), st.floats(1e-6, 1)), bad_number(positive=True).filter(lambda v: v is not None)),
+    "num_vae": (st.integers(0, 10**6), bad_int(0, 10**12)),
+    "seed": (st.integers(0, SEED_MAX), bad_int(0, SEED_MAX)),
+    "checkpoint_every": (st.integers(1, 10**6), bad_int(1, 10**12)),
+    "log_every": (st.integers(1, 10**6), bad_int(1, 10**12)),
+    "max_loss": (st.one_of(st.floats(1, 1e30), st.just(math.inf)),
+                 st.one_of(st.sampled_from([0, -1.0, math.nan, "1e10", None, True]))),
+    "autocast": (st.sampled_from(["none", "bf16", "auto"]), st.one_of(st.sampled_from(["fp32", "BF16", ""]), st.none())),
+    "progress": (GOOD_BOOL, bad_bool()),
+    "extra": (st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.one_of(st.none(), st.lists(st.integers()))),
+}
+
+
+@fast(400)
+@given(data=st.data())
+def test_train_config_runs_or_names_the_field(data):
+    values, bad = draw_params(data, TRAIN_FIELDS, max_bad=3)
+    cfg = check_named(lambda: TrainConfig(**values), bad)
+    if cfg is not None:
+        assert isinstance(cfg.batch_size, int) and 1 <= cfg.batch_size <= MAX_BATCH_SIZE
+        assert all(math.isfinite(getattr(cfg, k)) and getattr(cfg, k) >= 0
+                   for k in ("lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r", "m", "lr_gamma"))
+        assert all(math.isfinite(f) and f >= 0 for f in cfg.lr_milestones) and isinstance(cfg.progress, bool)
+
+
+def test_train_config_defaults_unchanged():
+    c = TrainConfig()
+    assert (c.n_iter, c.batch_size, c.lr, c.lr_milestones, c.lr_gamma, c.alpha, c.max_loss, c.seed) == \
+        (30_000, 512, 2e-4, (1 / 3, 1 / 2), 0.1, 2.0, 1e10, 0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(batch_size=10**9)
+
+
+# ------------------------------------------------------------------ toy2d
+TOY_SPACE = {
+    "datasets": (st.sampled_from(["rings", "8gaussians", "spiral", "checkerboard"]),
+                 st.one_of(st.sampled_from(["moons", "", " , ", "rings,moons"]), st.integers(), st.just([]))),
+    "methods": (st.sampled_from(["vae", "introvae", "soft_intro_vae"]),
+                st.one_of(st.sampled_from(["gan", "", "vae,gan"]), st.integers(), st.just([]))),
+    "seeds": (st.one_of(st.lists(st.integers(0, 3), min_size=1, max_size=2), st.sampled_from(["0", 1, (2,), "0,1"])),
+              st.one_of(st.just([]), st.lists(bad_int(0, SEED_MAX).filter(lambda v: not isinstance(v, (list, dict))),
+                                              min_size=1, max_size=2), st.none(), st.just("x"), st.just(object()))),
+    "n_iter": (st.one_of(st.integers(1, 3), st.sampled_from([2.0, "3"])), bad_int(1, 10**12)),
+    "batch_size": (st.one_of(st.integers(1, 16), st.just(8.0)), bad_int(1, MAX_BATCH_SIZE)),
+    "num_vae": (st.integers(0, 5), bad_int(0, 10**12)),
+    "n_samples": (st.integers(1, 200), bad_int(1, 1_000_000)),
+    "grid_size": (st.integers(2, 16), bad_int(2, 4096)),
+    "lr": (st.floats(0, 1e-2), bad_number()),
+    "gamma_r": (st.floats(0, 1e-2), bad_number()),
+    "lr_milestones": (st.sampled_from(["", "0.5", "0.333333,0.5", (0.2, 0.9), 0.5]),
+                      st.sampled_from(["1.5", "-0.1", "nan", "x", "0.5,inf", (2.0,), ("a",), "1e400"])),
+    "beta_rec": (st.one_of(st.just("table5"), st.floats(0.01, 1)), bad_number().filter(lambda v: v is not None)),
+    "beta_kl": (st.one_of(st.just("table5"), st.floats(0.01, 1)), bad_number().filter(lambda v: v is not None)),
+    "beta_neg": (st.one_of(st.just("table5"), st.floats(0.01, 1)), bad_number().filter(lambda v: v is not None)),
+    "m": (st.one_of(st.just("table5"), st.floats(0, 2)), bad_number().filter(lambda v: v is not None)),
+    "device": (st.sampled_from(["cpu", "auto", "", None]),
+               st.one_of(st.sampled_from(["gpu", "meta", "cuda:x", "cpu:-1", "CPU"]), st.integers(), st.floats())),
+    "progress": (st.sampled_from([False, "false"]), bad_bool()),
+    "budget": (st.sampled_from([False, True, "false"]), bad_bool()),
+}
+if not torch.cuda.is_available():
+    TOY_SPACE["device"] = (TOY_SPACE["device"][0], st.one_of(TOY_SPACE["device"][1], st.just("cuda")))
+
+
+def _run_toy(values, folder):
+    from sivae.toy2d.study import run_toy2d
+    return run_toy2d(**values, ckpt_dir=folder)
+
+
+@fast(120)
+@given(data=st.data())
+def test_run_toy2d_bad_values_are_named_before_anything_is_written(data):
+    values, bad = draw_params(data, TOY_SPACE, min_bad=1)
+    with out_dir() as folder:
+        check_named(lambda: _run_toy(values, folder), bad, folder, ok=(DivergenceError,))
+
+
+@fast(8)
+@given(data=st.data())
+def test_run_toy2d_valid_values_train_and_evaluate(data):
+    values, bad = draw_params(data, TOY_SPACE, max_bad=0)
+    with out_dir() as folder:
+        runs = check_named(lambda: _run_toy(values, folder), bad, folder, ok=(DivergenceError,))
+        if runs is not None:
+            assert len(runs) == len(split_items("seeds", values["seeds"] if not isinstance(values["seeds"], tuple)
+                                                else list(values["seeds"])))
+            assert any(p.endswith("last.pt") for p in files_in(folder))
+
+
+def test_run_toy2d_refuses_huge_batch_and_empty_grid_before_training(tmp_path):
+    from sivae.toy2d.study import run_toy2d
+    kw = dict(n_iter=2, batch_size=8, n_samples=50, grid_size=8, progress=False, device="cpu", ckpt_dir=tmp_path)
+    for bad in (dict(batch_size=10**9), dict(grid_size=0), dict(n_samples=10**9), dict(grid_size=10**5)):
+        with pytest.raises(ConfigError, match=list(bad)[0]):
+            run_toy2d("rings", "vae", [0], **{**kw, **bad})
+        assert files_in(tmp_path) == []
+
+
+# ------------------------------------------------------------------ stability
+@fast(25)
+@given(name=st.one_of(st.sampled_from(["m", "beta_neg"]), st.sampled_from(["lr", "M", ""])),
+       values=st.lists(st.one_of(st.floats(0.1, 2), bad_number()), min_size=1, max_size=3),
+       n_iter=st.one_of(st.just(1), bad_int(1, 10**12)), extra=st.sampled_from([{}, {"budgett": True}, {"m": 1.0}]))
+def test_run_grid_checks_every_value_before_the_first_run(name, values, n_iter, extra):
+    from sivae.stability.study import run_grid
+    model = "introvae" if name == "m" else "soft_intro_vae"
+    ok_values = all(isinstance(v, float) and math.isfinite(v) and v >= 0 for v in values)
+    bad = set()
+    if name not in ("m", "beta_neg"):
+        bad.add("name")
+    if not ok_values:
+        bad |= {f"{name} values", name}
+    if not (isinstance(n_iter, int) and not isinstance(n_iter, bool) and n_iter == 1):
+        bad.add("n_iter")
+    if extra and (list(extra)[0] != name or "name" not in bad):
+        bad |= set(extra) | {"argument"}
+    with out_dir() as folder:
+        check_named(lambda: run_grid("8gaussians", model, name, values, [0], ckpt_dir=folder, n_iter=n_iter,
+                                     batch_size=8, n_samples=20, grid_size=4, progress=False, device="cpu", **extra),
+                    bad, folder, also_named=("unknown",))
+
+
+@fast(15)
+@given(beta_rec=st.one_of(st.floats(0.1, 1), bad_number()), beta_kl=st.one_of(st.floats(0.1, 1), bad_number()),
+       beta_neg=st.one_of(st.floats(0.1, 1), bad_number()))
+def test_run_collapse_checks_both_runs_before_the_first(beta_rec, beta_kl, beta_neg):
+    from sivae.stability.study import run_collapse
+    bad = {k for k, v in dict(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg).items()
+           if not (isinstance(v, float) and math.isfinite(v) and v >= 0) and v is not None}
+    with out_dir() as folder:
+        check_named(lambda: run_collapse("8gaussians", [0], beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
+                                         ckpt_dir=folder, n_iter=1, batch_size=8, n_samples=20, grid_size=4,
+                                         progress=False, device="cpu"), bad, folder, ok=(DivergenceError,))
+
+
+def test_run_collapse_bad_beta_neg_trains_no_vae_first(tmp_path):
+    from sivae.stability.study import run_collapse
+    with pytest.raises(ConfigError, match="beta_neg"):
+        run_collapse("8gaussians", [0], beta_rec=0.1, beta_kl=1.0, beta_neg=-1, ckpt_dir=tmp_path, n_iter=1,
+                     batch_size=8, n_samples=20, grid_size=4, progress=False, device="cpu")
+    assert files_in(tmp_path) == []
+
+
+# ------------------------------------------------------------------ images
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+    """Tiny MNIST-format data (64 training, 32 test images); no Fashion-MNIST."""
+    root = tmp_path_factory.mktemp("tiny_images")
+    write_tiny_idx(root, "mnist", n_train=64, n_test=32)
+    return root
+
+
+IMAGE_SPACE = {
+    "datasets": (st.sampled_from([["mnist"], "mnist"]), st.sampled_from([["imagenet"], "", "mnist,cifar", [5]])),
+    "methods": (st.sampled_from([["vae"], ["soft_intro_vae"], "introvae"]), st.sampled_from([["gan"], [], "", 3])),
+    "seeds": (st.sampled_from([[0], (1,), "0"]), st.sampled_from([[], [-1], ["a"], [2**40], None, [0.5]])),
+    "n_train": (st.sampled_from([0, 32, "48"]), st.one_of(bad_int(0, 10**8), st.just(4))),
+    "epochs": (st.sampled_from([0.25, 0.5, "0.5"]),
+               st.one_of(bad_number(positive=True, at_most=1e6), st.sampled_from(["papers", ""]))),
+    "batch_size": (st.sampled_from([16, 32, "16"]), bad_int(1, MAX_BATCH_SIZE)),
+    "lr": (st.floats(0, 1e-3), bad_number()),
+    "beta_rec": (st.floats(0.1, 1), bad_number()),
+    "beta_kl": (st.floats(0.1, 1), bad_number()),
+    "beta_neg": (st.floats(1, 32), bad_number()),
+    "gamma_r": (st.floats(0, 1e-6), bad_number()),
+    "num_vae": (st.sampled_from([0, 0.0, 0.5]), bad_number(at_most=1e6)),
+    "channels": (st.sampled_from(["4,8", (4, 8), "4"]),
+                 st.sampled_from(["0,8", "x", "-4", "4.5", "5000", "10000000000", ""])),
+    "z_dim": (st.sampled_from([4, "4"]),
+              st.sampled_from([0, -1, "x", 1.5, "1e400", 10**9, None])),
+    "ckpt_dir": (st.just(None), st.sampled_from([5, "", None, 1.5]).filter(lambda v: v is not None)),
+    "device": (st.sampled_from(["cpu", "auto"]), st.sampled_from(["gpu", "meta", 0, "cuda:x"])),
+    "autocast": (st.sampled_from(["none", "auto", "bf16"]), st.sampled_from(["fp32", "", None, 1])),
+    "conditional": (GOOD_BOOL, bad_bool()),
+    "progress": (st.just(False), bad_bool()),
+}
+
+
+def _train_runs(values, root, folder):
+    from sivae.images.study import train_runs
+    v = dict(values)
+    if v["ckpt_dir"] is None:
+        v["ckpt_dir"] = folder
+    return train_runs(v.pop("datasets"), v.pop("methods"), v.pop("seeds"), data_root=root, paper_data_root=root,
+                      log=lambda msg: None, **v)
+
+
+@fast(60)
+@given(data=st.data())
+def test_train_runs_bad_values_are_named_before_data_or_training(data):
+    values, bad = draw_params(data, IMAGE_SPACE, min_bad=1)
+    with out_dir() as folder, out_dir() as empty_root:   # no data at all: validation must come first
+        check_named(lambda: _train_runs(values, empty_root, folder), bad, folder)
+
+
+@fast(6)
+@given(data=st.data())
+def test_train_runs_valid_values_train(data, tiny_mnist):
+    values, bad = draw_params(data, IMAGE_SPACE, max_bad=0)
+    with out_dir() as folder:
+        runs = check_named(lambda: _train_runs(values, tiny_mnist, folder), bad, folder)
+        assert runs and all(m.step >= 1 for m in runs.values())
+
+
+def test_train_runs_zero_batch_and_missing_second_dataset_write_nothing(tiny_mnist, tmp_path):
+    from sivae.images.study import train_runs
+    kw = dict(data_root=tiny_mnist, paper_data_root=tiny_mnist, n_train=0, epochs=0.5, batch_size=16, lr=1e-3,
+              beta_rec=1.0, beta_kl=1.0, beta_neg=8.0, gamma_r=1e-8, num_vae=0, channels="4,8", z_dim=4,
+              ckpt_dir=tmp_path, device="cpu", autocast="none", progress=False, log=lambda m: None)
+    with pytest.raises(ConfigError, match="batch_size"):
+        train_runs(["mnist"], ["vae"], [0], **{**kw, "batch_size": 0})
+    with pytest.raises(DataError, match="fashionmnist"):   # mnist is there, fashionmnist is not: nothing trains
+        train_runs(["mnist", "fashionmnist"], ["vae"], [0], **kw)
+    with pytest.raises(ConfigError, match="channels"):
+        train_runs(["mnist"], ["vae"], [0], **{**kw, "channels": "4,8,16"})   # 28 is not divisible by 2^3
+    assert files_in(tmp_path) == []
+
+
+@fast(60)
+@given(data=st.data())
+def test_train_image_model_names_bad_arguments(data, tiny_mnist):
+    from sivae.images.data import load_image_dataset
+    from sivae.images.models import arch_for
+    from sivae.images.training import train_image_model
+    space = {"epochs": (st.sampled_from([0.25, 0.5]), bad_number(positive=True, at_most=1e6)),
+             "batch_size": (st.sampled_from([16, 32]), bad_int(1, MAX_BATCH_SIZE)),
+             "num_vae": (st.sampled_from([0, 0.5]), bad_number(at_most=1e6)),
+             "seed": (st.integers(0, 3), bad_int(0, SEED_MAX)),
+             "lr": (st.floats(0, 1e-3), bad_number()),
+             "beta_neg": (st.floats(1, 32), bad_number()),
+             "autocast": (st.sampled_from(["none", "auto"]), st.sampled_from(["fp32", None, 3])),
+             "device": (st.sampled_from(["cpu", "auto"]), st.sampled_from(["gpu", 1, "meta"])),
+             "world": (st.just(1), bad_int(1, 65536)),
+             "rank": (st.just(0), st.sampled_from([-1, 1, "x", None, 0.5])),
+             "method": (st.sampled_from(["vae", "soft_intro_vae"]), st.sampled_from(["gan", None, ""]))}
+    values, bad = draw_params(data, space, min_bad=data.draw(st.sampled_from([0, 1, 1, 1, 1, 1]), label="n_bad"))
+    if "world" in bad:
+        bad.add("rank")   # rank is checked against world
+    train = load_image_dataset("mnist", "train", tiny_mnist)
+    arch = arch_for("mnist", channels="4,8", z_dim=4)
+    method, seed = values.pop("method"), values.pop("seed")
+    with out_dir() as folder:
+        check_named(lambda: train_image_model(train, arch, method, seed, ckpt_dir=folder, progress=False, **values),
+                    bad, folder)
+
+
+@fast(60)
+@given(data=st.data())
+def test_score_models_names_bad_arguments_before_loading(data):
+    from sivae.images.study import score_models
+    space = {"n_fd_samples": (st.integers(1, 100), bad_int(1, 1_000_000)),
+             "classifier_epochs": (st.integers(0, 2), bad_int(0, 100_000)),
+             "use_inception": (st.sampled_from([False, "false"]), bad_bool()),
+             "seed": (st.integers(0, 3), bad_int(0, SEED_MAX)),
+             "device": (st.just("cpu"), st.sampled_from(["gpu", 2, "meta"])),
+             "runs": (st.just({}), st.sampled_from([None, [], {"a": 1}, {("mnist", "vae", 0): "model"}]))}
+    values, bad = draw_params(data, space, min_bad=1)
+    with out_dir() as folder:
+        check_named(lambda: score_models(data_root=folder / "none", paper_data_root=folder / "none",
+                                         classifier_dir=folder, log=lambda m: None, **values), bad, folder)
+
+
+# ------------------------------------------------------------------ OOD
+OOD_SPACE = {
+    "n_eval": (st.integers(0, 50), bad_int(0, 100_000_000)),
+    "n_importance": (st.integers(1, 4), bad_int(1, 1_000_000)),
+    "chunk_size": (st.integers(1, 64), bad_int(1, 100_000_000)),
+    "bins": (st.integers(1, 60), bad_int(1, 100_000)),
+    "sigma2": (st.floats(0.1, 2), bad_number(positive=True)),
+    "convert": (st.sampled_from(["none", "auto"]), st.sampled_from(["gray", "", None, 1])),
+    "train_missing": (GOOD_BOOL, bad_bool()),
+    "eval_seed": (st.integers(0, 3), bad_int(0, SEED_MAX)),
+    "methods": (st.sampled_from([["vae"], "vae,soft_intro_vae"]), st.sampled_from([["gan"], "", 3])),
+    "seeds": (st.sampled_from([[0], "0"]), st.sampled_from([[], [-1], "x", None])),
+    "device": (st.just("cpu"), st.sampled_from(["gpu", 3, "meta"])),
+    "groups": (st.just([("mnist", ["fashionmnist"])]),
+               st.sampled_from([[], "mnist", [("mnist", [])], [("mnist", ["mnist"])], [("imagenet", ["mnist"])],
+                                [("mnist", ["cifar"])], [("mnist", "fashionmnist", 3)]])),
+    "train_kw": (st.just(dict(epochs=0.5, batch_size=16, channels="4,8", n_train=0)),
+                 st.sampled_from([None, {}, dict(epochs=0, batch_size=16, channels="4,8", n_train=0),
+                                  dict(epochs=0.5, batch_size=0, channels="4,8", n_train=0),
+                                  dict(epochs=0.5, batch_size=16, channels="x", n_train=0),
+                                  dict(epochs=0.5, batch_size=16, channels="4,8", n_train=-1),
+                                  dict(epochs=0.5, batch_size=16, channels="4,8", n_train=0, lr=1)])),
+}
+
+
+@fast(100)
+@given(data=st.data())
+def test_run_ood_study_names_bad_values_before_loading_or_training(data, tiny_mnist):
+    from sivae.ood.study import run_ood_study
+    values, bad = draw_params(data, OOD_SPACE, min_bad=data.draw(st.sampled_from([0, 1, 1, 1, 1]), label="n_bad"))
+    if "train_kw" in bad and "train_missing" not in bad and not parse_bool("tm", values["train_missing"]):
+        bad.discard("train_kw")   # not used when nothing is trained
+    also = ("in_dist", "ood", "dataset") if "groups" in bad else ()
+    also += ("epochs", "batch_size", "channels", "n_train", "train_kw") if "train_kw" in bad else ()
+    with out_dir() as folder:
+        run = lambda: run_ood_study(data_root=tiny_mnist, paper_data_root=tiny_mnist, ckpt_dir=folder / "ck",
+                                    own_ckpt_dir=folder / "own", log=lambda m: None, **values)
+        if bad:
+            check_named(run, bad, folder, also_named=also)
+        else:   # tiny MNIST is there, Fashion-MNIST (the OOD set) is not: DataError before any model is trained
+            with pytest.raises(DataError, match="fashionmnist"):
+                run()
+            assert files_in(folder) == []
+
+
+@fast(200)
+@given(in_dist=junk, ood=st.one_of(junk, st.text(alphabet="mnistfahocr+,:/ ", max_size=20)))
+def test_parse_pairs_returns_pairs_or_names_the_parameter(in_dist, ood):
+    from sivae.ood.study import parse_pairs
+    try:
+        pairs = parse_pairs(in_dist, ood)
+    except ConfigError as e:
+        assert names_one_of(str(e), {"in_dist", "ood", "folder"}) or "both the in-distribution" in str(e), e
+        return
+    assert pairs and all(isinstance(i, str) and o for i, o in pairs)
+
+
+# ------------------------------------------------------------------ translation
+SETTINGS_SPACE = {
+    "n_epochs": (st.floats(0.01, 10), bad_number(positive=True, at_most=1e6)),
+    "batch_size": (st.integers(1, 64), bad_int(1, MAX_BATCH_SIZE)),
+    "lr": (st.floats(0, 1e-2), bad_number()),
+    "beta_rec": (st.floats(0, 2), bad_number()),
+    "beta_kl": (st.floats(0, 2), bad_number()),
+    "beta_neg": (st.floats(0, 1000), bad_number()),
+    "gamma_r": (st.floats(0, 1e-6), bad_number()),
+    "num_vae": (st.integers(0, 10), bad_int(0, 10**12)),
+    "kl_every": (st.integers(1, 100), bad_int(1, 10**12)),
+    "seed": (st.integers(0, 10), bad_int(0, SEED_MAX)),
+}
+
+
+@fast(300)
+@given(data=st.data())
+def test_translation_settings_construct_or_name_the_field(data):
+    from sivae.translation.study import TrainSettings
+    values, bad = draw_params(data, SETTINGS_SPACE, max_bad=3)
+    s = check_named(lambda: TrainSettings(**values), bad)
+    if s is not None:
+        assert isinstance(s.batch_size, int) and isinstance(s.num_vae, int) and 0 <= s.seed <= SEED_MAX
+
+
+@fast(60)
+@given(data=st.data())
+def test_train_translation_names_bad_arguments_before_training(data):
+    from sivae.translation import models as A
+    from sivae.translation import study as S
+    from sivae.translation.data import TranslationData
+    space = {"methods": (st.sampled_from(["all", "vae"]), st.sampled_from(["gan", "", "vae,gan", 3])),
+             "rec_loss": (st.just("mse"), st.sampled_from(["l1", "", None, 2])),
+             "device": (st.just("cpu"), st.sampled_from(["gpu", 1, "meta"])),
+             "progress": (st.just(False), bad_bool()),
+             "batch_size": (st.just(4), st.integers(9, 100)),   # more than the 8 training images
+             "ckpt_dir": (st.just(None), st.sampled_from([3, ""])),
+             "vgg_weights": (st.just("auto"), st.sampled_from([3, 1.5, []])),
+             "settings": (st.just(None), st.sampled_from(["fast", {}, 1]))}
+    values, bad = draw_params(data, space, min_bad=1)
+    g = torch.Generator().manual_seed(0)
+    imgs = lambda n: torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
+    tiny = TranslationData("tiny", imgs(8), torch.arange(8) % 2, None, imgs(4), torch.arange(4) % 2, None)
+    arch = A.ArchConfig(enc_channels=(4, 8), dec_channels=(8, 8, 4, 4), dec_hidden=4, fc_hidden=16, class_dim=6,
+                        content_dim=5)
+    settings_ = values["settings"] if "settings" in bad else S.TrainSettings(n_epochs=0.5, batch_size=values["batch_size"],
+                                                                            kl_every=2)
+    if "settings" in bad:
+        bad.discard("batch_size")   # no TrainSettings: its batch size is never looked at
+    with out_dir() as folder:
+        ckpt = values["ckpt_dir"] if values["ckpt_dir"] is not None else folder
+        check_named(lambda: S.train_translation(tiny, values["methods"], arch, settings_, ckpt_dir=ckpt,
+                                                rec_loss=values["rec_loss"], vgg_weights=values["vgg_weights"],
+                                                device=values["device"], progress=values["progress"]),
+                    bad, folder, also_named=("method", "TrainSettings"))
+
+
+# ------------------------------------------------------------------ theory
+THEORY_DEFAULTS = dict(K=6, M=4, pdatas="smooth,peaked,sparse", gammas="0.0,0.1", alphas="1.0,2.0", gamma_max=2.0,
+                       n_gamma_grid=25, n_steps=4000, lr=0.05, log_every=25, n_ablation_seeds=8,
+                       ablation_pdata="smooth", ablation_gamma=0.5, ablation_alpha=2.0, introvae_margin=1.0,
+                       tol_pd=1e-3, tol_kl=1e-4, tol_lemma4=1e-2, seed=0, device="auto", interactive=False)
+THEORY_BAD = {"K": bad_int(2, 1000), "M": bad_int(1, 1000), "n_gamma_grid": bad_int(2, 10_000),
+              "n_steps": bad_int(1, 10_000_000), "log_every": bad_int(1, 10_000_000),
+              "n_ablation_seeds": bad_int(1, 10_000), "seed": bad_int(0, SEED_MAX),
+              "pdatas": st.sampled_from(["bimodal", "", "smooth,x", 3]),
+              "gammas": st.sampled_from(["-1", "nan", "x", "", "inf", "0,-0.5"]),
+              "alphas": st.sampled_from(["0", "-1", "nan", "", "1,0"]),
+              "gamma_max": bad_number(positive=True), "lr": bad_number(positive=True),
+              "ablation_pdata": st.sampled_from(["bimodal", "", None, 3]), "ablation_gamma": bad_number(),
+              "ablation_alpha": bad_number(positive=True), "introvae_margin": bad_number(),
+              "tol_pd": bad_number(), "tol_kl": bad_number(), "tol_lemma4": bad_number(),
+              "device": st.sampled_from([None, 3, 1.5]), "interactive": bad_bool()}
+
+
+@fast(300)
+@given(data=st.data())
+def test_theory_check_parameters_names_the_bad_one(data):
+    from sivae.theory_discrete.study import check_parameters
+    bad = data.draw(st.sets(st.sampled_from(sorted(THEORY_BAD)), max_size=2), label="bad")
+    values = {**THEORY_DEFAULTS, **{k: data.draw(THEORY_BAD[k], label=k) for k in bad}}
+    out = check_named(lambda: check_parameters(**values), bad)
+    if out is not None:
+        assert out["gammas"] == [0.0, 0.1] and out["K"] == 6
+
+
+def test_theory_notebook_checks_parameters_before_any_figure(tmp_path):
+    """Run the notebook's cells with gammas='-1': the first code cell after the parameters must fail, no figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    text = (ROOT / "notebooks" / "01_theory_discrete.py").read_text()
+    cells = [c for c in re.split(r"^# %%.*$", text, flags=re.M) if c.strip() and not c.lstrip().startswith("# ---")]
+    code = [c for c in cells if not all(line.startswith("#") or not line.strip() for line in c.splitlines())]
+    ns: dict = {}
+    raised = None
+    for i, cell in enumerate(code):
+        if "fig_dir = " in cell and "tags" not in cell:   # the parameters cell: papermill's injected values follow
+            exec(compile(cell, f"cell{i}", "exec"), ns)
+            ns.update(gammas="-1", fig_dir=str(tmp_path / "fig"), metrics_path=str(tmp_path / "m.json"),
+                      run_info_path=str(tmp_path / "ri.json"), interactive=False)
+            continue
+        try:
+            exec(compile(cell, f"cell{i}", "exec"), ns)
+        except ConfigError as e:
+            raised = e
+            break
+    assert raised is not None and "gammas" in str(raised)
+    assert files_in(tmp_path) == [], "figures drawn before the bad parameter was named"
+
+
+# ------------------------------------------------------------------ profiles
+@fast(120)
+@given(profile=st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
+                         st.sampled_from(["a: [1\n", "- 1\n- 2\n", "x:\n  y: 1\n", "3\n", "x: {y: 2}\n", "",
+                                          "\x00bin", ":"])),
+       params=st.one_of(st.none(), st.sampled_from(["x:\n  y: 1\n", "x:\n  z: 1\n", "a: [\n", "- 1\n"])),
+       name=st.one_of(st.sampled_from(["p", "q", "../p"]), st.text(st.characters(blacklist_categories=("Cs",)),
+                                                                    max_size=4)))
+def test_profiles_switch_and_current_name_the_file(profile, params, name):
+    from sivae.profiles import available, current, switch
+    with out_dir() as root:
+        (root / "profiles").mkdir()
+        (root / "profiles" / "p.yaml").write_text(profile)
+        if params is not None:
+            (root / "params.yaml").write_text(params)
+        assert set(available(root)) == {"p"}
+        before = (root / "params.yaml").read_text() if params is not None else None
+        for call in (lambda: current(root), lambda: switch(name, root)):
+            try:
+                call()
+            except ConfigError as e:
+                assert names_one_of(str(e), {"params.yaml", "p.yaml", "profile"}), e
+                after = (root / "params.yaml").read_text() if (root / "params.yaml").exists() else None
+                assert after == before, "params.yaml changed by a refused switch"
+        with pytest.raises(ConfigError, match="profile"):
+            switch("nope", root)
+
+
+def test_profiles_command_line_reports_bad_files(tmp_path, monkeypatch, capsys):
+    from sivae.profiles import main
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "bad.yaml").write_text("a: [1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2 and "params.yaml does not exist" in capsys.readouterr().err
+    assert main(["bad"]) == 2 and "bad.yaml is not valid YAML" in capsys.readouterr().err
+    assert main(["missing"]) == 2 and "unknown profile 'missing'" in capsys.readouterr().err
+    assert not (tmp_path / "params.yaml").exists()
