@@ -151,3 +151,13 @@ def seeds_from(seed: int, n_seeds: int) -> list[int]:
     if first + int(n_seeds) - 1 > SEED_MAX:
         raise ConfigError(f"seed + n_seeds - 1 must be at most {SEED_MAX}, got seed={seed!r}, n_seeds={n_seeds!r}")
     return [first + i for i in range(int(n_seeds))]
+
+
+def parse_seeds(name: str, seeds) -> list[int]:
+    """A list of seeds: a comma string, one number or any iterable of them, each checked by parse_seed."""
+    if not isinstance(seeds, (str, int, float)) and seeds is not None:
+        try:
+            seeds = list(seeds)
+        except TypeError:
+            raise ConfigError(f"{name} must be a list of integers, got {seeds!r}") from None
+    return [parse_seed(name, s) for s in split_items(name, seeds)]

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ConfigError, check_choice
 from ..losses import kl_divergence
-from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, split_items
+from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, parse_seeds, split_items
 from ..runinfo import write_json, write_markdown
 from ..train import AUTOCAST, MAX_BATCH_SIZE, METHOD_TITLES, METHODS, check_device
 from . import metrics as fid
@@ -100,12 +100,7 @@ def check_train_args(datasets, methods, seeds, *, data_root, paper_data_root, n_
     """
     names = parse_datasets(datasets)
     ms = parse_list("methods", methods, METHODS)
-    if not isinstance(seeds, (str, int, float)) and seeds is not None:
-        try:
-            seeds = list(seeds)
-        except TypeError:
-            raise ConfigError(f"seeds must be a list of integers, got {seeds!r}") from None
-    seed_list = [parse_seed("seeds", s) for s in split_items("seeds", seeds)]
+    seed_list = parse_seeds("seeds", seeds)
     sizes = check_training_length(names, epochs=epochs, batch_size=batch_size, n_train=n_train, channels=channels,
                                   z_dim=z_dim)
     for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),

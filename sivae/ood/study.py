@@ -25,7 +25,7 @@ from ..images.data import DATASETS, load_image_dataset, root_for
 from ..images.models import arch_for
 from ..images.study import check_training_length
 from ..images.training import TrainedModel, load_trained, run_name, train_image_model
-from ..params import parse_bool, parse_int, parse_list, parse_seed, split_items
+from ..params import parse_bool, parse_int, parse_list, parse_seed, parse_seeds, split_items
 from ..train import METHODS, check_device
 from .metrics import CONVERSIONS, OODResult, evaluate_ood
 
@@ -153,12 +153,7 @@ def check_study_args(groups, methods, seeds, *, eval_seed, data_root, paper_data
                 raise DataError(f"OOD image folder {o[len('folder:'):]} does not exist")
         checked.append((in_ds, list(oods)))
     ms = parse_list("methods", methods, METHODS)
-    if not isinstance(seeds, (str, int, float)) and seeds is not None:
-        try:
-            seeds = list(seeds)
-        except TypeError:
-            raise ConfigError(f"seeds must be a list of integers, got {seeds!r}") from None
-    seed_list = [parse_seed("seeds", s) for s in split_items("seeds", seeds)]
+    seed_list = parse_seeds("seeds", seeds)
     for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root), ("ckpt_dir", ckpt_dir),
                     ("own_ckpt_dir", own_ckpt_dir)):
         _check_path(name, v)

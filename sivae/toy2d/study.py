@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, check_nonnegative
-from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, split_items
+from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seeds
 from ..runinfo import write_json, write_markdown
 from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, METHODS, TrainConfig, Trainer, check_device, resolve_device
 from . import metrics as M
@@ -125,6 +125,17 @@ def train_toy(dataset: str, model: str, seed: int, *, n_iter: int, batch_size: i
     return trainer.enc, trainer.dec, history, trainer.kept_states
 
 
+def _draw(decoder, dataset: str, seed: int, n_samples: int, device):
+    """Real samples and decoder samples of an evaluation, from the generator seeded 10,000 + seed (returned too)."""
+    data = get_toy_dataset(dataset)
+    g = torch.Generator().manual_seed(10_000 + seed)
+    real = data.sample(n_samples, g).numpy()
+    decoder.eval()
+    with torch.no_grad():
+        fake = decoder(torch.randn(n_samples, decoder.z_dim, generator=g).to(device)).cpu().numpy()
+    return data, g, real, fake
+
+
 def evaluate_toy(encoder, decoder, dataset: str, seed: int, *, n_samples: int = 5000, grid_size: int = 1024,
                  bins: int = 100, device="cpu", keep_density: bool = True):
     """Table 2 metrics of a trained model, plus samples and the density grid for Figure 2.
@@ -132,12 +143,7 @@ def evaluate_toy(encoder, decoder, dataset: str, seed: int, *, n_samples: int = 
     Returns:
         (metrics dict, real samples, fake samples, density or None)
     """
-    data = get_toy_dataset(dataset)
-    g = torch.Generator().manual_seed(10_000 + seed)
-    real = data.sample(n_samples, g).numpy()
-    decoder.eval()
-    with torch.no_grad():
-        fake = decoder(torch.randn(n_samples, decoder.z_dim, generator=g).to(device)).cpu().numpy()
+    data, g, real, fake = _draw(decoder, dataset, seed, n_samples, device)
     h_real, h_fake = M.density_histogram(real, data.limit, bins), M.density_histogram(fake, data.limit, bins)
     _, grid = M.make_grid(data.limit, grid_size)
     grid_nelbo = M.negative_elbo_points(encoder, decoder, grid, device=device)
@@ -158,12 +164,7 @@ def budget_steps(n_iter: int, points: int = 5) -> list[int]:
 
 def sample_metrics(decoder, dataset: str, seed: int, n_samples: int = 5000, bins: int = 100, device="cpu") -> dict:
     """The paper's KL and JSD of a decoder's samples (the sample-based half of evaluate_toy, same draws)."""
-    data = get_toy_dataset(dataset)
-    g = torch.Generator().manual_seed(10_000 + seed)
-    real = data.sample(n_samples, g).numpy()
-    decoder.eval()
-    with torch.no_grad():
-        fake = decoder(torch.randn(n_samples, decoder.z_dim, generator=g).to(device)).cpu().numpy()
+    data, g, real, fake = _draw(decoder, dataset, seed, n_samples, device)
     h_real, h_fake = M.density_histogram(real, data.limit, bins), M.density_histogram(fake, data.limit, bins)
     return {"kl": M.paper_kl(h_real, h_fake), "jsd": M.paper_jsd(h_real, h_fake)}
 
@@ -209,12 +210,7 @@ def check_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter, batch_size
         integers n_iter, batch_size, num_vae, n_samples, grid_size, progress and budget.
     """
     ds, ms = parse_list("datasets", datasets, list(TOY_DATASETS)), parse_list("methods", methods, METHODS)
-    if not isinstance(seeds, (str, int, float)) and seeds is not None:
-        try:
-            seeds = list(seeds)
-        except TypeError:
-            raise ConfigError(f"seeds must be a list of integers, got {seeds!r}") from None
-    seed_list = [parse_seed("seeds", s) for s in split_items("seeds", seeds)]
+    seed_list = parse_seeds("seeds", seeds)
     ints = dict(n_iter=parse_int("n_iter", n_iter, 1, MAX_STEPS),
                 batch_size=parse_int("batch_size", batch_size, 1, MAX_BATCH_SIZE),
                 num_vae=parse_int("num_vae", num_vae, 0, MAX_STEPS),
