@@ -95,12 +95,44 @@ def _signal_children(sig):
             pass
 
 
-def _watch_parent(parent: int, stop: threading.Event, grace: float = 60.0):
-    """When the process that started us is gone (e.g. `dvc repro` was killed), interrupt the notebook
-    (training saves its checkpoint at the next step), give it `grace` seconds, then end the kernel and
-    this process: nothing is left running that writes outputs no one records."""
+SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish", "busybox"}
+
+
+def _watched_ancestors() -> list[tuple[int, float]]:
+    """(pid, start time) of our parent and, through any shells in between (`dvc repro` runs its
+    command with `$SHELL -c`, and not every shell execs its last command), the first ancestor that
+    is not a shell: the process whose death should stop the notebook."""
+    import psutil
+    chain = []
+    try:
+        p = psutil.Process().parent()
+        while p is not None and p.pid > 1:
+            chain.append((p.pid, p.create_time()))
+            if p.name() not in SHELLS:
+                break
+            p = p.parent()
+    except psutil.Error:
+        pass
+    return chain
+
+
+def _alive(pid: int, started: float) -> bool:
+    import psutil
+    try:
+        p = psutil.Process(pid)
+        return p.create_time() == started and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _watch_parent(parent: int, stop: threading.Event, grace: float = 60.0, ancestors=None):
+    """When the process that started us is gone (e.g. `dvc repro` was killed, with or without the
+    shell it ran us through), interrupt the notebook (training saves its checkpoint at the next step),
+    give it `grace` seconds, then end the kernel and this process: nothing is left running that
+    writes outputs no one records."""
+    ancestors = _watched_ancestors() if ancestors is None else ancestors
     while not stop.wait(1.0):
-        if os.getppid() != parent:
+        if os.getppid() != parent or not all(_alive(pid, t) for pid, t in ancestors):
             print("sivae.stage: the parent process is gone: interrupting the notebook", file=sys.stderr)
             _signal_children(signal.SIGINT)
             stop.wait(grace)
