@@ -5,7 +5,8 @@ Per-sample building blocks (no batch reduction; see EQUATIONS.md, "Building bloc
     reconstruction_error   squared error summed over every data dimension
     beta_negative_elbo     beta_rec * Rec + beta_kl * KL   (-ELBO_b of the paper)
 
-Objectives that are minimised (batch means), each in its practical form:
+Objectives that are minimised (batch means over the last dimension, so (R, B) terms of R stacked
+runs with (R, 1) weights give the R losses at once; see sivae.stack), each in its practical form:
     vae_loss                         beta-VAE, Eq. 1
     introvae_encoder_loss / _decoder_loss          IntroVAE, Eq. 2 (hinge, margin m)
     soft_intro_encoder_loss / _decoder_loss        Soft-IntroVAE, Eq. 7 (Appendix 9.1.1)
@@ -20,20 +21,28 @@ from torch import Tensor
 __all__ = [
     "kl_divergence", "reconstruction_error", "beta_negative_elbo", "vae_loss",
     "introvae_encoder_loss", "introvae_decoder_loss",
-    "soft_intro_encoder_loss", "soft_intro_decoder_loss", "exp_elbo", "reparameterize",
+    "soft_intro_encoder_loss", "soft_intro_decoder_loss", "exp_elbo", "reparameterize", "full_precision",
 ]
 
 
-def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def full_precision(t: Tensor) -> Tensor:
+    """t as float32 when it is half precision (autocast) or not floating point; float32/float64 unchanged."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None,
+                   eps: Tensor | None = None) -> Tensor:
     """Draw z = mu + sigma * eps, eps ~ N(0, I), with an optional explicit generator.
 
     Args:
-        mu, logvar: (B, d_z) posterior mean and log-variance.
+        mu, logvar: (B, d_z) posterior mean and log-variance (or (R, B, d_z) for R stacked runs).
         generator: torch.Generator on mu's device (None: the global one).
+        eps: the standard normal noise, if already drawn (then `generator` is not used).
     Returns:
-        (B, d_z) samples, differentiable in mu and logvar.
+        samples of mu's shape, differentiable in mu and logvar.
     """
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + eps * torch.exp(0.5 * logvar)
 
 
@@ -45,7 +54,7 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     Returns:
         (B,) = -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)).
     """
-    mu, logvar = mu.float(), logvar.float()  # float32 even when the network ran in bfloat16
+    mu, logvar = full_precision(mu), full_precision(logvar)  # float32 even when the network ran in bfloat16
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
 
 
@@ -58,7 +67,7 @@ def reconstruction_error(x: Tensor, x_rec: Tensor) -> Tensor:
         (B,) = sum over dims of (x - x_rec)^2.
     """
     b = x.shape[0]
-    return F.mse_loss(x_rec.reshape(b, -1).float(), x.reshape(b, -1).float(), reduction="none").sum(dim=1)
+    return F.mse_loss(full_precision(x_rec.reshape(b, -1)), full_precision(x.reshape(b, -1)), reduction="none").sum(dim=1)
 
 
 def beta_negative_elbo(rec: Tensor, kl: Tensor, beta_rec: float = 1.0, beta_kl: float = 1.0) -> Tensor:
@@ -74,7 +83,7 @@ def beta_negative_elbo(rec: Tensor, kl: Tensor, beta_rec: float = 1.0, beta_kl: 
 
 def vae_loss(rec: Tensor, kl: Tensor, beta_rec: float, beta_kl: float) -> Tensor:
     """beta-VAE objective (Eq. 1, minimised), batch mean of beta_rec*Rec + beta_kl*KL."""
-    return beta_negative_elbo(rec, kl, beta_rec, beta_kl).mean()
+    return beta_negative_elbo(rec, kl, beta_rec, beta_kl).mean(-1)
 
 
 # ---------------------------------------------------------------- IntroVAE (Eq. 2)
@@ -94,13 +103,13 @@ def introvae_encoder_loss(rec: Tensor, kl: Tensor, kl_fake: Tensor, kl_rec: Tens
         scalar loss.
     """
     hinge = 0.5 * (F.relu(m - kl_fake) + F.relu(m - kl_rec))
-    return (beta_rec * rec + beta_kl * kl + beta_neg * hinge).mean()
+    return (beta_rec * rec + beta_kl * kl + beta_neg * hinge).mean(-1)
 
 
 def introvae_decoder_loss(rec: Tensor, kl_fake: Tensor, kl_rec: Tensor, *,
                           beta_rec: float, beta_neg: float) -> Tensor:
     """IntroVAE decoder loss (encoder frozen): beta_rec*Rec(x) + beta_neg/2 * (KL(x_f) + KL(x_r))."""
-    return (beta_rec * rec + beta_neg * 0.5 * (kl_fake + kl_rec)).mean()
+    return (beta_rec * rec + beta_neg * 0.5 * (kl_fake + kl_rec)).mean(-1)
 
 
 # ----------------------------------------------------------- Soft-IntroVAE (Eq. 7)
@@ -122,7 +131,7 @@ def soft_intro_encoder_loss(rec: Tensor, kl: Tensor, rec_fake: Tensor, kl_fake: 
     Returns:
         scalar loss.
     """
-    real = s * beta_negative_elbo(rec, kl, beta_rec, beta_kl).mean()
+    real = s * beta_negative_elbo(rec, kl, beta_rec, beta_kl).mean(-1)
     weights = dict(s=s, beta_rec=beta_rec, beta_neg=beta_neg, alpha=alpha)
     return real + (1.0 / alpha) * 0.5 * (exp_elbo(rec_fake, kl_fake, **weights)
                                          + exp_elbo(rec_rec, kl_rec, **weights))
@@ -146,11 +155,11 @@ def soft_intro_decoder_loss(rec: Tensor, kl_fake: Tensor, kl_rec: Tensor, rec_fa
     """
     total = (beta_rec * rec + beta_kl * 0.5 * (kl_fake + kl_rec)
              + gamma_r * beta_rec * 0.5 * (rec_fake + rec_rec))
-    return s * total.mean()
+    return s * total.mean(-1)
 
 
 def exp_elbo(rec: Tensor, kl: Tensor, *, s: float, beta_rec: float, beta_neg: float,
              alpha: float = 2.0) -> Tensor:
     """Batch mean of exp(-alpha*s*(beta_rec*Rec + beta_neg*KL)): the expELBO term, for logging."""
-    return torch.exp(-alpha * s * beta_negative_elbo(rec, kl, beta_rec, beta_neg)).mean()
+    return torch.exp(-alpha * s * beta_negative_elbo(rec, kl, beta_rec, beta_neg)).mean(-1)
 

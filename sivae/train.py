@@ -209,11 +209,6 @@ def has_batch_statistics(*nets: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for net in nets for m in net.modules())
 
 
-def _full(t: Tensor) -> Tensor:
-    """A float16/bfloat16 tensor (autocast output) as float32; any other tensor unchanged."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
 def _world() -> tuple[int, int]:
     """(rank, world size) of the initialised process group, or (0, 1)."""
     if dist.is_available() and dist.is_initialized():
@@ -293,11 +288,11 @@ class Trainer:
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(mu, logvar) in float32 (labels of the current batch appended for conditional models)."""
         mu, logvar = self.enc(x, *self._labels(x.shape[0]))
-        return _full(mu), _full(logvar)
+        return L.full_precision(mu), L.full_precision(logvar)
 
     def decode(self, z: Tensor) -> Tensor:
         """D(z) in float32."""
-        return _full(self.dec(z, *self._labels(z.shape[0])))
+        return L.full_precision(self.dec(z, *self._labels(z.shape[0])))
 
     def _decode_pair(self, za: Tensor, zb: Tensor) -> tuple[Tensor, Tensor]:
         """D(za), D(zb): one fused call for batch-statistics-free networks, else two calls."""
@@ -313,7 +308,9 @@ class Trainer:
         return (mu_a, mu_b), (lv_a, lv_b)
 
     def _noise(self, shape) -> Tensor:
-        return torch.randn(shape, generator=self.noise_gen, device=self.device)
+        """Standard normal noise in the dtype of the networks' weights (float32 under autocast too)."""
+        dtype = next(self.enc.parameters()).dtype
+        return torch.randn(shape, generator=self.noise_gen, device=self.device, dtype=dtype)
 
     def _scale(self, x: Tensor) -> float:
         return self.cfg.scale if self.cfg.scale is not None else 1.0 / x[0].numel()
