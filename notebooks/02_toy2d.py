@@ -50,6 +50,7 @@ beta_neg = "table5"          # idem (Soft-IntroVAE: KL weight in the expELBO; In
 m = "table5"                 # IntroVAE margin: "table5" or a number
 n_samples = 5000             # samples for the KL/JSD histograms (paper: 5000)
 grid_size = 1024             # gnELBO/density grid is grid_size x grid_size (paper: 1024)
+engine = "stack"             # "stack": each method's runs as one batched model (same trajectories); "single": one by one
 interactive = True           # show the ipywidgets explorer in a live kernel
 ckpt_dir = "outputs/toy2d/checkpoints"           # checkpoints: <ckpt_dir>/<dataset>/<model>/seed<k>/last.pt
 fig_dir = "outputs/toy2d/figures"                # figures
@@ -62,13 +63,13 @@ budget_path = "outputs/toy2d/budget.json"        # KL/JSD at log-spaced steps of
 params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods, n_iter=n_iter,
               batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r,
               beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, m=m, n_samples=n_samples,
-              grid_size=grid_size)
+              grid_size=grid_size, engine=engine)
 interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
 t0 = time.time()
 runs = run_toy2d(datasets, methods, seeds_from(seed, n_seeds), n_iter=n_iter, batch_size=batch_size, lr=lr,
                  lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, beta_rec=beta_rec,
                  beta_kl=beta_kl, beta_neg=beta_neg, m=m, ckpt_dir=ckpt_dir, device=device,
-                 n_samples=n_samples, grid_size=grid_size, budget=True)
+                 n_samples=n_samples, grid_size=grid_size, budget=True, engine=engine)
 print(f"trained and evaluated {len(runs)} runs in {time.time() - t0:.0f} s")
 
 # %% [markdown]

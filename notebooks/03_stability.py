@@ -51,6 +51,7 @@ collapse_beta_kl = 1.0       # Figure 21: beta_kl >> beta_rec, the VAE's failing
 collapse_beta_neg = 0.9      # Figure 21: Soft-IntroVAE's beta_neg
 n_samples = 5000             # samples for the KL/JSD histograms (paper: 5000)
 grid_size = 128              # gnELBO/density grid is grid_size x grid_size (paper: 1024)
+engine = "stack"             # "stack": the runs of each grid as a few batched models (same trajectories); "single"
 ckpt_dir = "outputs/stability/checkpoints"        # <ckpt_dir>/<model>_<value>/<dataset>/<model>/seed<k>/last.pt
 fig_dir = "outputs/stability/figures"             # figures
 metrics_path = "outputs/stability/metrics.json"   # DVC metrics file
@@ -61,12 +62,12 @@ params = dict(seed=seed, device=device, dataset=dataset, n_seeds=n_seeds, n_iter
               lr=lr, lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, margins=margins,
               curve_margins=curve_margins, beta_negs=beta_negs, collapse_beta_rec=collapse_beta_rec,
               collapse_beta_kl=collapse_beta_kl, collapse_beta_neg=collapse_beta_neg, n_samples=n_samples,
-              grid_size=grid_size)
+              grid_size=grid_size, engine=engine)
 ms, curve_ms, bnegs = (list(parse_numbers(k, params[k], positive=True)) for k in ("margins", "curve_margins", "beta_negs"))
 S.check_subset("curve_margins", curve_ms, ms)
 seeds = seeds_from(seed, n_seeds)
 common = dict(n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae,
-              gamma_r=gamma_r, device=device, n_samples=n_samples, grid_size=grid_size)
+              gamma_r=gamma_r, device=device, n_samples=n_samples, grid_size=grid_size, engine=engine)
 t0 = time.time()
 
 # %% [markdown]

@@ -226,26 +226,45 @@ def _wait_for(path, timeout=120):
         time.sleep(0.2)
 
 
-def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy):
+def _stack_ckpt(ck):
+    hits = sorted(ck.glob("stacks/*/last.pt"))
+    return hits[0] if len(hits) == 1 else None
+
+
+@pytest.mark.parametrize("engine", ["single", "stack"])
+def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy, engine):
     dvc = str(BIN / "dvc")
-    _set_toy(repo_copy, **TOY)
+    _set_toy(repo_copy, **TOY, engine=engine)
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
     baseline = (repo_copy / "outputs/toy2d/metrics.json").read_text()
     subprocess.run(["rm", "-rf", str(repo_copy / "outputs/toy2d")], check=True)
 
-    # kill the whole process group of `dvc repro` while the second run (rings) is training
+    # kill the whole process group of `dvc repro` mid-training (single: while the second run, rings, trains;
+    # stack: the two runs train together, after the stack's first periodic checkpoint)
     proc = subprocess.Popen([dvc, "repro", "toy2d"], cwd=repo_copy, env=_env(), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ck = repo_copy / "outputs/toy2d/checkpoints"
-    _wait_for(ck / "8gaussians/soft_intro_vae/seed0/last.pt")
-    _wait_for(ck / "rings/soft_intro_vae/seed0")
-    time.sleep(1.0)
+    if engine == "single":
+        _wait_for(ck / "8gaussians/soft_intro_vae/seed0/last.pt")
+        _wait_for(ck / "rings/soft_intro_vae/seed0")
+        time.sleep(1.0)
+        last = ck / "rings/soft_intro_vae/seed0/last.pt"
+    else:
+        deadline = time.time() + 120
+        while _stack_ckpt(ck) is None:
+            assert time.time() < deadline, "no stack checkpoint appeared"
+            time.sleep(0.05)
+        last = _stack_ckpt(ck)
     os.killpg(proc.pid, signal.SIGTERM)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode != 0, out
-    partial = load_checkpoint(ck / "rings/soft_intro_vae/seed0/last.pt")
+    partial = load_checkpoint(last, required=("format", "step"))
     assert 0 < partial["step"] < TOY["n_iter"], "the kill did not land mid-training"
-    assert (ck / "8gaussians/soft_intro_vae/seed0/last.pt").exists()  # persisted across the failed run
+    if engine == "single":
+        assert (ck / "8gaussians/soft_intro_vae/seed0/last.pt").exists()  # persisted across the failed run
+    else:
+        assert partial["kind"] == "stack-v1" and [r["name"] for r in partial["runs"]] == [
+            str(ck / d / "soft_intro_vae/seed0").removeprefix(str(repo_copy) + "/") for d in ("8gaussians", "rings")]
 
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
     assert (repo_copy / "outputs/toy2d/metrics.json").read_text() == baseline
@@ -253,7 +272,7 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
     _set_toy(repo_copy, n_iter=TOY["n_iter"] + 10)
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
     assert "retrains from step 0" in (repo_copy / "outputs/toy2d/02_toy2d.ipynb").read_text()
-    assert load_checkpoint(ck / "rings/soft_intro_vae/seed0/last.pt")["step"] == TOY["n_iter"] + 10
+    assert load_checkpoint(last, required=("format", "step"))["step"] == TOY["n_iter"] + 10
     assert json.loads((repo_copy / "outputs/toy2d/metrics.json").read_text()) != json.loads(baseline)
 
 
@@ -264,7 +283,7 @@ def test_killing_dvc_alone_leaves_no_notebook_running(repo_copy, shell):
     import psutil
     if not Path(shell).exists():
         pytest.skip(f"{shell} not installed")
-    _set_toy(repo_copy, **{**TOY, "n_iter": 200000, "datasets": "8gaussians"})
+    _set_toy(repo_copy, **{**TOY, "n_iter": 200000, "datasets": "8gaussians", "engine": "single"})
     proc = subprocess.Popen([str(BIN / "dvc"), "repro", "toy2d"], cwd=repo_copy, env={**_env(), "SHELL": shell},
                             start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

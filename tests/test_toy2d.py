@@ -78,3 +78,21 @@ def test_tiny_run_summary_and_table(tmp_path):
     again = run_toy2d("8gaussians", "vae", [0], n_iter=6, batch_size=32, ckpt_dir=tmp_path / "ck",
                       n_samples=300, grid_size=16, progress=False)  # resumes: loads, no training
     assert again[0].metrics == runs[0].metrics
+
+
+def test_stack_engine_gives_the_single_engines_results(tmp_path):
+    kw = dict(n_iter=30, batch_size=32, num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True,
+              lr_milestones="0.5")
+    single = run_toy2d("8gaussians,rings", "soft_intro_vae,vae", (0, 1), ckpt_dir=tmp_path / "a", engine="single", **kw)
+    stack = run_toy2d("8gaussians,rings", "soft_intro_vae,vae", (0, 1), ckpt_dir=tmp_path / "b", engine="stack", **kw)
+    assert [(r.dataset, r.model, r.seed) for r in single] == [(r.dataset, r.model, r.seed) for r in stack]
+    for a, b in zip(single, stack):   # float32: the same trajectory up to rounding of sums
+        for k in ("kl", "jsd", "gnelbo", "off_support_mass"):
+            assert b.metrics[k] == pytest.approx(a.metrics[k], rel=1e-3, abs=1e-9), (a.dataset, a.model, a.seed, k)
+        assert b.budget.keys() == a.budget.keys()
+        assert [h["step"] for h in b.history] == [h["step"] for h in a.history]
+    # one stack per method, and no per-run folders
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "b" / "stacks").iterdir()) == ["soft_intro_vae", "vae"]
+    assert not (tmp_path / "b" / "8gaussians").exists()
+    with pytest.raises(ConfigError, match="engine"):
+        run_toy2d("rings", "vae", (0,), ckpt_dir=tmp_path / "c", engine="batched", **kw)

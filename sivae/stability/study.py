@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ConfigError, check_choice
 from ..params import parse_numbers
 from ..runinfo import write_json
-from ..toy2d.study import TABLE5, ToyRun, check_toy2d, run_toy2d, summarize
+from ..toy2d.study import TABLE5, ToyRun, check_toy2d, run_specs, specs_from_check, summarize
 
 __all__ = ["GRID_NAMES", "value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",
            "spread_ratio", "write_metrics", "table5_value", "check_subset", "margin_table"]
@@ -83,13 +83,13 @@ def run_grid(dataset: str, model: str, name: str, values, seeds, *, ckpt_dir, **
         except TypeError:
             raise ConfigError(f"{name} values must be a list of numbers, got {values!r}") from None
     values = parse_numbers(f"{name} values", values, nonnegative=True)
-    for v in values:
-        check_toy2d(dataset, model, seeds, **{name: v}, ckpt_dir=Path(ckpt_dir) / f"{model}_{value_key(name, v)}", **kw)
-    out = {}
-    for v in values:
-        out[v] = run_toy2d(dataset, model, seeds, **{name: v}, ckpt_dir=Path(ckpt_dir) / f"{model}_{value_key(name, v)}",
-                           **kw)
-    return out
+    dirs = [Path(ckpt_dir) / f"{model}_{value_key(name, v)}" for v in values]
+    oks = [check_toy2d(dataset, model, seeds, **{name: v}, ckpt_dir=d, **kw) for v, d in zip(values, dirs)]
+    # one list of runs, so that engine="stack" trains the whole grid as a few stacks
+    runs = run_specs([sp for ok, d in zip(oks, dirs) for sp in specs_from_check(ok, d)], oks[0],
+                     stack_dir=Path(ckpt_dir) / "stacks")
+    n = len(oks[0]["seeds"])
+    return {v: runs[i * n:(i + 1) * n] for i, v in enumerate(values)}
 
 
 def _last(history: list, key: str) -> float:
@@ -129,12 +129,13 @@ def run_collapse(dataset: str, seeds, *, beta_rec: float, beta_kl: float, beta_n
     """
     _check_run_args(kw, ("beta_rec", "beta_kl", "beta_neg", "m"), ckpt_dir)
     hp = dict(beta_rec=beta_rec, beta_kl=beta_kl)
-    check_toy2d(dataset, "vae", seeds, **hp, ckpt_dir=Path(ckpt_dir) / "collapse_vae", **kw)
-    check_toy2d(dataset, "soft_intro_vae", seeds, **hp, beta_neg=beta_neg,
-                ckpt_dir=Path(ckpt_dir) / "collapse_soft_intro_vae", **kw)
-    return {"vae": run_toy2d(dataset, "vae", seeds, **hp, ckpt_dir=Path(ckpt_dir) / "collapse_vae", **kw),
-            "soft_intro_vae": run_toy2d(dataset, "soft_intro_vae", seeds, **hp, beta_neg=beta_neg,
-                                        ckpt_dir=Path(ckpt_dir) / "collapse_soft_intro_vae", **kw)}
+    vae = check_toy2d(dataset, "vae", seeds, **hp, ckpt_dir=Path(ckpt_dir) / "collapse_vae", **kw)
+    soft = check_toy2d(dataset, "soft_intro_vae", seeds, **hp, beta_neg=beta_neg,
+                       ckpt_dir=Path(ckpt_dir) / "collapse_soft_intro_vae", **kw)
+    stacks = Path(ckpt_dir) / "stacks"
+    return {"vae": run_specs(specs_from_check(vae, Path(ckpt_dir) / "collapse_vae"), vae, stack_dir=stacks),
+            "soft_intro_vae": run_specs(specs_from_check(soft, Path(ckpt_dir) / "collapse_soft_intro_vae"), soft,
+                                        stack_dir=stacks)}
 
 
 def summarize_collapse(runs: dict[str, list[ToyRun]]) -> dict[str, dict]:

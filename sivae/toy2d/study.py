@@ -6,6 +6,7 @@ paper's KL/JSD/gnELBO (plus the textbook JSD) and keeps samples and densities fo
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_nonnegative
+from ..errors import ConfigError, DivergenceError, check_choice, check_nonnegative
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seeds
 from ..runinfo import write_json, write_markdown
+from ..stack import StackRun, StackTrainer, stack_groups
 from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, METHODS, TrainConfig, Trainer, check_device, resolve_device
 from . import metrics as M
 from .data import TOY_DATASETS, get_toy_dataset
@@ -24,7 +26,7 @@ from .models import MLPConfig, build_mlp_pair
 __all__ = ["TABLE5", "PAPER_TABLE2", "resolve_hparams", "toy_config", "train_toy", "evaluate_toy", "check_toy2d",
            "run_toy2d", "MAX_GRID_SIZE", "MAX_SAMPLES",
            "summarize", "write_table2", "budget_steps", "sample_metrics", "budget_curve",
-           "write_budget"]
+           "write_budget", "RunSpec", "train_and_evaluate", "specs_from_check", "run_specs", "ENGINES", "STACK_MAX_RUNS"]
 
 # Table 5: best 2D hyper-parameters (beta_rec, beta_kl, beta_neg, m); None where unused.
 TABLE5 = {
@@ -60,6 +62,13 @@ TABLE5_SENTINEL = "table5"
 GNELBO_DISPLAY_SCALE = 1e7
 MAX_GRID_SIZE = 4096       # the gnELBO/density grid is grid_size^2 points (paper: 1024)
 MAX_SAMPLES = 1_000_000    # samples per evaluation histogram, decoded in one pass (paper: 5000)
+# How runs are trained: "single" = one Trainer per run; "stack" = runs of one method as one batched model
+# (sivae.stack; every run's trajectory is its Trainer's, up to rounding). At most STACK_MAX_RUNS runs per stack:
+# on a 2-core CPU (benchmarks/bench_stack.py) 12 runs of the default size train 1.4x faster as a stack than one by
+# one, 36 runs only 1.05x (batch 128) and 0.73x (batch 512): the stack is compute-bound there and large stacks
+# leave the caches.
+ENGINES = ("single", "stack")
+STACK_MAX_RUNS = 12
 
 
 def resolve_hparams(dataset: str, model: str, beta_rec=TABLE5_SENTINEL, beta_kl=TABLE5_SENTINEL,
@@ -192,18 +201,86 @@ def write_budget(runs: list, path) -> list[dict]:
     return rows
 
 
+@dataclass
+class RunSpec:
+    """One 2D run to train: its data, method, seed, loss weights and checkpoint folder."""
+    dataset: str
+    method: str
+    seed: int
+    hparams: dict
+    ckpt_dir: Path
+    keep_density: bool = False
+
+
+def _train_stacks(specs: list[RunSpec], cfgs: list[TrainConfig], *, batch_size: int, device, keep_states_at, stack_dir):
+    """Train the specs as stacks of one method (at most STACK_MAX_RUNS each); the results in the specs' order."""
+    names = [str(sp.ckpt_dir) for sp in specs]
+    results: dict = {}
+    for group in stack_groups(dict(zip(names, cfgs)), max_runs=STACK_MAX_RUNS):
+        runs = []
+        for name in group:
+            k = names.index(name)
+            data = get_toy_dataset(specs[k].dataset)
+            enc, dec = build_mlp_pair(MLPConfig(), seed=specs[k].seed)
+            runs.append(StackRun(name, enc, dec, lambda step, g, data=data: data.sample(batch_size, g), cfgs[k],
+                                 keep_states_at=tuple(keep_states_at)))
+        # one folder per composition of the stack: another set of runs never meets this checkpoint
+        key = hashlib.sha1("\n".join(group).encode()).hexdigest()[:12]
+        stack = StackTrainer(runs, ckpt_dir=Path(stack_dir) / f"{cfgs[names.index(group[0])].method}-{key}", device=device)
+        stack.fit(resume=True)
+        if stack.diverged:
+            raise DivergenceError("; ".join(f"run {n} diverged at step {d['step']} ({d['loss']} = {d['value']!r})"
+                                            for n, d in stack.diverged.items())
+                                  + f". The other runs of its stack finished (checkpoint {stack.ckpt_path}). Try a smaller "
+                                    f"learning rate or beta_neg, or a larger warm-up (num_vae)")
+        for name in group:
+            enc, dec = stack.modules(name)
+            results[name] = (enc, dec, stack.history[name], stack.kept_states[name])
+    return [results[n] for n in names]
+
+
+def train_and_evaluate(specs: list[RunSpec], *, n_iter: int, batch_size: int, lr: float, lr_milestones, num_vae: int,
+                       gamma_r: float, device, n_samples: int, grid_size: int, progress: bool, budget: bool,
+                       engine: str = "single", stack_dir=None) -> list[ToyRun]:
+    """Train every spec (one Trainer each, or as stacks: `engine`), then evaluate each (evaluate_toy).
+
+    Arguments are those check_toy2d returns (already checked). stack_dir: where the stacks' checkpoints go
+    (engine "stack"; one folder per stack, named after its method and its runs).
+    """
+    check_choice("engine", engine, ENGINES)
+    cfgs = [toy_config(sp.method, sp.seed, n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones,
+                       num_vae=num_vae, gamma_r=gamma_r, progress=progress, checkpoint_every=1000, hparams=sp.hparams)
+            for sp in specs]
+    keep = budget_steps(n_iter) if budget else ()
+    if engine == "stack":
+        trained = _train_stacks(specs, cfgs, batch_size=batch_size, device=device, keep_states_at=keep,
+                                stack_dir=stack_dir)
+    else:
+        trained = [train_toy(sp.dataset, sp.method, sp.seed, n_iter=n_iter, batch_size=batch_size, lr=lr,
+                             lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, ckpt_dir=sp.ckpt_dir,
+                             device=device, progress=progress, hparams=sp.hparams, keep_states_at=keep)
+                   for sp in specs]
+    runs = []
+    for sp, (enc, dec, hist, kept) in zip(specs, trained):
+        met, real, fake, dens = evaluate_toy(enc, dec, sp.dataset, sp.seed, n_samples=n_samples, grid_size=grid_size,
+                                             device=device, keep_density=sp.keep_density)
+        runs.append(ToyRun(sp.dataset, sp.method, sp.seed, sp.hparams, met, hist, fake, real, dens,
+                           budget_curve(kept, sp.dataset, sp.seed, n_samples=n_samples, device=device)))
+    return runs
+
+
 def check_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter, batch_size, lr=2e-4,
                 lr_milestones="0.333333,0.5", num_vae=0, gamma_r=1e-8, beta_rec=TABLE5_SENTINEL,
                 beta_kl=TABLE5_SENTINEL, beta_neg=TABLE5_SENTINEL, m=TABLE5_SENTINEL,
                 ckpt_dir="outputs/toy2d/checkpoints", device="auto", n_samples=5000, grid_size=1024, progress=True,
-                budget=False) -> dict:
+                budget=False, engine="single") -> dict:
     """Check every argument of run_toy2d without training: one ConfigError naming the first bad one.
 
     Checks: datasets / methods (known names), seeds (integers in [0, SEED_MAX]), n_iter (1..MAX_STEPS),
     batch_size (1..MAX_BATCH_SIZE), num_vae (0..MAX_STEPS), n_samples (1..MAX_SAMPLES), grid_size
     (2..MAX_GRID_SIZE), lr and gamma_r (finite, >= 0), lr_milestones (fractions in [0, 1]), the beta / m
     overrides (finite, >= 0, or 'table5'), ckpt_dir (a path), device, progress and budget (booleans),
-    and the TrainConfig of every run.
+    engine (one of ENGINES), and the TrainConfig of every run.
 
     Returns:
         the parsed values: datasets, methods, seeds, hparams {(dataset, method): dict}, device, and the
@@ -216,20 +293,35 @@ def check_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter, batch_size
                 num_vae=parse_int("num_vae", num_vae, 0, MAX_STEPS),
                 n_samples=parse_int("n_samples", n_samples, 1, MAX_SAMPLES),
                 grid_size=parse_int("grid_size", grid_size, 2, MAX_GRID_SIZE))
-    parse_number("lr", lr)
-    parse_number("gamma_r", gamma_r)
+    floats = dict(lr=parse_number("lr", lr), gamma_r=parse_number("gamma_r", gamma_r))
     parse_numbers("lr_milestones", lr_milestones, nonnegative=True, at_most=1, allow_empty=True)
     hps = {(d, mo): resolve_hparams(d, mo, beta_rec, beta_kl, beta_neg, m) for d in ds for mo in ms}
     if not isinstance(ckpt_dir, (str, os.PathLike)) or not str(ckpt_dir).strip():
         raise ConfigError(f"ckpt_dir must be a folder path, got {ckpt_dir!r}")
     flags = dict(progress=parse_bool("progress", progress), budget=parse_bool("budget", budget))
     dev = check_device(device)
+    check_choice("engine", engine, ENGINES)
     for (d, mo), hp in hps.items():   # what TrainConfig checks too, before anything is trained
         for seed in seed_list:
             toy_config(mo, seed, n_iter=ints["n_iter"], batch_size=ints["batch_size"], lr=lr,
                        lr_milestones=lr_milestones, num_vae=ints["num_vae"], gamma_r=gamma_r,
                        progress=flags["progress"], checkpoint_every=1000, hparams=hp)
-    return dict(datasets=ds, methods=ms, seeds=seed_list, hparams=hps, device=dev, **ints, **flags)
+    return dict(datasets=ds, methods=ms, seeds=seed_list, hparams=hps, device=dev, engine=engine,
+                lr_milestones=lr_milestones, **floats, **ints, **flags)
+
+
+def specs_from_check(ok: dict, ckpt_dir) -> list[RunSpec]:
+    """The RunSpecs of a check_toy2d result: every (dataset, method, seed), checkpoints under
+    <ckpt_dir>/<dataset>/<method>/seed<k>, the density kept for the first seed."""
+    return [RunSpec(d, mo, seed, ok["hparams"][(d, mo)], Path(ckpt_dir) / d / mo / f"seed{seed}", keep_density=(i == 0))
+            for d in ok["datasets"] for mo in ok["methods"] for i, seed in enumerate(ok["seeds"])]
+
+
+def run_specs(specs: list[RunSpec], ok: dict, stack_dir) -> list[ToyRun]:
+    """train_and_evaluate with the training and evaluation settings of a check_toy2d result."""
+    keys = ("n_iter", "batch_size", "lr", "lr_milestones", "num_vae", "gamma_r", "device", "n_samples", "grid_size",
+            "progress", "budget", "engine")
+    return train_and_evaluate(specs, **{k: ok[k] for k in keys}, stack_dir=stack_dir)
 
 
 def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_size: int, lr: float = 2e-4,
@@ -237,10 +329,12 @@ def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_s
               beta_rec=TABLE5_SENTINEL, beta_kl=TABLE5_SENTINEL,
               beta_neg=TABLE5_SENTINEL, m=TABLE5_SENTINEL, ckpt_dir="outputs/toy2d/checkpoints",
               device="auto", n_samples: int = 5000, grid_size: int = 1024, progress=True,
-              budget: bool = False) -> list[ToyRun]:
+              budget: bool = False, engine: str = "single") -> list[ToyRun]:
     """Train and evaluate every (dataset, model, seed); densities are kept for the first seed.
 
     budget: also measure KL/JSD at log-spaced steps along each run (ToyRun.budget; see budget_steps).
+    engine: "single" (one Trainer per run, checkpoints <ckpt_dir>/<dataset>/<model>/seed<k>/) or "stack"
+    (the runs of each method as one batched model, checkpoints <ckpt_dir>/stacks/<method>-<runs>/).
 
     All inputs are validated (check_toy2d) before any training starts or any file is written, so a typo
     fails at once with one ConfigError naming the parameter.
@@ -248,24 +342,8 @@ def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_s
     ok = check_toy2d(datasets, methods, seeds, n_iter=n_iter, batch_size=batch_size, lr=lr,
                      lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, beta_rec=beta_rec,
                      beta_kl=beta_kl, beta_neg=beta_neg, m=m, ckpt_dir=ckpt_dir, device=device,
-                     n_samples=n_samples, grid_size=grid_size, progress=progress, budget=budget)
-    ds, ms, seeds, hps, dev = ok["datasets"], ok["methods"], ok["seeds"], ok["hparams"], ok["device"]
-    n_iter, batch_size, num_vae = ok["n_iter"], ok["batch_size"], ok["num_vae"]
-    n_samples, grid_size, progress, budget = ok["n_samples"], ok["grid_size"], ok["progress"], ok["budget"]
-    runs = []
-    for d in ds:
-        for mo in ms:
-            for i, seed in enumerate(seeds):
-                enc, dec, hist, kept = train_toy(d, mo, seed, n_iter=n_iter, batch_size=batch_size, lr=lr,
-                                           lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, hparams=hps[(d, mo)],
-                                           ckpt_dir=Path(ckpt_dir) / d / mo / f"seed{seed}", device=dev,
-                                           progress=progress,
-                                           keep_states_at=budget_steps(n_iter) if budget else ())
-                met, real, fake, dens = evaluate_toy(enc, dec, d, seed, n_samples=n_samples, grid_size=grid_size,
-                                                     device=dev, keep_density=(i == 0))
-                runs.append(ToyRun(d, mo, seed, hps[(d, mo)], met, hist, fake, real, dens,
-                                   budget_curve(kept, d, seed, n_samples=n_samples, device=dev)))
-    return runs
+                     n_samples=n_samples, grid_size=grid_size, progress=progress, budget=budget, engine=engine)
+    return run_specs(specs_from_check(ok, ckpt_dir), ok, stack_dir=Path(ckpt_dir) / "stacks")
 
 
 def summarize(runs: list[ToyRun]) -> dict:
