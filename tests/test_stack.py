@@ -241,3 +241,17 @@ def test_stack_groups_split_by_shared_settings():
             "d": _cfg("vae", 2, batch_size=16), "e": _cfg("vae", 3)}
     assert stack_groups(cfgs) == [["a", "c", "e"], ["b"], ["d"]]
     assert stack_groups(cfgs, max_runs=2) == [["a", "c"], ["e"], ["b"], ["d"]]
+
+
+def test_gpu_check_runs_what_this_machine_can_and_names_what_it_skips(tmp_path):
+    from nbutil import BIN, ROOT
+    res = subprocess.run([str(BIN / "python"), "benchmarks/gpu_check.py", str(tmp_path), "--skip", "bench"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    import json
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["device"]["cuda"] == torch.cuda.is_available()
+    assert (tmp_path / "cuda_tests.xml").exists()
+    if not torch.cuda.is_available():
+        assert report["tests"]["skipped"] == 7 and "no CUDA device" in report["tests"]["skip_reasons"][0]
+        assert "no CUDA device" in report["table2"]["skipped"]
