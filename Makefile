@@ -2,6 +2,7 @@
 # make repro  : create the environment (from requirements.lock), fill data/, run the pipeline (dvc repro)
 # make test   : create the environment if needed and run the test suite
 # make profile PROFILE=paper|default : switch params.yaml to another profile
+# make browser : install headless Chromium (Debian, as root) for the report's browser test
 # make gpu-check OUT=dir : the CUDA tests, the stack benchmark and the paper profile's Table 2 through the stack (GPU)
 # make readme-figures : copy the figures README and docs/ show from outputs/ (after dvc repro) into docs/figures/
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.sivae-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 
-.PHONY: env data repro test profile lock bench gpu-check readme-figures clean-outputs
+.PHONY: env data repro test profile lock bench gpu-check browser readme-figures clean-outputs
 
 env: $(STAMP)
 
@@ -38,6 +39,10 @@ profile: env
 lock: env
 	python -m pip install --quiet pip-tools
 	pip-compile --quiet --no-header --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock requirements.in
+
+browser:
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 gpu-check: env
 	python benchmarks/gpu_check.py $(or $(OUT),outputs/gpu_check) $(GPU_CHECK_ARGS)

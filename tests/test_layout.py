@@ -11,7 +11,7 @@ import yaml
 from importgraph import PKG, ROOT, direct_imports, module_name, transitive_files
 from nbutil import BIN, notebook_parameters, stage_notebook
 
-SECTIONS = ("theory_discrete", "toy2d", "stability", "images", "ood", "translation", "findings")
+SECTIONS = ("theory_discrete", "toy2d", "stability", "images", "ood", "translation", "findings", "report")
 # Sections may use each other only along the pipeline's edges.
 SECTION_EDGES = {"stability": {"toy2d"}, "ood": {"images"}, "findings": {"toy2d", "ood"}}  # findings: paper numbers
 LOWER = {"data", "models", "metrics"}   # import only the top level (and their own section's lower files)
