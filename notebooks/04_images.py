@@ -37,7 +37,7 @@ from sivae.runinfo import write_run_info
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; seeds are seed .. seed+n_seeds-1
-n_seeds = 1                  # seeds per (dataset, model)
+n_seeds = 2                  # seeds per (dataset, model)
 device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 datasets = "mnist,fashionmnist"  # comma list: mnist, fashionmnist, cifar10, svhn, folder:<path>
 methods = "vae,soft_intro_vae"   # comma list of vae, soft_intro_vae (introvae works too)

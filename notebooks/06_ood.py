@@ -42,13 +42,13 @@ from sivae.train import METHODS
 
 # %% tags=["parameters"]
 seed = 0                     # base seed: model seeds seed .. seed+n_seeds-1; also seeds subsets and samples
-n_seeds = 1                  # models per (dataset, method); mean ± std over them
+n_seeds = 2                  # models per (dataset, method); mean ± std over them
 device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 in_dist = "mnist,fashionmnist"   # comma list of the datasets the models were trained on
 ood = "fashionmnist,mnist"       # one entry per in_dist entry; "+" joins sets; folder:<path> allowed
 methods = "vae,soft_intro_vae"   # comma list of trained methods to compare
 n_importance = 32            # M, importance samples per image (the paper's value is lost from our text)
-sigma2 = 0.5                 # decoder variance of p(x|z) = N(D(z), sigma2 I); 1/2 <-> beta_rec = 1
+sigma2 = 0.5                 # decoder variance of p(x|z), a Gaussian around D(z); 0.5 matches beta_rec 1
 chunk_size = 256             # most latents per decoder call (memory bound; CPU: 64-256, GPU: thousands)
 n_eval = 1000                # images per set (seeded random subset of each split); 0: all
 convert = "none"             # "none": reject mismatched image shapes; "auto": luma/repeat channels, resize
@@ -59,7 +59,7 @@ ckpt_dir = "outputs/images/checkpoints"      # the image stage's <dataset>_<meth
 train_missing = True         # train models the image stage does not have (paper hyper-parameters)
 train_epochs = 1.0           # those models' epochs; "paper": 200 MNIST/Fashion-MNIST, 220 CIFAR-10/SVHN
 train_batch_size = 64        # "paper": 128 MNIST/Fashion-MNIST, 32 CIFAR-10/SVHN
-train_channels = "8,16"     # residual widths; "paper" = (64,128) at 28x28, (64,128,256) at 32x32
+train_channels = "8,16"     # residual widths; "paper": (64,128) at 28x28, (64,128,256) at 32x32
 train_n_train = 0            # first n training images for those models (0: all)
 own_ckpt_dir = "outputs/ood/checkpoints"     # where those models are kept
 fig_dir = "outputs/ood/figures"              # Figure 8 histograms
