@@ -16,11 +16,24 @@ needs_browser = pytest.mark.skipif(BROWSER is None, reason="no headless Chromium
                                                            ".ci/run installs it)")
 
 
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars")
+
+
 def _browser(*args, timeout=120):
-    res = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
-                         capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run([BROWSER, *FLAGS, *args], capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
+
+
+@pytest.fixture(scope="module")
+def browser_starts():
+    """Skip (with the reason) where Chromium is installed but cannot start at all in this environment."""
+    try:
+        res = subprocess.run([BROWSER, *FLAGS, "--dump-dom", "about:blank"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"{BROWSER} does not start here: {e}")
+    if res.returncode != 0 or "<html" not in res.stdout:
+        pytest.skip(f"{BROWSER} does not start here: {res.stderr.strip().splitlines()[-1:] or res.returncode}")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +93,7 @@ def test_report_needs_the_findings_table(tmp_path):
 
 
 @needs_browser
-def test_every_page_opens_in_a_browser_and_the_index_shows_the_findings(tiny_site, tmp_path):
+def test_every_page_opens_in_a_browser_and_the_index_shows_the_findings(tiny_site, tmp_path, browser_starts):
     from PIL import Image
     site, ledger, _ = tiny_site
     n_findings = ledger["n_findings"]
