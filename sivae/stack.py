@@ -35,10 +35,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import losses as L
-from .checkpoints import FORMAT, FolderLock, load_checkpoint, save_checkpoint
+from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, DivergenceError
 from .runtime import resolve_device
-from .train import ConfigurationChanged, TrainConfig, _StopOnSignal, _Stopped
+from .train import ConfigurationChanged, TrainConfig, _Stopped, fit_in_folder
 
 __all__ = ["StackRun", "StackedMLP", "StackTrainer", "stack_groups", "SHARED_FIELDS", "PER_RUN_FIELDS"]
 
@@ -370,26 +370,7 @@ class StackTrainer:
 
         The folder is locked for the run; SIGINT/SIGTERM stop at a step boundary with a checkpoint
         (as Trainer.fit)."""
-        lock = FolderLock(self.ckpt_path.parent).acquire() if self.ckpt_path is not None else None
-        try:
-            if resume and self.ckpt_path is not None and self.ckpt_path.exists():
-                self._resume_or_restart()
-            with _StopOnSignal() as stop:
-                self._loop(stop)
-            self.save()
-        finally:
-            if lock is not None:
-                lock.release()
-        return self.history
-
-    def _resume_or_restart(self):
-        try:
-            self.load(self.ckpt_path)
-        except ConfigurationChanged as e:
-            if not os.environ.get("SIVAE_STAGE"):
-                raise
-            print(f"{e}: stage {os.environ['SIVAE_STAGE']} retrains from step 0", flush=True)
-            self.ckpt_path.unlink()
+        return fit_in_folder(self, resume, locked=self.ckpt_path is not None)
 
     def _loop(self, stop):
         c = self.cfg

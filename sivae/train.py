@@ -463,29 +463,7 @@ class Trainer:
         Returns:
             the history: one dict of losses every `log_every` iterations (and the last one).
         """
-        locked = self.ckpt_path is not None and self.rank == 0
-        lock = FolderLock(self.ckpt_path.parent).acquire() if locked else None
-        try:
-            if resume and self.ckpt_path is not None and self.ckpt_path.exists():
-                self._resume_or_restart()
-            with _StopOnSignal() as stop:
-                self._loop(stop)
-            self.save()
-        finally:
-            if lock is not None:
-                lock.release()
-        return self.history
-
-    def _resume_or_restart(self):
-        """Load last.pt. Under a pipeline stage (SIVAE_STAGE set by sivae.stage) a checkpoint of another
-        configuration is removed and training starts fresh instead of failing."""
-        try:
-            self.load(self.ckpt_path)
-        except ConfigurationChanged as e:
-            if not os.environ.get("SIVAE_STAGE"):
-                raise
-            print(f"{e}: stage {os.environ['SIVAE_STAGE']} retrains from step 0", flush=True)
-            self.ckpt_path.unlink()
+        return fit_in_folder(self, resume, locked=self.ckpt_path is not None and self.rank == 0)
 
     def _loop(self, stop: "_StopOnSignal"):
         c = self.cfg
@@ -585,6 +563,35 @@ class Trainer:
         self.kept_states = dict(state.get("kept_states") or {})
         self.last_good_step = self.step
 
+
+
+def fit_in_folder(trainer, resume: bool, locked: bool) -> list | dict:
+    """What Trainer.fit and StackTrainer.fit share: lock the checkpoint folder, resume (or, under a pipeline
+    stage, restart when the checkpoint is of another configuration), run `trainer._loop` under the signal
+    handler, save; returns trainer.history."""
+    lock = FolderLock(trainer.ckpt_path.parent).acquire() if locked else None
+    try:
+        if resume and trainer.ckpt_path is not None and trainer.ckpt_path.exists():
+            resume_or_restart(trainer)
+        with _StopOnSignal() as stop:
+            trainer._loop(stop)
+        trainer.save()
+    finally:
+        if lock is not None:
+            lock.release()
+    return trainer.history
+
+
+def resume_or_restart(trainer):
+    """Load trainer.ckpt_path. Under a pipeline stage (SIVAE_STAGE set by sivae.stage) a checkpoint of another
+    configuration is removed and training starts fresh instead of failing."""
+    try:
+        trainer.load(trainer.ckpt_path)
+    except ConfigurationChanged as e:
+        if not os.environ.get("SIVAE_STAGE"):
+            raise
+        print(f"{e}: stage {os.environ['SIVAE_STAGE']} retrains from step 0", flush=True)
+        trainer.ckpt_path.unlink()
 
 
 class _Stopped(KeyboardInterrupt):
