@@ -27,9 +27,9 @@ from IPython.display import Markdown, display
 
 from sivae.params import parse_bool, seeds_from
 from sivae.plots import in_live_kernel
-from sivae.runinfo import write_run_info
+from sivae.runinfo import log_curves, write_run_info
 from sivae.toy2d import plots
-from sivae.toy2d.study import PAPER_TABLE2, run_toy2d, summarize, write_budget, write_table2
+from sivae.toy2d.study import PAPER_TABLE2, run_toy2d, summarize, training_curves, write_budget, write_table2
 from sivae.train import METHOD_TITLES
 
 # %% tags=["parameters"]
@@ -58,6 +58,7 @@ metrics_path = "outputs/toy2d/metrics.json"      # Table 2 as a DVC metrics file
 table_path = "outputs/toy2d/table2.md"           # Table 2 as markdown, beside the paper's numbers
 run_info_path = "outputs/toy2d/run_info.json"    # seed, parameters, versions, git commit
 budget_path = "outputs/toy2d/budget.json"        # KL/JSD at log-spaced steps of every run (budget curves)
+live_dir = "outputs/toy2d/live"                  # training curves through DVCLive (DVC plots)
 
 # %%
 params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods, n_iter=n_iter,
@@ -98,6 +99,7 @@ display(Markdown(table))
 
 # %%
 fig = plots.plot_toy_history(runs, path=f"{fig_dir}/training_curves.png")
+log_curves(training_curves(runs), live_dir)
 plt.show()
 # %% [markdown]
 # ## Budget curves: KL and JSD along the runs (log-spaced steps), the paper's 30k-iteration values dashed

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.params import parse_numbers, seeds_from
-from sivae.runinfo import write_run_info
+from sivae.runinfo import log_curves, write_run_info
 from sivae.stability import plots as P
 from sivae.stability import study as S
 
@@ -56,6 +56,7 @@ ckpt_dir = "outputs/stability/checkpoints"        # <ckpt_dir>/<model>_<value>/<
 fig_dir = "outputs/stability/figures"             # figures
 metrics_path = "outputs/stability/metrics.json"   # DVC metrics file
 run_info_path = "outputs/stability/run_info.json"  # seed, parameters, versions, git commit
+live_dir = "outputs/stability/live"                # training curves through DVCLive (DVC plots)
 
 # %%
 params = dict(seed=seed, device=device, dataset=dataset, n_seeds=n_seeds, n_iter=n_iter, batch_size=batch_size,
@@ -119,4 +120,5 @@ plt.show()
 out = S.write_metrics(metrics_path, margin, beta_neg[soft_beta_neg], beta_neg, collapse,
                       meta={"n_iter": n_iter, "batch_size": batch_size, "seeds": n_seeds})
 print(out["sensitivity"])
+log_curves(S.training_curves(margin_runs, beta_neg_runs, collapse_runs), live_dir)
 write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))

@@ -33,7 +33,7 @@ from sivae.images import study as imagestudy
 from sivae.images.data import load_image_dataset, root_for
 from sivae.images.training import history_rows, interpolate, reconstruct, sample_images, square_interpolation
 from sivae.params import parse_bool, seeds_from
-from sivae.runinfo import write_run_info
+from sivae.runinfo import log_curves, write_run_info
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; seeds are seed .. seed+n_seeds-1
@@ -65,7 +65,7 @@ classifier_dir = "outputs/images/classifiers"     # feature classifiers for the 
 fig_dir = "outputs/images/figures"                # figures
 metrics_path = "outputs/images/metrics.json"      # scores as a DVC metrics file
 table_path = "outputs/images/scores.md"           # markdown table beside the paper's FIDs
-history_path = "outputs/images/history.csv"       # training curves (DVC plots)
+live_dir = "outputs/images/live"                 # training curves through DVCLive (DVC plots)
 run_info_path = "outputs/images/run_info.json"    # seed, parameters, versions, git commit
 
 # %%
@@ -138,7 +138,7 @@ for ds in names:
 # Look for: Soft-IntroVAE keeps KL(fake) above KL(real) (the encoder tells fakes apart).
 
 # %%
-imagestudy.write_history_csv(runs, history_path)
+log_curves(imagestudy.training_curves(runs), live_dir)
 rows = [r for (ds, key, s), m in runs.items() for r in history_rows(m, ds, key)]
 imageplots.plot_training_curves(rows, path=f"{fig_dir}/training_curves.png")
 plt.show()

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.params import parse_numbers
-from sivae.runinfo import write_run_info
+from sivae.runinfo import log_curves, write_run_info
 from sivae.train import METHOD_TITLES
 from sivae.translation import data as D
 from sivae.translation import metrics as M
@@ -68,6 +68,7 @@ fig_dir = "outputs/translation/figures"             # figures
 metrics_path = "outputs/translation/metrics.json"   # DVC metrics file
 table_path = "outputs/translation/table4.md"        # our scores beside Table 4's rows (markdown)
 run_info_path = "outputs/translation/run_info.json"  # seed, parameters, versions, git commit
+live_dir = "outputs/translation/live"                # training curves and code KLs through DVCLive (DVC plots)
 
 # %%
 params = dict(seed=seed, device=device, dataset=dataset, data_root=data_root, n_classes=n_classes,
@@ -106,6 +107,7 @@ print(f"trained {', '.join(runs)} for {next(iter(runs.values())).n_iter} iterati
 
 # %%
 fig = P.plot_code_kl(runs, METHOD_TITLES, f"{fig_dir}/kl_codes.png")
+log_curves(S.training_curves(runs), live_dir)
 plt.show()
 
 # %% [markdown]

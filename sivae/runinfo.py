@@ -84,3 +84,54 @@ def write_markdown(lines: list[str], path: str | Path, note: str = "", meta: dic
         text += "\n" + ", ".join(f"{k}={v}" for k, v in meta.items()) + "\n"
     write_text(text, path)
     return text
+
+
+def log_curves(curves: dict[str, list[dict]], live_dir: str | Path) -> Path:
+    """Write every run's training curve through DVCLive, one DVCLive folder per run.
+
+    `curves` maps a run name (slashes make sub-folders, e.g. "8gaussians/soft_intro_vae/seed0") to
+    its history: dicts with a "step" and numbers (the Trainer's `history`). Each run gets
+    `<live_dir>/<run>/plots/metrics/<key>.tsv` (columns step, key): the files `dvc plots show` renders
+    and the VS Code DVC extension reads.
+    Written from the checkpointed histories after training, so a resumed run's curve is whole and
+    identical to an uninterrupted one. The folder is replaced as a whole (a run that is no longer in
+    `curves` does not linger), built beside it first so a failure leaves the old one in place.
+    Non-numeric or non-finite entries are left out of the curve.
+    """
+    import math
+    import shutil
+
+    from dvclive import Live
+
+    from .errors import ConfigError
+    live_dir = Path(live_dir)
+    if not curves:
+        raise ConfigError(f"no training curves to write to {live_dir}")
+    live_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{live_dir.name}.", dir=live_dir.parent))
+    try:
+        for run, history in curves.items():
+            parts = Path(run).parts
+            if not parts or any(p in ("..", ".") for p in parts) or Path(run).is_absolute():
+                raise ConfigError(f"run name {run!r} is not a relative folder name")
+            with Live(dir=str(tmp / run), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+                for row in history:
+                    values = {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))
+                              and not isinstance(v, bool) and math.isfinite(float(v))}
+                    if not values:
+                        continue
+                    live.step = int(row["step"])
+                    for k, v in values.items():
+                        live.log_metric(k, v)
+            # DVCLive's per-run summary would sit among the declared plot files, which `dvc plots`
+            # then fails to parse; the stage's metrics.json is the summary
+            (tmp / run / "metrics.json").unlink(missing_ok=True)
+        old = live_dir.with_name(f".{live_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if live_dir.exists():
+            live_dir.rename(old)
+        tmp.rename(live_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return live_dir

@@ -391,9 +391,7 @@ class StackTrainer:
                 bar.update(1)
                 if stop.signum is not None and self.step < c.n_iter:
                     if self.ckpt_path is not None:
-                        if not logged:
-                            self._record(keys, out)
-                        self.save()
+                        self.save()  # history only at log_every steps, as an uninterrupted run's
                         where = f"checkpoint saved: {self.ckpt_path}"
                     else:
                         where = "no checkpoint folder: nothing saved"

@@ -484,9 +484,7 @@ class Trainer:
                 bar.update(1)
                 if stop.signum is not None and self.step < c.n_iter:
                     if self.world == 1 and self.ckpt_path is not None:
-                        if not logged:  # keep this step's losses in the saved history
-                            self.history.append({"step": self.step, **out})
-                        self.save()
+                        self.save()  # the history keeps only log_every steps: a resumed run's equals an uninterrupted one's
                         where = f"checkpoint saved: {self.ckpt_path}"
                     else:
                         where = "no checkpoint folder: nothing saved" if self.ckpt_path is None else \

@@ -1,6 +1,7 @@
 """Every notebook end to end through papermill at a tiny profile, outputs in a temp dir."""
 import json
 
+import numpy as np
 import pytest
 from nbutil import ROOT, load_yaml, run_notebook, stage_notebook, write_tiny_idx
 
@@ -47,6 +48,16 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
     figs = list(paths["fig_dir"].glob("*.png"))
     assert figs, "no figure written"
     assert json.loads(paths["metrics_path"].read_text())
+    if "live_dir" in section:  # training curves through DVCLive: one folder per run, one TSV per loss
+        tsvs = sorted(paths["live_dir"].rglob("plots/metrics/*.tsv"))
+        assert tsvs, "no DVCLive training curves written"
+        for t in tsvs:
+            head, *rows = t.read_text().splitlines()
+            assert head == f"step\t{t.stem}" and rows, t
+            assert all(np.isfinite(float(r.split("\t")[1])) for r in rows), t
+        names = {t.stem for t in tsvs}
+        need = {"kl_class", "kl_content", "kl_real"} if stage == "translation" else {"kl_real", "kl_fake", "rec"}
+        assert need <= names, names
     after = {p: p.stat().st_mtime_ns for p in repo_out.rglob("*")} if repo_out.exists() else {}
     assert after == before, "the run wrote into the repository's outputs/ instead of the temp dir"
     if "run_info_path" in paths:

@@ -237,6 +237,15 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
     _set_toy(repo_copy, **TOY, engine=engine)
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
     baseline = (repo_copy / "outputs/toy2d/metrics.json").read_text()
+    live = repo_copy / "outputs/toy2d/live"
+    curves = {p.relative_to(live): p.read_bytes() for p in live.rglob("*") if p.is_file()}
+    if engine == "stack":  # the declared plots render: DVCLive training curves and the budget curves
+        shown = json.loads(run_in([dvc, "plots", "show", "--json"], repo_copy))
+        ids = set(shown.get("data") or {})
+        for d in ("8gaussians", "rings"):
+            assert f"outputs/toy2d/live/{d}/soft_intro_vae/seed0/plots/metrics/kl_fake.tsv" in ids, sorted(ids)
+        assert "outputs/toy2d/budget.json" in ids, sorted(ids)
+        assert not [e for e in shown.get("errors") or [] if "toy2d" in json.dumps(e)], shown.get("errors")
     subprocess.run(["rm", "-rf", str(repo_copy / "outputs/toy2d")], check=True)
 
     # kill the whole process group of `dvc repro` mid-training (single: while the second run, rings, trains;
@@ -268,6 +277,7 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
 
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
     assert (repo_copy / "outputs/toy2d/metrics.json").read_text() == baseline
+    assert {p.relative_to(live): p.read_bytes() for p in live.rglob("*") if p.is_file()} == curves
 
     _set_toy(repo_copy, n_iter=TOY["n_iter"] + 10)
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)

@@ -50,3 +50,37 @@ def test_smooth_moving_average():
     assert np.allclose(smooth([0, 0, 3, 0, 0], 3), [0, 1, 1, 1, 0])
     assert np.allclose(smooth([2.0] * 7, 5), 2.0)
     assert np.allclose(smooth([1, 5, 2], 1), [1, 5, 2])
+
+
+def test_log_curves_writes_one_dvclive_folder_per_run_and_replaces_the_old_one(tmp_path):
+    from sivae.runinfo import log_curves
+    live = tmp_path / "live"
+    (live / "stale_run").mkdir(parents=True)
+    hist = [{"step": 0, "kl": 2.0, "rec": 1.0}, {"step": 50, "kl": 1.5, "rec": float("nan")},
+            {"step": 100, "kl": 0.5, "rec": 0.25, "note": "x"}]
+    log_curves({"8gaussians/vae/seed0": hist, "rings/vae/seed0": hist[:1]}, live)
+    assert not (live / "stale_run").exists(), "a run that is no longer logged lingers"
+    run = live / "8gaussians/vae/seed0"
+    kl = (run / "plots/metrics/kl.tsv").read_text().splitlines()
+    assert kl == ["step\tkl", "0\t2.0", "50\t1.5", "100\t0.5"]
+    rec = (run / "plots/metrics/rec.tsv").read_text().splitlines()
+    assert rec == ["step\trec", "0\t1.0", "100\t0.25"], "a NaN entry must be left out of the curve"
+    assert not (run / "plots/metrics/note.tsv").exists()
+    assert [p.name for p in run.iterdir()] == ["plots"], "only plot files (dvc plots reads the whole folder)"
+    assert not list(tmp_path.glob(".live*")), "temporary folders left behind"
+    # same histories -> byte-identical files (what a resumed run must reproduce)
+    first = {p.relative_to(live): p.read_bytes() for p in live.rglob("*") if p.is_file()}
+    log_curves({"8gaussians/vae/seed0": hist, "rings/vae/seed0": hist[:1]}, live)
+    assert {p.relative_to(live): p.read_bytes() for p in live.rglob("*") if p.is_file()} == first
+
+
+@pytest.mark.parametrize("bad", [{}, {"../escape": [{"step": 0, "kl": 1.0}]}, {"/abs": [{"step": 0, "kl": 1.0}]}])
+def test_log_curves_refuses_bad_input_and_keeps_the_old_folder(tmp_path, bad):
+    from sivae import ConfigError
+    from sivae.runinfo import log_curves
+    live = tmp_path / "live"
+    log_curves({"a": [{"step": 0, "kl": 1.0}]}, live)
+    with pytest.raises(ConfigError):
+        log_curves(bad, live)
+    assert (live / "a/plots/metrics/kl.tsv").exists()
+    assert not (tmp_path / "escape").exists()

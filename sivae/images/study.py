@@ -8,7 +8,6 @@ distance), the per-pixel test reconstruction error and the test KL.
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from .models import arch_for
 from .training import MAX_EPOCHS, TrainedModel, history_rows, run_name, sample_images, train_image_model
 
 __all__ = ["IMAGE_METHODS", "PAPER_FID", "train_runs", "check_train_args", "score_models", "check_score_args",
-           "summarize_scores", "write_image_tables", "write_history_csv", "parse_datasets", "check_training_length"]
+           "summarize_scores", "write_image_tables", "training_curves", "parse_datasets", "check_training_length"]
 
 IMAGE_METHODS = ("vae", "soft_intro_vae")
 # The paper's image FIDs (section 6.3 and 9.4.1; 50,000 samples vs the training set). The paper
@@ -286,16 +285,13 @@ def write_image_tables(summary: dict, classifiers: dict, metrics_path, table_pat
     return write_markdown(lines, table_path, meta=meta)
 
 
-def write_history_csv(runs: dict, path) -> Path:
-    """Training curves of every run in one CSV (a DVC plots file)."""
-    rows = [r for (ds, key, seed), m in runs.items() for r in history_rows(m, ds, key)]
-    if not rows:
+def training_curves(runs: dict) -> dict[str, list]:
+    """{"<dataset>_<method>_seed<k>": history} of every run, for `sivae.runinfo.log_curves` (DVCLive)."""
+    out = {}
+    for (ds, key, seed), m in runs.items():
+        rows = history_rows(m, ds, key)
+        if rows:
+            out[rows[0]["run"]] = [{k: v for k, v in r.items() if k != "run"} for r in rows]
+    if not out:
         raise ConfigError("no training history to write")
-    keys = ["run", "step", *sorted({k for r in rows for k in r} - {"run", "step"})]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, keys)
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    return out

@@ -26,9 +26,11 @@ from ..errors import ConfigError, check_choice
 from ..params import parse_numbers
 from ..runinfo import write_json
 from ..toy2d.study import TABLE5, ToyRun, check_toy2d, run_specs, specs_from_check, summarize
+from ..toy2d.study import training_curves as toy_curves
 
 __all__ = ["GRID_NAMES", "value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",
-           "spread_ratio", "write_metrics", "table5_value", "check_subset", "margin_table"]
+           "spread_ratio", "write_metrics", "table5_value", "check_subset", "margin_table",
+           "training_curves"]
 
 
 def check_subset(name: str, values, allowed):
@@ -177,3 +179,16 @@ def write_metrics(path, margin: dict, soft: dict, beta_neg: dict, collapse: dict
 def table5_value(dataset: str, model: str, name: str) -> float | None:
     """One Table 5 entry, e.g. table5_value('8gaussians', 'introvae', 'm') -> 1.0."""
     return dict(zip(("beta_rec", "beta_kl", "beta_neg", "m"), TABLE5[(dataset, model)]))[name]
+
+
+def training_curves(margin_runs: dict, beta_neg_runs: dict, collapse_runs: dict) -> dict[str, list]:
+    """Every stability run's history under "introvae_m<m>/...", "soft_intro_vae_beta_neg<b>/..." and
+    "collapse/...", for `sivae.runinfo.log_curves` (the KL(fake)-against-m curves among them)."""
+    out = {}
+    for value, runs in margin_runs.items():
+        out.update(toy_curves(runs, f"introvae_m{value:g}/"))
+    for value, runs in beta_neg_runs.items():
+        out.update(toy_curves(runs, f"soft_intro_vae_beta_neg{value:g}/"))
+    for runs in collapse_runs.values():
+        out.update(toy_curves(runs, "collapse/"))
+    return out

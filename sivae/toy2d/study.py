@@ -26,7 +26,8 @@ from .models import MLPConfig, build_mlp_pair
 __all__ = ["TABLE5", "PAPER_TABLE2", "resolve_hparams", "toy_config", "train_toy", "evaluate_toy", "check_toy2d",
            "run_toy2d", "MAX_GRID_SIZE", "MAX_SAMPLES",
            "summarize", "write_table2", "budget_steps", "sample_metrics", "budget_curve",
-           "write_budget", "RunSpec", "train_and_evaluate", "specs_from_check", "run_specs", "ENGINES", "STACK_MAX_RUNS"]
+           "write_budget", "RunSpec", "train_and_evaluate", "specs_from_check", "run_specs", "ENGINES", "STACK_MAX_RUNS",
+           "training_curves"]
 
 # Table 5: best 2D hyper-parameters (beta_rec, beta_kl, beta_neg, m); None where unused.
 TABLE5 = {
@@ -344,6 +345,11 @@ def run_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter: int, batch_s
                      beta_kl=beta_kl, beta_neg=beta_neg, m=m, ckpt_dir=ckpt_dir, device=device,
                      n_samples=n_samples, grid_size=grid_size, progress=progress, budget=budget, engine=engine)
     return run_specs(specs_from_check(ok, ckpt_dir), ok, stack_dir=Path(ckpt_dir) / "stacks")
+
+
+def training_curves(runs: list[ToyRun], prefix: str = "") -> dict[str, list]:
+    """{"<prefix><dataset>/<model>/seed<k>": history} for `sivae.runinfo.log_curves` (DVCLive)."""
+    return {f"{prefix}{r.dataset}/{r.model}/seed{r.seed}": r.history for r in runs}
 
 
 def summarize(runs: list[ToyRun]) -> dict:

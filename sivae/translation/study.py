@@ -28,7 +28,8 @@ from .models import ArchConfig, build_translation_pair, code_kl
 from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
 
 __all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices",
-           "train_translation", "evaluate_run", "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations"]
+           "train_translation", "evaluate_run", "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations",
+           "training_curves"]
 
 MODELS = ("vae", "soft_intro_vae")
 
@@ -267,3 +268,15 @@ def write_table4(path, runs: dict, references: dict, data: TranslationData, lpip
                      f"{f(x.get('probe_identity_from_class'))} | {f(x.get('probe_pose_from_content'))} | "
                      f"{f(x.get('probe_pose_from_class'))} | {f(x.get('probe_identity_from_content'))} |")
     return write_markdown(lines, path)
+
+
+def training_curves(runs: dict[str, TranslationRun]) -> dict[str, list]:
+    """Per model: "<model>/losses" (the Trainer's history) and "<model>/code_kl" (the KL of each code
+    along training, the curve that shows the VAE's class code collapsing), for `sivae.runinfo.log_curves`."""
+    out = {}
+    for model, run in runs.items():
+        out[f"{model}/losses"] = run.history
+        c = run.kl_curve
+        out[f"{model}/code_kl"] = [{"step": s, "kl_class": a, "kl_content": b}
+                                   for s, a, b in zip(c["step"], c["kl_class"], c["kl_content"])]
+    return out
