@@ -3,6 +3,8 @@
 Modules:
     data       MNIST / Fashion-MNIST / CIFAR-10 / SVHN and image folders; `python -m sivae.images.data`
     models     IntroVAE's residual encoder and decoder per image size (conditional variant)
+    style      the style-based pair (StyleGAN-like decoder, ALAE-like encoder, progressive growing, fade-in)
+    released   the authors' released weights (style-based CelebA-HQ/FFHQ, residual CIFAR-10) into these networks
     training   training through the one Trainer, sampling, reconstruction, interpolation;
                `python -m sivae.images.training` (also under torchrun)
     metrics    Frechet distances: FID (Inception, when its weights exist) or a labelled classifier FD
