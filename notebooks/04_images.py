@@ -18,6 +18,9 @@
 # trained by the shared trainer: random samples (Figures 6a, 10a), reconstructions of held-out
 # test images (Figure 6b), latent interpolation (Figure 5), the 4-corner square interpolation
 # (section 9.4.2), class-conditional samples (Figure 11), training curves, and a Frechet score.
+# Beside them, the style-based pair (Figure 4(c), Appendix 9.2.2: a StyleGAN-like decoder and an
+# ALAE-like encoder) trained with progressive growing from 4x4 with fade-in, at a tiny final
+# resolution in the default profile (the paper: 256x256 CelebA-HQ / FFHQ on GPUs).
 # The score is FID (Inception, pytorch-fid) when its weights are available; otherwise the output
 # says so and reports a Frechet distance in a same-dataset classifier's features, labelled as such.
 
@@ -31,7 +34,15 @@ from IPython.display import Markdown, display
 from sivae.images import plots as imageplots
 from sivae.images import study as imagestudy
 from sivae.images.data import load_image_dataset, root_for
-from sivae.images.training import history_rows, interpolate, reconstruct, sample_images, square_interpolation
+from sivae.images.training import (
+    growth_samples,
+    history_rows,
+    interpolate,
+    reconstruct,
+    resize_images,
+    sample_images,
+    square_interpolation,
+)
 from sivae.params import parse_bool, seeds_from
 from sivae.runinfo import log_curves, write_run_info
 
@@ -58,8 +69,26 @@ z_dim = "paper"              # "paper" (32 at 28x28, 128 at 32x32) or an integer
 autocast = "auto"            # mixed precision: auto means bf16 on CUDA and none on CPU
 n_fd_samples = 5000          # generated images for the Frechet score (paper FID: 50000)
 use_inception = True         # try pytorch-fid's Inception (FID) before the classifier fallback
+fid_protocols = "paper,authors_code"  # FID protocols: paper (Inception in eval mode, first = the score) and
+#                              the authors' code's (BatchNorm in training mode, uint8-truncated samples)
+precision_recall_k = 3       # k-NN precision / recall in the same features (0: off)
 classifier_epochs = 1        # training of the fallback feature classifier
 interactive = True           # show the ipywidgets interpolation view in a live kernel
+style_datasets = "mnist"     # the style-based pair: datasets (folder:<path> for CelebA-HQ / FFHQ images)
+style_methods = "soft_intro_vae"  # comma list of methods, or "none" to skip the style-based pair
+style_n_train = 6400         # first n training images (0: all)
+style_resolution = 32        # final resolution (paper: 256); grows 4, 8, ... up to it
+style_channels = "32,32,16,8"    # widths per resolution from 4x4 up (paper: 512,512,512,512,256,128,64)
+style_z_dim = 32             # latent size (paper: 512)
+style_w_dim = 32             # style size (paper: 512)
+style_mapping_layers = 3     # mapping network depth (paper: 8)
+style_epochs_per_lod = 1.0   # passes over the images per resolution (authors' CelebA-HQ config: 30)
+style_fade = 0.5             # share of each resolution spent fading it in
+style_batch_size = 32        # authors (1 GPU): 128 at 4-16, 32, 16, 8, 4 at 256
+style_lr = 0.001             # authors: 0.0015
+style_beta_rec = 1.0         # authors' CelebA-HQ config: 0.05
+style_beta_kl = 1.0          # authors' CelebA-HQ config: 0.2
+style_beta_neg = 256.0       # authors' CelebA-HQ config: 2048 at low resolutions down to 512
 ckpt_dir = "outputs/images/checkpoints"           # <ckpt_dir>/<dataset>_<method>_seed<k>/last.pt
 classifier_dir = "outputs/images/classifiers"     # feature classifiers for the Frechet fallback
 fig_dir = "outputs/images/figures"                # figures
@@ -73,7 +102,13 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
               conditional=conditional, n_train=n_train, epochs=epochs, batch_size=batch_size, lr=lr,
               beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae,
               channels=channels, z_dim=z_dim, autocast=autocast, n_fd_samples=n_fd_samples,
-              use_inception=use_inception, classifier_epochs=classifier_epochs)
+              use_inception=use_inception, classifier_epochs=classifier_epochs, fid_protocols=fid_protocols,
+              precision_recall_k=precision_recall_k, style_datasets=style_datasets,
+              style_methods=style_methods, style_n_train=style_n_train, style_resolution=style_resolution,
+              style_channels=style_channels, style_z_dim=style_z_dim, style_w_dim=style_w_dim,
+              style_mapping_layers=style_mapping_layers, style_epochs_per_lod=style_epochs_per_lod,
+              style_fade=style_fade, style_batch_size=style_batch_size, style_lr=style_lr,
+              style_beta_rec=style_beta_rec, style_beta_kl=style_beta_kl, style_beta_neg=style_beta_neg)
 conditional = parse_bool("conditional", conditional)       # DVC writes booleans as true/false
 use_inception = parse_bool("use_inception", use_inception)
 interactive = parse_bool("interactive", interactive)
@@ -85,8 +120,16 @@ runs = imagestudy.train_runs(names, method_list, seeds_from(seed, n_seeds), data
                              batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
                              gamma_r=gamma_r, num_vae=num_vae, channels=channels, z_dim=z_dim,
                              ckpt_dir=ckpt_dir, device=device, autocast=autocast, conditional=conditional)
-t_train = time.time() - t0
-print(f"trained {len(runs)} models in {t_train:.0f} s")
+t_style = time.time()
+style_runs = imagestudy.train_style_runs(
+    style_datasets, style_methods, [seed], data_root=data_root, paper_data_root=paper_data_root,
+    n_train=style_n_train, resolution=style_resolution, channels=style_channels, z_dim=style_z_dim,
+    w_dim=style_w_dim, mapping_layers=style_mapping_layers, epochs_per_lod=style_epochs_per_lod, fade=style_fade,
+    batch_size=style_batch_size, lr=style_lr, beta_rec=style_beta_rec, beta_kl=style_beta_kl,
+    beta_neg=style_beta_neg, gamma_r=gamma_r, ckpt_dir=ckpt_dir, device=device, autocast=autocast)
+t_train, t_style = time.time() - t0, time.time() - t_style
+print(f"trained {len(runs)} models and {len(style_runs)} style-based models in {t_train:.0f} s "
+      f"(style-based: {t_style:.0f} s)")
 
 # %% [markdown]
 # ## Random samples (Figures 6a, 10a) and test reconstructions (Figure 6b)
@@ -134,23 +177,49 @@ for ds in names:
             plt.show()
 
 # %% [markdown]
+# ## The style-based pair: progressive growing, samples, reconstructions, interpolation
+# Rows of the growth figure: the decoder at the end of each resolution (4x4, 8x8, ...), same latents,
+# shown at the final size. Look for: coarse blobs at 4x4 sharpening into digits as resolutions are added.
+
+# %%
+for (ds, key, s), m in style_runs.items():
+    grown = growth_samples(m, 16, seed=seed)
+    imageplots.plot_grids({f"{r}x{r}": g for r, g in grown.items()}, 4, f"{fig_dir}/style_growth_{ds}.png",
+                          panel_width=2.4)
+    plt.show()
+    x = resize_images(load_image_dataset(ds, "test", root_for(ds, data_root, paper_data_root),
+                                         **({"size": style_resolution} if ds.startswith("folder:") else {})).x[:32],
+                      m.arch.image_size)
+    title = imagestudy.METHOD_TITLES[key]
+    imageplots.plot_grids({f"{title} samples": sample_images(m, 64, seed=seed), "test images": x,
+                           "reconstructions": reconstruct(m, x)}, 8, f"{fig_dir}/style_samples_{ds}.png")
+    plt.show()
+    imageplots.plot_grids({f"{title} interpolation": interpolate(m, x[0], x[1], steps=10)}, 10,
+                          f"{fig_dir}/style_interpolation_{ds}.png", panel_width=5)
+    plt.show()
+
+# %% [markdown]
 # ## Training curves: reconstruction, KL of real / fake / reconstructed images, expELBO
 # Look for: Soft-IntroVAE keeps KL(fake) above KL(real) (the encoder tells fakes apart).
 
 # %%
-log_curves(imagestudy.training_curves(runs), live_dir)
-rows = [r for (ds, key, s), m in runs.items() for r in history_rows(m, ds, key)]
+log_curves(imagestudy.training_curves({**runs, **style_runs}), live_dir)
+rows = [r for (ds, key, s), m in {**runs, **style_runs}.items() for r in history_rows(m, ds, key)]
 imageplots.plot_training_curves(rows, path=f"{fig_dir}/training_curves.png")
 plt.show()
 
 # %% [markdown]
-# ## Frechet scores (lower is better)
+# ## Frechet scores (lower is better), precision and recall (higher is better)
+# With Inception weights present, FID under the paper's protocol (Inception in eval mode, as pytorch-fid)
+# and, beside it, under the authors' code's (BatchNorm in training mode, samples truncated to uint8): the
+# gap between the two is the disputed part of the CIFAR-10 number. Without them, a labelled classifier FD.
 
 # %%
-scores = imagestudy.score_models(runs, data_root=data_root, paper_data_root=paper_data_root,
+scores = imagestudy.score_models({**runs, **style_runs}, data_root=data_root, paper_data_root=paper_data_root,
                                  n_fd_samples=n_fd_samples, classifier_dir=classifier_dir,
                                  classifier_epochs=classifier_epochs, use_inception=use_inception, seed=seed,
-                                 device=runs[next(iter(runs))].device)
+                                 device=runs[next(iter(runs))].device, fid_protocols=fid_protocols,
+                                 precision_recall_k=precision_recall_k)
 summary = imagestudy.summarize_scores(scores)
 table = imagestudy.write_image_tables(summary, scores["classifiers"], metrics_path, table_path,
                                       meta=dict(epochs=epochs, channels=channels, n_train=n_train or "all"))
@@ -158,7 +227,8 @@ display(Markdown(table))
 
 # %%
 write_run_info(run_info_path, params, seed=seed, device=str(runs[next(iter(runs))].device),
-               wall_time_s=round(time.time() - t0, 1), train_time_s=round(t_train, 1))
+               wall_time_s=round(time.time() - t0, 1), train_time_s=round(t_train, 1),
+               style_train_time_s=round(t_style, 1))
 
 # %% [markdown]
 # ## Interactive: pick two test images and slide between their latents (live kernel only)

@@ -11,7 +11,9 @@ TINY = {
     "toy2d": dict(n_iter=8, batch_size=32, n_seeds=2, datasets="8gaussians,rings", methods="all",
                   grid_size=32, n_samples=400, num_vae=2),
     "images": dict(n_train=0, epochs=1, batch_size=16, channels="4,4", z_dim=8, n_fd_samples=64,
-                   classifier_epochs=1, use_inception=False),
+                   classifier_epochs=1, use_inception=False, style_n_train=0, style_resolution=8, style_channels="4,4",
+                   style_z_dim=4, style_w_dim=4, style_mapping_layers=1, style_epochs_per_lod=0.5,
+                   style_batch_size=16),
     "stability": dict(n_iter=6, batch_size=16, n_seeds=1, margins="0.1,50", curve_margins="0.1,50",
                       beta_negs="0.5", grid_size=16, n_samples=300),
     # ckpt_dir is an empty temp dir here, so the notebook trains its own tiny models (train_missing)
@@ -47,7 +49,12 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
     assert paths["executed_notebook"].exists()
     figs = list(paths["fig_dir"].glob("*.png"))
     assert figs, "no figure written"
-    assert json.loads(paths["metrics_path"].read_text())
+    metrics = json.loads(paths["metrics_path"].read_text())
+    assert metrics
+    if stage == "images":  # the style-based pair: grown, drawn and scored beside the residual models
+        assert {"style_growth_mnist.png", "style_samples_mnist.png", "style_interpolation_mnist.png"} <= \
+            {f.name for f in figs}
+        assert np.isfinite(metrics["mnist"]["style_soft_intro_vae"]["fd_classifier"])
     if "live_dir" in section:  # training curves through DVCLive: one folder per run, one TSV per loss
         tsvs = sorted(paths["live_dir"].rglob("plots/metrics/*.tsv"))
         assert tsvs, "no DVCLive training curves written"

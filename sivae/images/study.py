@@ -22,10 +22,25 @@ from ..train import AUTOCAST, MAX_BATCH_SIZE, METHOD_TITLES, METHODS, check_devi
 from . import metrics as fid
 from .data import DATASETS, load_image_dataset, root_for
 from .models import arch_for
-from .training import MAX_EPOCHS, TrainedModel, history_rows, run_name, sample_images, train_image_model
+from .style import StyleArch
+from .training import (
+    MAX_EPOCHS,
+    TrainedModel,
+    fixed_noise,
+    history_rows,
+    resize_images,
+    run_name,
+    sample_images,
+    train_image_model,
+    train_style_model,
+)
 
 __all__ = ["IMAGE_METHODS", "PAPER_FID", "train_runs", "check_train_args", "score_models", "check_score_args",
-           "summarize_scores", "write_image_tables", "training_curves", "parse_datasets", "check_training_length"]
+           "summarize_scores", "write_image_tables", "training_curves", "parse_datasets", "check_training_length",
+           "train_style_runs", "METHOD_TITLES", "STYLE_PREFIX"]
+
+STYLE_PREFIX = "style_"   # run keys of the style-based pair: style_<method>
+METHOD_TITLES = {**METHOD_TITLES, **{STYLE_PREFIX + m: f"{METHOD_TITLES[m]} (style-based)" for m in METHODS}}
 
 IMAGE_METHODS = ("vae", "soft_intro_vae")
 # The paper's image FIDs (section 6.3 and 9.4.1; 50,000 samples vs the training set). The paper
@@ -173,15 +188,81 @@ def train_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_train,
     return runs
 
 
+def train_style_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_train, resolution, channels, z_dim,
+                     w_dim, mapping_layers, epochs_per_lod, fade, batch_size, lr, beta_rec, beta_kl, beta_neg, gamma_r,
+                     ckpt_dir, device, autocast, progress: bool = True, log=print) -> dict:
+    """Train the style-based pair (progressive growing up to `resolution`) for every (dataset, method, seed).
+
+    methods: a comma list of METHODS, or "" / "none" for no style-based runs (returns {}).
+    channels: widths per resolution from 4x4 up, one per doubling (e.g. "32,32,16,16" for 32x32).
+    Returns:
+        {(dataset, "style_<method>", seed): TrainedModel}; checkpoints <ckpt_dir>/<dataset>_style_<method>_seed<k>.
+    Every argument is checked, every dataset loaded and every architecture built before any training.
+    """
+    if str(methods).strip().lower() in ("", "none"):
+        return {}
+    names = parse_datasets(datasets)
+    ms = parse_list("style_methods", methods, METHODS)
+    seed_list = parse_seeds("seeds", seeds)
+    n = parse_int("style_n_train", n_train, 0, MAX_N_TRAIN)
+    batch_size = parse_int("style_batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    widths = parse_numbers("style_channels (widths like '32,32,16,16')", channels, integer=True, positive=True)
+    if max(widths) > MAX_CHANNELS:
+        raise ConfigError(f"style_channels must be widths <= {MAX_CHANNELS}, got {channels!r}")
+    parse_number("style_epochs_per_lod", epochs_per_lod, positive=True, at_most=MAX_EPOCHS)
+    fade = parse_number("style_fade", fade)
+    if fade > 1:
+        raise ConfigError(f"style_fade must be in [0, 1], got {fade!r}")
+    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
+                    ("gamma_r", gamma_r)):
+        parse_number(name, v)
+    for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root), ("ckpt_dir", ckpt_dir)):
+        _check_path(name, v)
+    check_choice("autocast", autocast, AUTOCAST)
+    check_device(device)
+    resolution = parse_int("style_resolution", resolution, 4, 4096)
+    loaded, archs = {}, {}
+    for ds in names:
+        folder_kw = {"size": resolution} if ds.startswith("folder:") else {}   # folders load at the final size
+        data = loaded[ds] = load_image_dataset(ds, "train", root_for(ds, data_root, paper_data_root),
+                                               None if n <= 0 else n, **folder_kw)
+        if len(data) < batch_size:
+            raise ConfigError(f"{ds} has {len(data)} training images, fewer than one batch "
+                              f"(style_batch_size {batch_size}): lower style_batch_size")
+        try:
+            archs[ds] = StyleArch(dataset=ds, image_size=resolution,
+                                  cdim=data.shape[0], channels=tuple(int(w) for w in widths),
+                                  z_dim=parse_int("style_z_dim", z_dim, 1, MAX_Z_DIM),
+                                  w_dim=parse_int("style_w_dim", w_dim, 1, MAX_Z_DIM),
+                                  mapping_layers=parse_int("style_mapping_layers", mapping_layers, 1, 64))
+        except ConfigError as e:
+            raise ConfigError(f"style-based model for {ds}: {e}") from None
+    runs = {}
+    for ds in names:
+        for method in ms:
+            key = STYLE_PREFIX + method
+            for seed in seed_list:
+                model = train_style_model(loaded[ds], archs[ds], method, seed, epochs_per_lod=epochs_per_lod,
+                                          fade=fade, batch_size=batch_size, lr=lr, beta_rec=beta_rec,
+                                          beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r,
+                                          ckpt_dir=Path(ckpt_dir) / run_name(ds, key, seed), device=device,
+                                          autocast=autocast, progress=progress)
+                log(f"{ds} {key} seed {seed}: {model.step} steps, grown to {archs[ds].image_size}x{archs[ds].image_size}")
+                runs[(ds, key, seed)] = model
+    return runs
+
+
 @torch.no_grad()
 def test_errors(model: TrainedModel, test_x, test_y=None, batch: int = 500) -> dict:
     """Mean per-pixel squared error of D(mu(x)) and mean KL(q(z|x) || p(z)) on test images."""
     mse, kl = [], []
+    test_x = resize_images(test_x, model.arch.image_size)   # style-based models work at their own resolution
     for i in range(0, len(test_x), batch):
         x = test_x[i:i + batch].to(model.device)
         y = () if not model.arch.conditional else (test_y[i:i + batch].to(model.device),)
         mu, logvar = model.encoder(x, *y)
-        mse.append(((model.decoder(mu, *y).float() - x) ** 2).flatten(1).mean(1).cpu())
+        with fixed_noise(model):
+            mse.append(((model.decoder(mu, *y).float() - x) ** 2).flatten(1).mean(1).cpu())
         kl.append(kl_divergence(mu.float(), logvar.float()).cpu())
     return {"test_mse": float(torch.cat(mse).mean()), "test_kl": float(torch.cat(kl).mean())}
 
@@ -215,8 +296,14 @@ def check_score_args(runs: dict, *, data_root, paper_data_root, n_fd_samples, cl
 
 
 def score_models(runs: dict, *, data_root, paper_data_root, n_fd_samples: int, classifier_dir,
-                 classifier_epochs: int, use_inception: bool, seed: int, device="cpu", log=print) -> dict:
-    """Frechet score, test reconstruction error and test KL of every run; classifier accuracies.
+                 classifier_epochs: int, use_inception: bool, seed: int, device="cpu", log=print,
+                 fid_protocols="paper", precision_recall_k: int = 3) -> dict:
+    """Frechet score, k-NN precision / recall, test reconstruction error and test KL of every run;
+    classifier accuracies.
+
+    fid_protocols: comma list of sivae.images.metrics.FID_PROTOCOLS; the first gives "value", each further
+    one (FID only: the classifier fallback has no protocol) "value_<protocol>" from the same samples.
+    precision_recall_k: k of the precision / recall balls (0: none).
 
     Returns:
         {"runs": {(ds, method, seed): {...}}, "classifiers": {ds: test accuracy}}.
@@ -228,8 +315,10 @@ def score_models(runs: dict, *, data_root, paper_data_root, n_fd_samples: int, c
                           use_inception=use_inception, seed=seed, device=device, log=log)
     n_fd_samples, classifier_epochs, use_inception = ok["n_fd_samples"], ok["classifier_epochs"], ok["use_inception"]
     seed = ok["seed"]
+    protocols = parse_list("fid_protocols", fid_protocols, fid.FID_PROTOCOLS)
+    pr_k = parse_int("precision_recall_k", precision_recall_k, 0, 1000) or None
     out, accs = {}, {}
-    inception = fid.inception_extractor(device) if use_inception else None
+    inception = fid.inception_extractor(device, protocol=protocols[0]) if use_inception else None
     for ds in sorted({k[0] for k in runs}):
         root = root_for(ds, data_root, paper_data_root)
         train, test = load_image_dataset(ds, "train", root), load_image_dataset(ds, "test", root)
@@ -239,9 +328,13 @@ def score_models(runs: dict, *, data_root, paper_data_root, n_fd_samples: int, c
         for key, model in ((k, m) for k, m in runs.items() if k[0] == ds):
             n = int(n_fd_samples)
             y = torch.arange(n) % model.arch.n_classes if model.arch.conditional else None
-            gen = sample_images(model, n, seed=seed + 1, y=y)
+            gen = resize_images(sample_images(model, n, seed=seed + 1, y=y), train.shape[-1])  # scored at the data's size
             score = fid.frechet_score(gen, ref, clf, use_inception=use_inception, device=device, log=log,
-                                       inception=inception)
+                                       inception=inception, protocol=protocols[0], precision_recall_k=pr_k)
+            if score["kind"] == fid.FID_KIND:
+                for other in protocols[1:]:
+                    score[f"value_{other}"] = fid.frechet_score(gen, ref, clf, use_inception=True, device=device,
+                                                                log=log, inception=inception, protocol=other)["value"]
             out[key] = {**score, **test_errors(model, test.x, test.y)}
             log(f"{ds} {key[1]} seed {key[2]}: {score['kind'].split(' ')[0]} {score['value']:.3f}")
     return {"runs": out, "classifiers": accs}
@@ -255,8 +348,10 @@ def summarize_scores(scores: dict) -> dict:
     summary = {}
     for ds, per in groups.items():
         for method, rows in per.items():
-            entry = {"kind": rows[0]["kind"], "n_seeds": len(rows), "n_samples": rows[0]["n_generated"]}
-            for k in ("value", "test_mse", "test_kl"):
+            entry = {"kind": rows[0]["kind"], "n_seeds": len(rows), "n_samples": rows[0]["n_generated"],
+                     "protocol": rows[0].get("protocol", "paper")}
+            extra = sorted(k for k in rows[0] if k.startswith("value_") or k in ("precision", "recall"))
+            for k in ("value", "test_mse", "test_kl", *extra):
                 v = np.array([r[k] for r in rows], dtype=float)
                 entry[k], entry[f"{k}_std"] = float(v.mean()), float(v.std())
             summary.setdefault(ds, {})[method] = entry
@@ -272,15 +367,25 @@ def write_image_tables(summary: dict, classifiers: dict, metrics_path, table_pat
             name = "fid" if e["kind"].startswith("FID") else "fd_classifier"
             flat[ds][method] = {name: round(e["value"], 4), f"{name}_std": round(e["value_std"], 4),
                                 "test_mse": round(e["test_mse"], 6), "test_kl": round(e["test_kl"], 4)}
+            for k in ("precision", "recall"):
+                if k in e:
+                    flat[ds][method][k] = round(e[k], 4)
+            for k in (k for k in e if k.startswith("value_") and not k.endswith("_std")):
+                flat[ds][method][f"fid_{k[len('value_'):]}"] = round(e[k], 4)   # e.g. fid_authors_code
     write_json(flat, metrics_path)
-    lines = ["| dataset | model | score kind | ours (mean ± std over seeds) | paper FID | test MSE/pixel | test KL |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | model | score kind | ours (mean ± std over seeds) | other FID protocol | paper FID | "
+             "precision / recall | test MSE/pixel | test KL |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for ds, per in summary.items():
         for method, e in per.items():
             paper = PAPER_FID.get((ds, method))
-            kind = "FID" if e["kind"].startswith("FID") else "FD-classifier (not FID)"
+            kind = f"FID ({e['protocol']} protocol)" if e["kind"].startswith("FID") else "FD-classifier (not FID)"
+            others = "; ".join(f"{k[len('value_'):]}: {e[k]:.3f}" for k in e
+                               if k.startswith("value_") and not k.endswith("_std")) or "-"
+            pr = f"{e['precision']:.3f} / {e['recall']:.3f}" if "precision" in e else "-"
             lines.append(f"| {ds} | {METHOD_TITLES.get(method, method)} | {kind}, n={e['n_samples']} | "
-                         f"{e['value']:.3f} ± {e['value_std']:.3f} | {paper if paper is not None else 'not reported'} | "
+                         f"{e['value']:.3f} ± {e['value_std']:.3f} | {others} | "
+                         f"{paper if paper is not None else 'not reported'} | {pr} | "
                          f"{e['test_mse']:.4f} | {e['test_kl']:.1f} |")
     return write_markdown(lines, table_path, meta=meta)
 

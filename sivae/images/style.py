@@ -36,6 +36,7 @@ effective scale, as in their checkpoints).
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["StyleEncoder", "StyleDecoder", "build_style_pair", "authors_channels", "NOISE_MODES"]
+__all__ = ["StyleEncoder", "StyleDecoder", "StyleArch", "build_style_pair", "authors_channels", "NOISE_MODES"]
 
 NOISE_MODES = ("random", "batch", "none")   # per-image noise, one noise map for the batch, no noise
 _SLOPE = 0.2
@@ -74,6 +75,16 @@ def _positive(name: str, value) -> int:
     if isinstance(value, bool) or int(value) != value or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _set_sizes(net: nn.Module, z_dim, w_dim, channels, resolution, image_channels) -> None:
+    """The size attributes both networks share, checked: channels, z_dim, w_dim, image_channels, n_lods,
+    resolution."""
+    net.channels = _check_channels(channels, resolution)
+    net.z_dim, net.w_dim = _positive("z_dim", z_dim), _positive("w_dim", w_dim)
+    net.image_channels = _positive("image_channels", image_channels)
+    net.n_lods = len(net.channels)
+    net.resolution = 4 * 2 ** (net.n_lods - 1)
 
 
 def _normal(shape, fan_in: int, gain: float) -> nn.Parameter:
@@ -187,11 +198,7 @@ class StyleDecoder(nn.Module):
                  image_channels: int = 3, mapping_layers: int = 2, fused_min_res: int = 128, noise: str = "random",
                  truncation_psi: float | None = None, truncation_cutoff: int = 8):
         super().__init__()
-        self.channels = _check_channels(channels, resolution)
-        self.z_dim, self.w_dim = _positive("z_dim", z_dim), _positive("w_dim", w_dim)
-        self.image_channels = _positive("image_channels", image_channels)
-        self.n_lods = len(self.channels)
-        self.resolution = 4 * 2 ** (self.n_lods - 1)
+        _set_sizes(self, z_dim, w_dim, channels, resolution, image_channels)
         self.n_styles = 2 * self.n_lods
         self.mapping = MLP(self.z_dim, self.w_dim, self.w_dim, _positive("mapping_layers", mapping_layers),
                            pixel_norm=True)
@@ -313,11 +320,7 @@ class StyleEncoder(nn.Module):
                  image_channels: int = 3, to_latent_layers: int = 3, fused_min_res: int = 128,
                  bottom_channels: int | None = None):
         super().__init__()
-        self.channels = _check_channels(channels, resolution)
-        self.z_dim, self.w_dim = _positive("z_dim", z_dim), _positive("w_dim", w_dim)
-        self.image_channels = _positive("image_channels", image_channels)
-        self.n_lods = len(self.channels)
-        self.resolution = 4 * 2 ** (self.n_lods - 1)
+        _set_sizes(self, z_dim, w_dim, channels, resolution, image_channels)
         bottom = self.channels[0] if bottom_channels is None else _positive("bottom_channels", bottom_channels)
         self.from_rgb = nn.ModuleList()
         self.blocks = nn.ModuleList()
@@ -380,3 +383,39 @@ def build_style_pair(seed: int = 0, **kwargs) -> tuple[StyleEncoder, StyleDecode
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return StyleEncoder(**shared, **enc_kw), StyleDecoder(**shared, **dec_kw)
+
+
+@dataclass
+class StyleArch:
+    """What a trained style-based pair needs to be rebuilt (stored with its checkpoints).
+
+    The same attribute names as `ImageArch` where the image code reads them (`dataset`, `image_size`,
+    `cdim`, `z_dim`, `conditional`, `n_classes`), so sampling, reconstruction and scoring take either.
+    """
+    dataset: str = "mnist"
+    image_size: int = 32              # final resolution: 4 * 2^(len(channels) - 1)
+    cdim: int = 1                     # image channels
+    channels: tuple = (32, 32, 16, 16)   # feature widths from 4x4 up (paper: 512,512,512,512,256,128,64)
+    z_dim: int = 32                   # latent size (paper 512)
+    w_dim: int = 32                   # style size (paper 512)
+    mapping_layers: int = 3           # paper 8
+    conditional: bool = False         # the style pair is unconditional
+    n_classes: int = 10
+
+    def __post_init__(self):
+        self.channels = _check_channels(self.channels, int(self.image_size))
+        for k in ("image_size", "cdim", "z_dim", "w_dim", "mapping_layers"):
+            setattr(self, k, _positive(k, getattr(self, k)))
+        if self.conditional:
+            raise ConfigError("the style-based pair is unconditional (conditional=False)")
+
+    @property
+    def n_lods(self) -> int:
+        return len(self.channels)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "channels": list(self.channels)}
+
+    def build(self, seed: int = 0) -> tuple[StyleEncoder, StyleDecoder]:
+        return build_style_pair(seed, z_dim=self.z_dim, w_dim=self.w_dim, channels=self.channels,
+                                image_channels=self.cdim, mapping_layers=self.mapping_layers)

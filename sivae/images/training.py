@@ -7,6 +7,11 @@ rate as in the public code, whose milestone at epoch 350 is never reached).
 
 Epochs: each epoch visits a permutation of the training set drawn from (seed, epoch) alone, so
 a resumed run sees exactly the batches it would have seen; one checkpoint per epoch.
+The style-based pair (sivae.images.style) trains through the same Trainer with progressive growing:
+`train_style_model` gives it a batch function that, from the step alone, sets the networks' `lod` and
+`alpha` (GrowthSchedule) and returns the batch at that resolution, faded as the networks are (real images
+lerp from the 2x-upsampled half-resolution image to the full one), so a resumed run grows exactly as an
+uninterrupted one. The Trainer keeps the decoder's weights at the end of every resolution.
 Data parallel: `python -m torch.distributed.run --nproc_per_node N -m sivae.images ...` runs N
 processes; each takes its own `batch_size` slice of the same permutation (global batch
 N * batch_size) and the Trainer averages gradients over processes.
@@ -14,6 +19,7 @@ N * batch_size) and the Trainer averages gradients over processes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -28,8 +34,10 @@ from ..params import parse_bool, parse_int, parse_number, parse_seed
 from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS, TrainConfig, Trainer, check_device, epoch_batches, resolve_device
 from .data import ImageData, load_image_dataset
 from .models import ImageArch, build_image_pair
+from .style import StyleArch
 
 __all__ = ["TrainedModel", "make_batch_fn", "train_image_model", "load_trained", "run_name",
+           "GrowthSchedule", "resize_images", "train_style_model", "growth_samples", "fixed_noise",
            "sample_images", "reconstruct", "interpolate", "square_interpolation", "history_rows"]
 
 HISTORY_KEYS = ("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake", "exp_elbo_rec")
@@ -49,6 +57,8 @@ class TrainedModel:
     history: list = field(default_factory=list)
     step: int = 0
     path: Path | None = None
+    growth: "GrowthSchedule | None" = None   # style-based models: the progressive-growing schedule
+    kept: dict = field(default_factory=dict)  # style-based models: decoder weights at the end of each resolution
 
     @property
     def device(self) -> torch.device:
@@ -147,14 +157,163 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
                         trainer.ckpt_path)
 
 
+@dataclass(frozen=True)
+class GrowthSchedule:
+    """Progressive growing as a function of the step: `steps[k]` iterations at resolution lod k, the
+    first `fade` share of each (lod > 0) fading the new resolution in (alpha 0 -> 1 linearly)."""
+    steps: tuple
+    fade: float = 0.5
+
+    def __post_init__(self):
+        if not self.steps or any(isinstance(n, bool) or int(n) != n or n < 1 for n in self.steps):
+            raise ConfigError(f"steps per resolution must be positive integers, got {self.steps!r}")
+        if not 0.0 <= float(self.fade) <= 1.0:
+            raise ConfigError(f"the fade-in share must be in [0, 1], got {self.fade!r}")
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.steps))
+
+    def ends(self) -> list[int]:
+        """The step at which each resolution ends."""
+        out, t = [], 0
+        for n in self.steps:
+            t += int(n)
+            out.append(t)
+        return out
+
+    def at(self, step: int) -> tuple[int, float]:
+        """(lod, alpha) of iteration `step` (0-based; steps past the end stay at the last resolution)."""
+        start = 0
+        for lod, n in enumerate(self.steps):
+            if step < start + n or lod == len(self.steps) - 1:
+                fade_steps = int(round(self.fade * n)) if lod > 0 else 0
+                return lod, 1.0 if fade_steps == 0 else min(1.0, (step - start + 1) / fade_steps)
+            start += n
+        raise AssertionError("unreachable")
+
+
+def resize_images(x: Tensor, size: int) -> Tensor:
+    """Square images to size x size (antialiased bilinear; unchanged if already that size)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False).clamp_(0, 1)
+
+
+def _at_lod(x: Tensor, lod: int, alpha: float, n_lods: int) -> Tensor:
+    """Full-resolution images as the networks see them at (lod, alpha)."""
+    f = torch.nn.functional
+    x = f.avg_pool2d(x, 2 ** (n_lods - 1 - lod)) if lod < n_lods - 1 else x
+    if lod > 0 and alpha < 1:
+        x = torch.lerp(f.interpolate(f.avg_pool2d(x, 2), scale_factor=2, mode="nearest"), x, alpha)
+    return x
+
+
+def train_style_model(data: ImageData, arch: StyleArch, method: str = "soft_intro_vae", seed: int = 0, *,
+                      epochs_per_lod: float = 1.0, fade: float = 0.5, batch_size: int = 32, lr: float = 2e-4,
+                      beta_rec: float = 1.0, beta_kl: float = 1.0, beta_neg: float = 256.0, gamma_r: float = 1e-8,
+                      ckpt_dir=None, device="auto", autocast: str = "auto", progress: bool = True) -> TrainedModel:
+    """Train (or resume, or load when finished) the style-based pair with progressive growing.
+
+    Args:
+        data: training images (any size: resized to arch.image_size once, antialiased).
+        arch: the StyleArch (final resolution, widths, latent and style sizes).
+        epochs_per_lod: passes over `data` at each resolution (the authors: a number of images per
+            resolution); fade: share of each resolution's steps spent fading it in.
+        the rest as train_image_model. Eq. 7's scale s is 1 / (C*H*W) of the current resolution.
+    Returns:
+        TrainedModel at the final resolution (lod = last, alpha = 1), eval mode; `kept` decoder weights at
+        the end of every resolution are in the checkpoint (see `growth_decoders`).
+    """
+    check_choice("method", method, METHODS)
+    parse_number("epochs_per_lod", epochs_per_lod, positive=True, at_most=MAX_EPOCHS)
+    batch_size = parse_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    parse_seed("seed", seed)
+    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
+                    ("gamma_r", gamma_r), ("fade", fade)):
+        parse_number(name, v)
+    check_choice("autocast", autocast, AUTOCAST)
+    progress = parse_bool("progress", progress)
+    check_device(device)
+    if not isinstance(data, ImageData):
+        raise ConfigError(f"data must be an ImageData, got {type(data).__name__}")
+    if not isinstance(arch, StyleArch):
+        raise ConfigError(f"arch must be a StyleArch, got {type(arch).__name__}")
+    if data.shape[0] != arch.cdim:
+        raise ConfigError(f"images of {data.name} have {data.shape[0]} channels, the model expects {arch.cdim}")
+    if ckpt_dir is not None and (not isinstance(ckpt_dir, (str, os.PathLike)) or not str(ckpt_dir).strip()):
+        raise ConfigError(f"ckpt_dir must be a folder path or None, got {ckpt_dir!r}")
+    images = resize_images(data.x, arch.image_size)
+    indices, per_epoch = epoch_batches(len(images), batch_size, seed)
+    schedule = GrowthSchedule(tuple([max(1, int(round(epochs_per_lod * per_epoch)))] * arch.n_lods), float(fade))
+    enc, dec = arch.build(seed)
+
+    def batch_fn(step: int, _gen: torch.Generator) -> Tensor:
+        lod, alpha = schedule.at(step)
+        for net in (enc, dec):
+            net.lod, net.alpha = lod, alpha
+        return _at_lod(images[indices(step)], lod, alpha, arch.n_lods)
+
+    ends = schedule.ends()
+    cfg = TrainConfig(method=method, n_iter=schedule.total, batch_size=batch_size, lr=lr, lr_milestones=(),
+                      beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, scale=None,
+                      seed=seed, checkpoint_every=max(1, min(per_epoch, schedule.steps[0])),
+                      log_every=max(1, min(per_epoch, schedule.steps[0]) // 10), autocast=autocast,
+                      progress=progress,
+                      extra={"kind": "style_image", "arch": arch.to_dict(), "steps_per_epoch": per_epoch,
+                             "growth": {"steps": list(schedule.steps), "fade": schedule.fade}, "dataset": data.name,
+                             "n_train": len(data)})
+    trainer = Trainer(enc, dec, batch_fn, cfg, ckpt_dir, device, keep_states_at=ends)
+    dec.noise_generator = trainer.noise_gen   # the decoder's noise inputs: checkpointed with the trainer's state
+    try:
+        trainer.fit(resume=True)
+    finally:
+        dec.noise_generator = None
+    for net in (enc, dec):
+        net.lod, net.alpha = arch.n_lods - 1, 1.0
+    enc.eval(), dec.eval()
+    model = TrainedModel(enc, dec, arch, method, seed, beta_rec, trainer.history, trainer.step, trainer.ckpt_path)
+    model.kept = {int(k): v["decoder"] for k, v in trainer.kept_states.items()}
+    model.growth = schedule
+    return model
+
+
+@torch.no_grad()
+def growth_samples(model: TrainedModel, n: int = 16, seed: int = 0) -> dict[int, Tensor]:
+    """{resolution: n samples of the decoder as it was at the end of that resolution} (same z for all),
+    each upsampled (nearest) to the final resolution for side-by-side display."""
+    schedule, kept = getattr(model, "growth", None), getattr(model, "kept", None)
+    if schedule is None or not kept:
+        raise ConfigError("growth samples need a style-based model trained with progressive growing")
+    dec = model.decoder
+    saved = {k: v.clone() for k, v in dec.state_dict().items()}
+    z = torch.randn(n, model.arch.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
+    out = {}
+    try:
+        for lod, end in enumerate(schedule.ends()):
+            if end not in kept:
+                continue
+            dec.load_state_dict(kept[end])
+            with fixed_noise(model, seed):
+                x = dec(z, lod=lod, alpha=1.0).float().cpu().clamp_(0, 1)
+            out[4 * 2 ** lod] = torch.nn.functional.interpolate(x, size=model.arch.image_size, mode="nearest")
+    finally:
+        dec.load_state_dict(saved)
+    return out
+
+
 def load_trained(ckpt_path, device="cpu") -> TrainedModel:
     """Rebuild a trained image model from its checkpoint (eval mode), with clear errors."""
     state = load_checkpoint(ckpt_path, map_location="cpu")
     extra = state.get("extra") or {}
-    if extra.get("kind") != "image":
+    if extra.get("kind") not in ("image", "style_image"):
         raise CheckpointError(f"{ckpt_path} is not an image-model checkpoint (written by another stage?)")
-    arch = ImageArch(**extra["arch"])
-    enc, dec = build_image_pair(arch)
+    try:
+        arch = (StyleArch if extra["kind"] == "style_image" else ImageArch)(**extra["arch"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"checkpoint {ckpt_path} has no valid architecture record ({e})") from None
+    enc, dec = arch.build() if isinstance(arch, StyleArch) else build_image_pair(arch)
     try:
         enc.load_state_dict(state["encoder"])
         dec.load_state_dict(state["decoder"])
@@ -163,11 +322,32 @@ def load_trained(ckpt_path, device="cpu") -> TrainedModel:
     dev = resolve_device(device)
     enc, dec = enc.to(dev).eval(), dec.to(dev).eval()
     cfg = state["config"]
-    return TrainedModel(enc, dec, arch, cfg["method"], cfg["seed"], cfg["beta_rec"], state["history"],
-                        state["step"], Path(ckpt_path))
+    model = TrainedModel(enc, dec, arch, cfg["method"], cfg["seed"], cfg["beta_rec"], state["history"],
+                         state["step"], Path(ckpt_path))
+    if isinstance(arch, StyleArch):
+        g = extra.get("growth") or {}
+        model.growth = GrowthSchedule(tuple(g.get("steps") or [1] * arch.n_lods), float(g.get("fade", 0.5)))
+        model.kept = {int(k): v["decoder"] for k, v in (state.get("kept_states") or {}).items()}
+    return model
 
 
 # --------------------------------------------------------------- generation
+@contextlib.contextmanager
+def fixed_noise(model: "TrainedModel", seed: int = 0):
+    """Within the block, a decoder with noise inputs (the style-based one) draws them from a generator
+    seeded with `seed`, so samples and reconstructions are reproducible; other decoders are untouched."""
+    dec = model.decoder
+    if not hasattr(dec, "noise_generator"):
+        yield
+        return
+    saved = dec.noise_generator
+    dec.noise_generator = torch.Generator(device=model.device).manual_seed(int(seed) + 104_729)
+    try:
+        yield
+    finally:
+        dec.noise_generator = saved
+
+
 def _labels(model: TrainedModel, y, n: int):
     if not model.arch.conditional:
         return ()
@@ -183,8 +363,9 @@ def sample_images(model: TrainedModel, n: int, seed: int = 0, y=None, batch: int
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.arch.z_dim, generator=gen)
     labels = _labels(model, y, n)
-    out = [model.decoder(zb.to(model.device), *[lb[i:i + batch] for lb in labels]).float().cpu()
-           for i, zb in zip(range(0, n, batch), z.split(batch))]
+    with fixed_noise(model, seed):
+        out = [model.decoder(zb.to(model.device), *[lb[i:i + batch] for lb in labels]).float().cpu()
+               for i, zb in zip(range(0, n, batch), z.split(batch))]
     return torch.cat(out).clamp_(0, 1)
 
 
@@ -198,7 +379,8 @@ def encode_mean(model: TrainedModel, x: Tensor, y=None) -> Tensor:
 def reconstruct(model: TrainedModel, x: Tensor, y=None) -> Tensor:
     """D(mu(x)) clamped to [0, 1] (on the CPU)."""
     labels = _labels(model, y, x.shape[0])
-    return model.decoder(encode_mean(model, x, y), *labels).float().cpu().clamp_(0, 1)
+    with fixed_noise(model):
+        return model.decoder(encode_mean(model, x, y), *labels).float().cpu().clamp_(0, 1)
 
 
 @torch.no_grad()
@@ -206,7 +388,8 @@ def interpolate(model: TrainedModel, x_a: Tensor, x_b: Tensor, steps: int = 8) -
     """Decodings of (1-t) mu(x_a) + t mu(x_b) for t in linspace(0, 1, steps): (steps, C, H, W)."""
     z = encode_mean(model, torch.stack([x_a, x_b]))
     t = torch.linspace(0, 1, steps, device=z.device)[:, None]
-    return model.decoder((1 - t) * z[0] + t * z[1]).float().cpu().clamp_(0, 1)
+    with fixed_noise(model):
+        return model.decoder((1 - t) * z[0] + t * z[1]).float().cpu().clamp_(0, 1)
 
 
 @torch.no_grad()
@@ -219,7 +402,8 @@ def square_interpolation(model: TrainedModel, corners: Tensor, n: int = 6) -> Te
     u = torch.linspace(0, 1, n, device=z.device)
     a, b = u[:, None, None], u[None, :, None]   # a: down, b: right
     grid = (1 - a) * (1 - b) * z[0] + (1 - a) * b * z[1] + a * (1 - b) * z[2] + a * b * z[3]
-    return model.decoder(grid.reshape(n * n, -1)).float().cpu().clamp_(0, 1)
+    with fixed_noise(model):
+        return model.decoder(grid.reshape(n * n, -1)).float().cpu().clamp_(0, 1)
 
 
 def history_rows(model: TrainedModel, dataset: str, method_key: str | None = None) -> list[dict]:
