@@ -33,11 +33,12 @@ from IPython.display import Markdown, display
 
 from sivae.images import plots as imageplots
 from sivae.images import study as imagestudy
-from sivae.images.data import load_image_dataset, root_for
+from sivae.images.data import DATASETS, load_image_dataset, load_image_folder, root_for
 from sivae.images.training import (
     growth_samples,
     history_rows,
     interpolate,
+    latent_walk,
     reconstruct,
     resize_images,
     sample_images,
@@ -89,6 +90,10 @@ style_lr = 0.001             # authors: 0.0015
 style_beta_rec = 1.0         # authors' CelebA-HQ config: 0.05
 style_beta_kl = 1.0          # authors' CelebA-HQ config: 0.2
 style_beta_neg = 256.0       # authors' CelebA-HQ config: 2048 at low resolutions down to 512
+released = ""                # the authors' weights to evaluate without training: kind=path, comma-separated
+#                              (kinds: celeba-hq, ffhq, cifar10; download links in the README)
+released_config = ""         # JSON {kind: architecture overrides} ("" = the released architectures)
+released_images = ""         # a folder of images to reconstruct with the released style models ("" = none)
 ckpt_dir = "outputs/images/checkpoints"           # <ckpt_dir>/<dataset>_<method>_seed<k>/last.pt
 classifier_dir = "outputs/images/classifiers"     # feature classifiers for the Frechet fallback
 fig_dir = "outputs/images/figures"                # figures
@@ -108,7 +113,8 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
               style_channels=style_channels, style_z_dim=style_z_dim, style_w_dim=style_w_dim,
               style_mapping_layers=style_mapping_layers, style_epochs_per_lod=style_epochs_per_lod,
               style_fade=style_fade, style_batch_size=style_batch_size, style_lr=style_lr,
-              style_beta_rec=style_beta_rec, style_beta_kl=style_beta_kl, style_beta_neg=style_beta_neg)
+              style_beta_rec=style_beta_rec, style_beta_kl=style_beta_kl, style_beta_neg=style_beta_neg,
+              released=released, released_config=released_config, released_images=released_images)
 conditional = parse_bool("conditional", conditional)       # DVC writes booleans as true/false
 use_inception = parse_bool("use_inception", use_inception)
 interactive = parse_bool("interactive", interactive)
@@ -199,6 +205,30 @@ for (ds, key, s), m in style_runs.items():
     plt.show()
 
 # %% [markdown]
+# ## The authors' released weights (evaluated, not trained; only when `released` names files)
+# Samples, a walk between two random latents, reconstructions (CIFAR-10's test set; `released_images` for the
+# style models), and for CIFAR-10 the Frechet scores below beside the paper's 4.6.
+
+# %%
+released_runs = imagestudy.load_released_runs(released, config=released_config, device=device)
+for (ds, key, s), m in released_runs.items():
+    panels = {f"{ds} {imagestudy.METHOD_TITLES[key]}": sample_images(m, 16, seed=seed),
+              "latent walk": latent_walk(m, 8, seed=seed)}
+    if ds in DATASETS:
+        x = load_image_dataset(ds, "test", root_for(ds, data_root, paper_data_root)).x[:16]
+    elif released_images:
+        x = load_image_folder(released_images, size=m.arch.image_size, channels=m.arch.cdim).x[:16]
+    else:
+        x = None
+    if x is not None:
+        panels.update({"images": x, "reconstructions": reconstruct(m, x)})
+    imageplots.plot_grids(panels, 4, f"{fig_dir}/released_{ds}.png")
+    plt.show()
+not_scored = [ds for ds, _, _ in released_runs if ds not in DATASETS]
+if not_scored:
+    print(f"not scored (their training images are not a dataset here): {', '.join(not_scored)}")
+
+# %% [markdown]
 # ## Training curves: reconstruction, KL of real / fake / reconstructed images, expELBO
 # Look for: Soft-IntroVAE keeps KL(fake) above KL(real) (the encoder tells fakes apart).
 
@@ -215,7 +245,8 @@ plt.show()
 # gap between the two is the disputed part of the CIFAR-10 number. Without them, a labelled classifier FD.
 
 # %%
-scores = imagestudy.score_models({**runs, **style_runs}, data_root=data_root, paper_data_root=paper_data_root,
+scores = imagestudy.score_models({**runs, **style_runs, **{k: m for k, m in released_runs.items() if k[0] in DATASETS}},
+                                 data_root=data_root, paper_data_root=paper_data_root,
                                  n_fd_samples=n_fd_samples, classifier_dir=classifier_dir,
                                  classifier_epochs=classifier_epochs, use_inception=use_inception, seed=seed,
                                  device=runs[next(iter(runs))].device, fid_protocols=fid_protocols,

@@ -1,6 +1,7 @@
 """Helpers for the notebook and pipeline tests."""
 import ast
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ def run_notebook(nb: Path, out: Path, params: dict, cwd: Path = ROOT, timeout: i
 
     inline_figures: the figures are also kept in the executed notebook (as under `dvc repro`), not only saved."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)  # as the stage's `mkdir -p` does
-    args = " ".join(f"-p {k} {v}" for k, v in params.items())
+    args = " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in params.items())
     cmd = (f"{BIN}/jupytext --to ipynb --set-kernel - {nb} -o - | "
            f"{BIN}/papermill --no-progress-bar - {out} {args}")
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(Path.home()),

@@ -42,6 +42,11 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
         paths["data_root"] = tmp_path / "data"
     params = {**TINY.get(stage, {}), "interactive": False, "device": "cpu",
               **{k: v for k, v in paths.items() if k != "executed_notebook"}}
+    if stage == "images":  # evaluate a (tiny, synthetic) file in the layout of the authors' released FFHQ model
+        from test_style_weights import TINY as TINY_RELEASED
+        from test_style_weights import save_style, their_style_models
+        ckpt = save_style(tmp_path, their_style_models(TINY_RELEASED), "ffhq_tiny.pth")
+        params.update(released=f"ffhq={ckpt}", released_config=json.dumps({"ffhq": TINY_RELEASED}))
     repo_out = ROOT / "outputs" / stage
     before = {p: p.stat().st_mtime_ns for p in repo_out.rglob("*")} if repo_out.exists() else {}
     res = run_notebook(stage_notebook(stage), paths["executed_notebook"], params)
@@ -52,8 +57,8 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
     metrics = json.loads(paths["metrics_path"].read_text())
     assert metrics
     if stage == "images":  # the style-based pair: grown, drawn and scored beside the residual models
-        assert {"style_growth_mnist.png", "style_samples_mnist.png", "style_interpolation_mnist.png"} <= \
-            {f.name for f in figs}
+        assert {"style_growth_mnist.png", "style_samples_mnist.png", "style_interpolation_mnist.png",
+                "released_ffhq.png"} <= {f.name for f in figs}
         assert np.isfinite(metrics["mnist"]["style_soft_intro_vae"]["fd_classifier"])
     if "live_dir" in section:  # training curves through DVCLive: one folder per run, one TSV per loss
         tsvs = sorted(paths["live_dir"].rglob("plots/metrics/*.tsv"))

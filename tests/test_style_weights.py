@@ -267,3 +267,31 @@ def test_residual_wrong_width_names_the_tensor(tmp_path):
     with pytest.raises(CheckpointError, match=r"model/encoder\.main\.res_in_8\.conv1\.weight.*\(16, 8, 3, 3\).*"
                                               r"\(12, 8, 3, 3\)"):
         W.load_released(path, kind="cifar10", config=CIFAR_TINY)
+
+
+# ----------------------------------------------------------------------------------------- as runs to evaluate
+def test_released_runs_are_evaluated_without_training(tmp_path):
+    import json
+
+    from sivae.errors import ConfigError
+    from sivae.images import study
+    from sivae.images.training import latent_walk, sample_images
+    style = save_style(tmp_path, their_style_models(TINY))
+    torch.save({"epoch": 3, "model": their_residual_model()}, tmp_path / "cifar.pth")
+    cfg = json.dumps({"ffhq": TINY, "cifar10": {"channels": [4, 8, 16], "z_dim": 6}})
+    runs = study.load_released_runs(f"ffhq={style}, cifar10={tmp_path / 'cifar.pth'}", config=cfg, device="cpu",
+                                    log=lambda m: None)
+    assert sorted(runs) == [("cifar10", study.RELEASED_KEY, 0), ("ffhq", study.RELEASED_KEY, 0)]
+    ffhq, cifar = runs[("ffhq", study.RELEASED_KEY, 0)], runs[("cifar10", study.RELEASED_KEY, 0)]
+    assert ffhq.arch.image_size == 16 and ffhq.arch.z_dim == 8 and cifar.arch.image_size == 32
+    assert sample_images(ffhq, 3, seed=1).shape == (3, 3, 16, 16)
+    assert torch.equal(sample_images(ffhq, 3, seed=1), sample_images(ffhq, 3, seed=1))
+    assert latent_walk(cifar, 5).shape == (5, 3, 32, 32)
+    assert study.PAPER_FID[("ffhq", study.RELEASED_KEY)] == 17.55
+    assert study.load_released_runs("", device="cpu") == {}
+    for bad, match in [("ffhq", "kind>=<path"), ("stylegan=x.pth", "released kind"),
+                       (f"ffhq={tmp_path / 'absent.pth'}", "absent.pth")]:
+        with pytest.raises((ConfigError, CheckpointError), match=match):
+            study.load_released_runs(bad, config=cfg, device="cpu")
+    with pytest.raises(ConfigError, match="released_config"):
+        study.load_released_runs(f"ffhq={style}", config="{not json", device="cpu")

@@ -18,10 +18,12 @@ from ..errors import ConfigError, check_choice
 from ..losses import kl_divergence
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, parse_seeds, split_items
 from ..runinfo import write_json, write_markdown
+from ..runtime import resolve_device
 from ..train import AUTOCAST, MAX_BATCH_SIZE, METHOD_TITLES, METHODS, check_device
 from . import metrics as fid
+from . import released as weights
 from .data import DATASETS, load_image_dataset, root_for
-from .models import arch_for
+from .models import ImageArch, arch_for
 from .style import StyleArch
 from .training import (
     MAX_EPOCHS,
@@ -37,15 +39,19 @@ from .training import (
 
 __all__ = ["IMAGE_METHODS", "PAPER_FID", "train_runs", "check_train_args", "score_models", "check_score_args",
            "summarize_scores", "write_image_tables", "training_curves", "parse_datasets", "check_training_length",
-           "train_style_runs", "METHOD_TITLES", "STYLE_PREFIX"]
+           "train_style_runs", "METHOD_TITLES", "STYLE_PREFIX", "RELEASED_KEY", "load_released_runs"]
 
 STYLE_PREFIX = "style_"   # run keys of the style-based pair: style_<method>
-METHOD_TITLES = {**METHOD_TITLES, **{STYLE_PREFIX + m: f"{METHOD_TITLES[m]} (style-based)" for m in METHODS}}
+RELEASED_KEY = "released_soft_intro_vae"   # run key of a model loaded from the authors' released weights
+METHOD_TITLES = {**METHOD_TITLES, **{STYLE_PREFIX + m: f"{METHOD_TITLES[m]} (style-based)" for m in METHODS},
+                 RELEASED_KEY: "Soft-IntroVAE (authors' weights)"}
 
 IMAGE_METHODS = ("vae", "soft_intro_vae")
 # The paper's image FIDs (section 6.3 and 9.4.1; 50,000 samples vs the training set). The paper
 # reports none for MNIST / Fashion-MNIST.
-PAPER_FID = {("cifar10", "soft_intro_vae"): 4.6, ("cifar10", "soft_intro_vae_cond"): 4.07}
+PAPER_FID = {("cifar10", "soft_intro_vae"): 4.6, ("cifar10", "soft_intro_vae_cond"): 4.07,
+             ("cifar10", "released_soft_intro_vae"): 4.6, ("celeba-hq", "released_soft_intro_vae"): 18.63,
+             ("ffhq", "released_soft_intro_vae"): 17.55}
 # Per-dataset training length and batch of the paper (Appendix 9.2.2: CIFAR-10 220 epochs, batch
 # 32) and the public code's recommended settings (MNIST / Fashion-MNIST: 200 epochs, batch 128;
 # SVHN: batch 32, trained like CIFAR-10). Used where the parameters say "paper".
@@ -249,6 +255,48 @@ def train_style_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_
                                           autocast=autocast, progress=progress)
                 log(f"{ds} {key} seed {seed}: {model.step} steps, grown to {archs[ds].image_size}x{archs[ds].image_size}")
                 runs[(ds, key, seed)] = model
+    return runs
+
+
+def load_released_runs(spec, *, config="", device="cpu", log=print) -> dict:
+    """The authors' released weights as runs to evaluate without training.
+
+    spec: "" (none) or a comma list of <kind>=<path> with kind one of sivae.images.released.KINDS, e.g.
+        "ffhq=weights/ffhq_fid_17.55_epoch_270.pth,cifar10=weights/cifar10.pth" (download links: README).
+    config: "" or a JSON object {kind: overrides of the released architecture} (tests: tiny models).
+    Returns:
+        {(dataset, RELEASED_KEY, 0): TrainedModel}, dataset "cifar10", "celeba-hq" or "ffhq". Only CIFAR-10 is
+        a dataset the scorer can load (from paper_data_root); the style models are drawn, not scored, unless
+        their images are provided (see the README).
+    """
+    import json
+    items = split_items("released", spec, allow_empty=True)
+    try:
+        overrides = json.loads(config) if str(config).strip() else {}
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"released_config must be a JSON object or empty, got {config!r} ({e.msg})") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"released_config must be a JSON object {{kind: {{...}}}}, got {config!r}")
+    check_device(device)
+    runs = {}
+    for item in items:
+        kind, sep, path = item.partition("=")
+        kind, path = kind.strip(), path.strip()
+        if not sep or not path:
+            raise ConfigError(f"released entries are <kind>=<path>, got {item!r}")
+        check_choice("released kind", kind, weights.KINDS)
+        cfg = overrides.get(kind)
+        enc, dec = weights.load_released(path, kind, config=cfg)
+        if kind == "cifar10":
+            arch = arch_for("cifar10", **(cfg or {}))
+        else:
+            arch = StyleArch(dataset=kind, image_size=dec.resolution, cdim=dec.image_channels, channels=dec.channels,
+                             z_dim=dec.z_dim, w_dim=dec.w_dim,
+                             mapping_layers={**weights.STYLE_CONFIGS[kind], **(cfg or {})}["mapping_layers"])
+        dev = resolve_device(device)
+        model = TrainedModel(enc.to(dev).eval(), dec.to(dev).eval(), arch, "soft_intro_vae", 0, path=Path(path))
+        runs[(arch.dataset if isinstance(arch, ImageArch) else kind, RELEASED_KEY, 0)] = model
+        log(f"{kind}: the authors' weights from {path} ({arch.image_size}x{arch.image_size}, z {arch.z_dim})")
     return runs
 
 

@@ -38,7 +38,7 @@ from .style import StyleArch
 
 __all__ = ["TrainedModel", "make_batch_fn", "train_image_model", "load_trained", "run_name",
            "GrowthSchedule", "resize_images", "train_style_model", "growth_samples", "fixed_noise",
-           "sample_images", "reconstruct", "interpolate", "square_interpolation", "history_rows"]
+           "sample_images", "reconstruct", "interpolate", "latent_walk", "square_interpolation", "history_rows"]
 
 HISTORY_KEYS = ("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake", "exp_elbo_rec")
 MAX_EPOCHS = 1_000_000   # epochs (and warm-up epochs) above this are a typo (the paper: 200 to 220)
@@ -389,6 +389,15 @@ def interpolate(model: TrainedModel, x_a: Tensor, x_b: Tensor, steps: int = 8) -
     z = encode_mean(model, torch.stack([x_a, x_b]))
     t = torch.linspace(0, 1, steps, device=z.device)[:, None]
     with fixed_noise(model):
+        return model.decoder((1 - t) * z[0] + t * z[1]).float().cpu().clamp_(0, 1)
+
+
+@torch.no_grad()
+def latent_walk(model: TrainedModel, steps: int = 10, seed: int = 0) -> Tensor:
+    """Decodings along the line between two seeded random latents z ~ N(0, I): (steps, C, H, W)."""
+    z = torch.randn(2, model.arch.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
+    t = torch.linspace(0, 1, steps, device=z.device)[:, None]
+    with fixed_noise(model, seed):
         return model.decoder((1 - t) * z[0] + t * z[1]).float().cpu().clamp_(0, 1)
 
 
