@@ -35,7 +35,7 @@ from IPython.display import Markdown, display
 
 from sivae.ood.metrics import summarize_aurocs, write_table7
 from sivae.ood.plots import plot_figure8
-from sivae.ood.study import aurocs_rows, parse_pairs, run_ood_study, save_scores
+from sivae.ood.study import METHOD_TITLES, aurocs_rows, load_released_runs, parse_pairs, run_ood_study, save_scores
 from sivae.params import parse_list, seeds_from
 from sivae.runinfo import write_run_info
 from sivae.train import METHODS
@@ -62,6 +62,9 @@ train_batch_size = 64        # "paper": 128 MNIST/Fashion-MNIST, 32 CIFAR-10/SVH
 train_channels = "8,16"     # residual widths; "paper": (64,128) at 28x28, (64,128,256) at 32x32
 train_n_train = 0            # first n training images for those models (0: all)
 own_ckpt_dir = "outputs/ood/checkpoints"     # where those models are kept
+released = ""                # the authors' weights scored beside the trained models: kind=path (cifar10=<file>
+#                              for Table 7's CIFAR-10 -> SVHN; download: README)
+released_config = ""         # JSON {kind: architecture overrides} ("" = the released architecture)
 fig_dir = "outputs/ood/figures"              # Figure 8 histograms
 metrics_path = "outputs/ood/metrics.json"    # AUROCs (Table 7) as a DVC metrics file
 table_path = "outputs/ood/table7.md"         # markdown Table 7 beside the paper's numbers
@@ -72,7 +75,8 @@ run_info_path = "outputs/ood/run_info.json"  # seed, parameters, versions, git c
 params = dict(seed=seed, n_seeds=n_seeds, device=device, in_dist=in_dist, ood=ood, methods=methods,
               n_importance=n_importance, sigma2=sigma2, chunk_size=chunk_size, n_eval=n_eval, convert=convert,
               bins=bins, train_missing=train_missing, train_epochs=train_epochs, train_batch_size=train_batch_size,
-              train_channels=train_channels, train_n_train=train_n_train)
+              train_channels=train_channels, train_n_train=train_n_train, released=released,
+              released_config=released_config)
 groups = parse_pairs(in_dist, ood)
 Path(own_ckpt_dir).mkdir(parents=True, exist_ok=True)
 t0 = time.time()
@@ -82,7 +86,8 @@ runs = run_ood_study(groups, parse_list("methods", methods, METHODS), seeds_from
                      train_kw=dict(epochs=train_epochs, batch_size=train_batch_size, channels=train_channels,
                                    n_train=train_n_train),
                      n_eval=n_eval, n_importance=n_importance, sigma2=sigma2, chunk_size=chunk_size,
-                     convert=convert, bins=bins, device=device)
+                     convert=convert, bins=bins, device=device,
+                     released=load_released_runs(released, config=released_config, device=device))
 print(f"scored {len(runs)} models in {time.time() - t0:.0f} s")
 
 # %% [markdown]
@@ -93,7 +98,8 @@ print(f"scored {len(runs)} models in {time.time() - t0:.0f} s")
 # %%
 summary = summarize_aurocs(aurocs_rows(runs))
 table = write_table7(summary, metrics_path, table_path,
-                     meta=dict(M=n_importance, sigma2=sigma2, images_per_set=n_eval or "all", seeds=n_seeds))
+                     meta=dict(M=n_importance, sigma2=sigma2, images_per_set=n_eval or "all", seeds=n_seeds),
+                     titles=METHOD_TITLES)
 display(Markdown(table))
 
 # %% [markdown]

@@ -360,3 +360,37 @@ def test_keep_freed_memory_changes_no_value():
     assert out.returncode == 0, out.stderr
     if sys.platform.startswith("linux"):
         assert out.stdout.strip() == "True"
+
+
+def test_released_models_are_scored_beside_the_trained_ones(tmp_path):
+    from nbutil import write_tiny_idx
+
+    from sivae.images.data import load_image_dataset
+    from sivae.images.models import arch_for
+    from sivae.images.study import RELEASED_KEY
+    from sivae.images.training import train_image_model
+    from sivae.ood.metrics import summarize_aurocs, write_table7
+    from sivae.ood.study import METHOD_TITLES, aurocs_rows, parse_pairs, run_ood_study
+    for name in ("mnist", "fashionmnist"):
+        write_tiny_idx(tmp_path / "data", name, n_train=48, n_test=40)
+    given = train_image_model(load_image_dataset("mnist", "train", tmp_path / "data"),
+                              arch_for("mnist", channels="4,4", z_dim=8), "soft_intro_vae", 5, epochs=0.5,
+                              batch_size=16, device="cpu", progress=False)
+    notes = []
+    runs = run_ood_study(parse_pairs("mnist", "fashionmnist"), ["vae"], [0], eval_seed=0, data_root=tmp_path / "data",
+                         paper_data_root=tmp_path, ckpt_dir=tmp_path / "ck", own_ckpt_dir=tmp_path / "own",
+                         train_missing=True, train_kw=dict(epochs=0.5, batch_size=16, channels="4,4", n_train=0),
+                         n_eval=16, n_importance=2, sigma2=0.5, chunk_size=64, convert="none", bins=10, device="cpu",
+                         log=notes.append, released={("mnist", RELEASED_KEY, 0): given,
+                                                     ("cifar10", RELEASED_KEY, 0): given})
+    assert [(r.in_dist, r.method) for r in runs] == [("mnist", "vae"), ("mnist", RELEASED_KEY)]
+    assert any("cifar10 not scored" in n for n in notes)
+    table = write_table7(summarize_aurocs(aurocs_rows(runs)), tmp_path / "m.json", tmp_path / "t.md",
+                         titles=METHOD_TITLES)
+    assert "Soft-IntroVAE (authors' weights) IW log-lik." in table and "VAE IW log-lik." in table
+    with pytest.raises(ConfigError, match="released must map"):
+        run_ood_study(parse_pairs("mnist", "fashionmnist"), ["vae"], [0], eval_seed=0, data_root=tmp_path / "data",
+                      paper_data_root=tmp_path, ckpt_dir=tmp_path / "ck", own_ckpt_dir=tmp_path / "own",
+                      train_missing=True, train_kw=dict(epochs=0.5, batch_size=16, channels="4,4", n_train=0),
+                      n_eval=16, n_importance=2, sigma2=0.5, chunk_size=64, convert="none", bins=10, device="cpu",
+                      log=notes.append, released={"mnist": given})

@@ -341,12 +341,13 @@ def summarize_aurocs(rows: list[dict]) -> dict:
     return out
 
 
-def write_table7(summary: dict, metrics_path, table_path, meta: dict | None = None) -> str:
+def write_table7(summary: dict, metrics_path, table_path, meta: dict | None = None, titles: dict | None = None) -> str:
     """Write the AUROCs as a DVC metrics JSON and as a markdown Table 7 beside the paper's numbers.
 
     Args:
         summary: summarize_aurocs output. metrics_path, table_path: files to write.
         meta: settings printed under the table (M, images per set, seeds, ...).
+        titles: column names of methods beyond METHOD_TITLES (e.g. models loaded from the authors' weights).
     Returns:
         the markdown text.
     """
@@ -354,9 +355,11 @@ def write_table7(summary: dict, metrics_path, table_path, meta: dict | None = No
                           | {f"{k}_std": round(v["std"], 5) for k, v in mets.items()}
                           for m, mets in per.items()} for (i, o), per in summary.items()}
     write_json(flat, metrics_path)
-    methods = [m for m in METHOD_TITLES if any(m in per for per in summary.values())]
+    titles = {**METHOD_TITLES, **(titles or {})}
+    present = {m for per in summary.values() for m in per}
+    methods = [m for m in titles if m in present] + sorted(present - set(titles))
     fmt = lambda e: f"{e['mean']:.4f} ± {e['std']:.4f}" if e["n"] > 1 else f"{e['mean']:.4f}"
-    head = [f"{METHOD_TITLES[m]} {s}" for m in methods for s in ("IW log-lik.", "ELBO")]
+    head = [f"{titles.get(m, m)} {s}" for m in methods for s in ("IW log-lik.", "ELBO")]
     lines = ["| in-distribution (train) | OOD (test) | " + " | ".join(head) + " | paper VAE | paper Soft-IntroVAE |",
              "|---|---|" + "---|" * (len(head) + 2)]
     for (i, o), per in summary.items():

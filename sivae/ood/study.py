@@ -9,6 +9,8 @@ count (centre crop, bilinear resize, PIL's grayscale conversion): its files shar
 Models: the image stage's checkpoints <ckpt_dir>/<dataset>_<method>_seed<seed>/last.pt; where
 one is missing and train_missing is true, the study trains its own (sivae.images, the paper's
 image hyper-parameters) under <own_ckpt_dir>, e.g. CIFAR-10 / SVHN in the paper profile.
+`released` adds models loaded from the authors' released weights (sivae.images.study.load_released_runs),
+scored on every pair whose in-distribution set is theirs (Table 7's CIFAR-10 -> SVHN with their CIFAR-10 file).
 """
 from __future__ import annotations
 
@@ -23,14 +25,15 @@ import torch
 from ..errors import CheckpointError, ConfigError, DataError, check_choice, check_nonnegative
 from ..images.data import DATASETS, load_image_dataset, root_for
 from ..images.models import arch_for
-from ..images.study import check_training_length
+from ..images.study import METHOD_TITLES, check_training_length, load_released_runs
 from ..images.training import TrainedModel, load_trained, run_name, train_image_model
 from ..params import parse_bool, parse_int, parse_list, parse_seed, parse_seeds, split_items
 from ..train import METHODS, check_device
 from .metrics import CONVERSIONS, OODResult, evaluate_ood
 
 __all__ = ["parse_pairs", "load_eval_set", "find_or_train_model", "OODRun", "run_ood_study", "check_study_args",
-           "aurocs_rows", "save_scores"]
+           "aurocs_rows", "save_scores", "METHOD_TITLES",
+           "load_released_runs"]
 
 TRAIN_KW = ("epochs", "batch_size", "channels", "n_train")   # the settings of models trained here
 MAX_EVAL = 100_000_000         # images per evaluation set (0: all)
@@ -218,13 +221,16 @@ class OODRun:
 
 def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_data_root, ckpt_dir, own_ckpt_dir,
                   train_missing: bool, train_kw: dict, n_eval: int, n_importance: int, sigma2: float,
-                  chunk_size: int, convert: str, bins: int, device="auto", log=print) -> list[OODRun]:
+                  chunk_size: int, convert: str, bins: int, device="auto", log=print,
+                  released: dict | None = None) -> list[OODRun]:
     """Score every (in-distribution dataset, method, seed) model on its test, train and OOD sets.
 
     Args:
         groups: parse_pairs output. methods, seeds: lists. eval_seed: seeds the subsets and the
             importance samples (the same for every model). The rest: see find_or_train_model,
             load_eval_set and sivae.ood.evaluate_ood.
+        released: {(dataset, method, seed): TrainedModel} of models loaded, not trained (the authors' weights);
+            each is scored on the pairs whose in-distribution set is its dataset, beside the trained ones.
     Returns:
         list of OODRun.
 
@@ -245,27 +251,35 @@ def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_da
         for o in oods:
             if not o.startswith("folder:"):
                 cache[(o, None)] = load_eval_set(o, "test", **data_kw)
+    released = dict(released or {})
+    for key, model in released.items():
+        if not (isinstance(key, tuple) and len(key) == 3) or not isinstance(model, TrainedModel):
+            raise ConfigError(f"released must map (dataset, method, seed) to TrainedModel, got {key!r}")
     for in_ds, oods in groups:
         test, train = evals[in_ds]
-        for method in methods:
-            for seed in seeds:
-                model = find_or_train_model(in_ds, method, seed, ckpt_dir=ckpt_dir, own_ckpt_dir=own_ckpt_dir,
-                                            train_missing=train_missing, train_kw=train_kw, data_root=data_root,
-                                            paper_data_root=paper_data_root, device=device, log=log)
-                shape = (model.arch.cdim, model.arch.image_size, model.arch.image_size)
-                for o in oods:
-                    if (o, shape) not in cache:
-                        cache[(o, shape)] = cache[(o, None)] if (o, None) in cache else \
-                            load_eval_set(o, "test", shape=shape, **data_kw)
-                if abs(2 * sigma2 * model.beta_rec - 1) > 1e-6:
-                    log(f"note: {model.path} was trained with beta_rec={model.beta_rec}, which matches "
-                        f"sigma2={1 / (2 * model.beta_rec):g}, not the sigma2={sigma2:g} used here")
-                res = evaluate_ood(model.encoder, model.decoder, test, {o: cache[(o, shape)] for o in oods}, train,
-                                   image_shape=shape, convert=convert, n_samples=n_importance, sigma2=sigma2,
-                                   chunk_size=chunk_size, seed=eval_seed, device=device, bins=bins)
-                log(f"{in_ds} {method} seed {seed}: " + ", ".join(
-                    f"AUROC vs {o} {a['loglik']:.4f} (IW) / {a['elbo']:.4f} (ELBO)" for o, a in res.auroc.items()))
-                runs.append(OODRun(in_ds, method, seed, res, str(model.path)))
+        jobs = [(method, seed, None) for method in methods for seed in seeds] + \
+            [(k[1], k[2], m) for k, m in released.items() if k[0] == in_ds]
+        for method, seed, given in jobs:
+            model = given if given is not None else find_or_train_model(
+                in_ds, method, seed, ckpt_dir=ckpt_dir, own_ckpt_dir=own_ckpt_dir, train_missing=train_missing,
+                train_kw=train_kw, data_root=data_root, paper_data_root=paper_data_root, device=device, log=log)
+            shape = (model.arch.cdim, model.arch.image_size, model.arch.image_size)
+            for o in oods:
+                if (o, shape) not in cache:
+                    cache[(o, shape)] = cache[(o, None)] if (o, None) in cache else \
+                        load_eval_set(o, "test", shape=shape, **data_kw)
+            if abs(2 * sigma2 * model.beta_rec - 1) > 1e-6:
+                log(f"note: {model.path} was trained with beta_rec={model.beta_rec}, which matches "
+                    f"sigma2={1 / (2 * model.beta_rec):g}, not the sigma2={sigma2:g} used here")
+            res = evaluate_ood(model.encoder, model.decoder, test, {o: cache[(o, shape)] for o in oods}, train,
+                               image_shape=shape, convert=convert, n_samples=n_importance, sigma2=sigma2,
+                               chunk_size=chunk_size, seed=eval_seed, device=device, bins=bins)
+            log(f"{in_ds} {method} seed {seed}: " + ", ".join(
+                f"AUROC vs {o} {a['loglik']:.4f} (IW) / {a['elbo']:.4f} (ELBO)" for o, a in res.auroc.items()))
+            runs.append(OODRun(in_ds, method, seed, res, str(model.path)))
+    unused = sorted({k[0] for k in released} - {in_ds for in_ds, _ in groups})
+    if unused:
+        log(f"note: released weights for {', '.join(unused)} not scored: no pair has that in-distribution set")
     return runs
 
 
