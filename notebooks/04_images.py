@@ -70,8 +70,8 @@ z_dim = "paper"              # "paper" (32 at 28x28, 128 at 32x32) or an integer
 autocast = "auto"            # mixed precision: auto means bf16 on CUDA and none on CPU
 n_fd_samples = 5000          # generated images for the Frechet score (paper FID: 50000)
 use_inception = True         # try pytorch-fid's Inception (FID) before the classifier fallback
-fid_protocols = "paper,authors_code"  # FID protocols: paper (Inception in eval mode, first = the score) and
-#                              the authors' code's (BatchNorm in training mode, uint8-truncated samples)
+fid_protocols = "paper,authors_code"  # FID protocols, the first one is the score: paper (Inception in eval
+#                              mode) and authors_code (BatchNorm in training mode, uint8-truncated samples)
 precision_recall_k = 3       # k-NN precision / recall in the same features (0: off)
 classifier_epochs = 1        # training of the fallback feature classifier
 interactive = True           # show the ipywidgets interpolation view in a live kernel
@@ -90,10 +90,10 @@ style_lr = 0.001             # authors: 0.0015
 style_beta_rec = 1.0         # authors' CelebA-HQ config: 0.05
 style_beta_kl = 1.0          # authors' CelebA-HQ config: 0.2
 style_beta_neg = 256.0       # authors' CelebA-HQ config: 2048 at low resolutions down to 512
-released = ""                # the authors' weights to evaluate without training: kind=path, comma-separated
-#                              (kinds: celeba-hq, ffhq, cifar10; download links in the README)
-released_config = ""         # JSON {kind: architecture overrides} ("" = the released architectures)
-released_images = ""         # a folder of images to reconstruct with the released style models ("" = none)
+released = ""                # authors weights to evaluate without training: comma list of kind:path
+#                              entries (kinds: celeba-hq, ffhq, cifar10; downloads: README)
+released_config = ""         # JSON object of architecture overrides per kind (empty: as released)
+released_images = ""         # a folder of images for the released style models to reconstruct (empty: none)
 ckpt_dir = "outputs/images/checkpoints"           # <ckpt_dir>/<dataset>_<method>_seed<k>/last.pt
 classifier_dir = "outputs/images/classifiers"     # feature classifiers for the Frechet fallback
 fig_dir = "outputs/images/figures"                # figures

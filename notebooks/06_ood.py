@@ -62,9 +62,9 @@ train_batch_size = 64        # "paper": 128 MNIST/Fashion-MNIST, 32 CIFAR-10/SVH
 train_channels = "8,16"     # residual widths; "paper": (64,128) at 28x28, (64,128,256) at 32x32
 train_n_train = 0            # first n training images for those models (0: all)
 own_ckpt_dir = "outputs/ood/checkpoints"     # where those models are kept
-released = ""                # the authors' weights scored beside the trained models: kind=path (cifar10=<file>
-#                              for Table 7's CIFAR-10 -> SVHN; download: README)
-released_config = ""         # JSON {kind: architecture overrides} ("" = the released architecture)
+released = ""                # authors weights scored beside the trained models, kind:path (cifar10:<file>
+#                              for Table 7, CIFAR-10 -> SVHN; download: README)
+released_config = ""         # JSON object of architecture overrides per kind (empty: as released)
 fig_dir = "outputs/ood/figures"              # Figure 8 histograms
 metrics_path = "outputs/ood/metrics.json"    # AUROCs (Table 7) as a DVC metrics file
 table_path = "outputs/ood/table7.md"         # markdown Table 7 beside the paper's numbers

@@ -46,7 +46,7 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
         from test_style_weights import TINY as TINY_RELEASED
         from test_style_weights import save_style, their_style_models
         ckpt = save_style(tmp_path, their_style_models(TINY_RELEASED), "ffhq_tiny.pth")
-        params.update(released=f"ffhq={ckpt}", released_config=json.dumps({"ffhq": TINY_RELEASED}))
+        params.update(released=f"ffhq:{ckpt}", released_config=json.dumps({"ffhq": TINY_RELEASED}))
     repo_out = ROOT / "outputs" / stage
     before = {p: p.stat().st_mtime_ns for p in repo_out.rglob("*")} if repo_out.exists() else {}
     res = run_notebook(stage_notebook(stage), paths["executed_notebook"], params)

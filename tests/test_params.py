@@ -48,3 +48,15 @@ def test_lists_booleans_seeds_and_ints():
     for bad in ("0", "x", 2.5, float("inf"), 10**12):
         with pytest.raises(ConfigError, match="batch_size"):
             parse_int("batch_size", bad, 1, 10**6)
+
+
+@pytest.mark.parametrize("nb", sorted(p.name for p in (__import__("nbutil").ROOT / "notebooks").glob("[0-9][0-9]_*.py")))
+def test_papermill_reads_every_parameter_of_every_notebook(nb, tmp_path):
+    """papermill parses the parameters cell line by line; a comment it cannot read (an `=` in it) makes it warn
+    "Unable to parse line" and treat the parameter as unknown."""
+    import jupytext
+    from nbutil import ROOT, notebook_parameters
+    from papermill.inspection import inspect_notebook
+    path = tmp_path / "nb.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / nb), path)
+    assert set(inspect_notebook(str(path))) == set(notebook_parameters(ROOT / "notebooks" / nb))

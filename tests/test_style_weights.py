@@ -279,7 +279,7 @@ def test_released_runs_are_evaluated_without_training(tmp_path):
     style = save_style(tmp_path, their_style_models(TINY))
     torch.save({"epoch": 3, "model": their_residual_model()}, tmp_path / "cifar.pth")
     cfg = json.dumps({"ffhq": TINY, "cifar10": {"channels": [4, 8, 16], "z_dim": 6}})
-    runs = study.load_released_runs(f"ffhq={style}, cifar10={tmp_path / 'cifar.pth'}", config=cfg, device="cpu",
+    runs = study.load_released_runs(f"ffhq:{style}, cifar10:{tmp_path / 'cifar.pth'}", config=cfg, device="cpu",
                                     log=lambda m: None)
     assert sorted(runs) == [("cifar10", study.RELEASED_KEY, 0), ("ffhq", study.RELEASED_KEY, 0)]
     ffhq, cifar = runs[("ffhq", study.RELEASED_KEY, 0)], runs[("cifar10", study.RELEASED_KEY, 0)]
@@ -289,9 +289,9 @@ def test_released_runs_are_evaluated_without_training(tmp_path):
     assert latent_walk(cifar, 5).shape == (5, 3, 32, 32)
     assert study.PAPER_FID[("ffhq", study.RELEASED_KEY)] == 17.55
     assert study.load_released_runs("", device="cpu") == {}
-    for bad, match in [("ffhq", "kind>=<path"), ("stylegan=x.pth", "released kind"),
-                       (f"ffhq={tmp_path / 'absent.pth'}", "absent.pth")]:
+    for bad, match in [("ffhq", "kind>:<path"), ("stylegan:x.pth", "released kind"),
+                       (f"ffhq:{tmp_path / 'absent.pth'}", "absent.pth")]:
         with pytest.raises((ConfigError, CheckpointError), match=match):
             study.load_released_runs(bad, config=cfg, device="cpu")
     with pytest.raises(ConfigError, match="released_config"):
-        study.load_released_runs(f"ffhq={style}", config="{not json", device="cpu")
+        study.load_released_runs(f"ffhq:{style}", config="{not json", device="cpu")

@@ -261,8 +261,8 @@ def train_style_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_
 def load_released_runs(spec, *, config="", device="cpu", log=print) -> dict:
     """The authors' released weights as runs to evaluate without training.
 
-    spec: "" (none) or a comma list of <kind>=<path> with kind one of sivae.images.released.KINDS, e.g.
-        "ffhq=weights/ffhq_fid_17.55_epoch_270.pth,cifar10=weights/cifar10.pth" (download links: README).
+    spec: "" (none) or a comma list of <kind>:<path> with kind one of sivae.images.released.KINDS, e.g.
+        "ffhq:weights/ffhq_fid_17.55_epoch_270.pth,cifar10:weights/cifar10.pth" (download links: README).
     config: "" or a JSON object {kind: overrides of the released architecture} (tests: tiny models).
     Returns:
         {(dataset, RELEASED_KEY, 0): TrainedModel}, dataset "cifar10", "celeba-hq" or "ffhq". Only CIFAR-10 is
@@ -280,10 +280,10 @@ def load_released_runs(spec, *, config="", device="cpu", log=print) -> dict:
     check_device(device)
     runs = {}
     for item in items:
-        kind, sep, path = item.partition("=")
+        kind, sep, path = item.partition(":")
         kind, path = kind.strip(), path.strip()
         if not sep or not path:
-            raise ConfigError(f"released entries are <kind>=<path>, got {item!r}")
+            raise ConfigError(f"released entries are <kind>:<path>, got {item!r}")
         check_choice("released kind", kind, weights.KINDS)
         cfg = overrides.get(kind)
         enc, dec = weights.load_released(path, kind, config=cfg)
