@@ -82,3 +82,18 @@ def test_the_ledger_file_is_a_dvc_metrics_file(tmp_path):
     assert data["counts"]["holds"] + data["counts"]["inconclusive"] + data["counts"]["fails"] \
         + data["counts"]["not run"] == data["n_findings"] == len(findings)
     assert (tmp_path / "f.md").read_text().startswith(F.summary_line(findings, "default"))
+
+
+def test_printed_fids_are_judged_only_with_inception_features():
+    key = "6.3-fid-cifar10-soft_intro_vae"
+    stage = lambda e: {"images": {"metrics": {"cifar10": {"soft_intro_vae": e}}, "params": {"n_seeds": 1}}}  # noqa: E731
+    assert {f.id: f for f in F.build_ledger({})}[key].verdict == "not run"
+    led = {f.id: f for f in F.build_ledger(stage({"fd_classifier": 4.6}))}   # not FID: never compared with 4.6
+    assert led[key].verdict == "not run" and led[key].paper == "4.6"
+    led = {f.id: f for f in F.build_ledger(stage({"fid": 4.9, "fid_authors_code": 4.4}))}
+    assert led[key].verdict == "holds" and led[key].band == "in band"
+    assert led[key].ours["FID, authors' code protocol"] == "4.4"
+    led = {f.id: f for f in F.build_ledger(stage({"fid": 25.86}))}
+    assert led[key].verdict == "fails" and led[key].band == "out of band"
+    assert {"6.3-fid-celeba-hq-released_soft_intro_vae", "6.3-fid-ffhq-released_soft_intro_vae"} <= set(
+        f.id for f in F.build_ledger({}))
