@@ -33,14 +33,13 @@ from IPython.display import Markdown, display
 
 from sivae.images import plots as imageplots
 from sivae.images import study as imagestudy
-from sivae.images.data import DATASETS, load_image_dataset, load_image_folder, root_for
+from sivae.images.data import load_image_dataset, root_for
 from sivae.images.training import (
     growth_samples,
     history_rows,
     interpolate,
     latent_walk,
     reconstruct,
-    resize_images,
     sample_images,
     square_interpolation,
 )
@@ -193,9 +192,7 @@ for (ds, key, s), m in style_runs.items():
     imageplots.plot_grids({f"{r}x{r}": g for r, g in grown.items()}, 4, f"{fig_dir}/style_growth_{ds}.png",
                           panel_width=2.4)
     plt.show()
-    x = resize_images(load_image_dataset(ds, "test", root_for(ds, data_root, paper_data_root),
-                                         **({"size": style_resolution} if ds.startswith("folder:") else {})).x[:32],
-                      m.arch.image_size)
+    x = imagestudy.test_images_for(m, ds, data_root=data_root, paper_data_root=paper_data_root)
     title = imagestudy.METHOD_TITLES[key]
     imageplots.plot_grids({f"{title} samples": sample_images(m, 64, seed=seed), "test images": x,
                            "reconstructions": reconstruct(m, x)}, 8, f"{fig_dir}/style_samples_{ds}.png")
@@ -214,17 +211,13 @@ released_runs = imagestudy.load_released_runs(released, config=released_config, 
 for (ds, key, s), m in released_runs.items():
     panels = {f"{ds} {imagestudy.METHOD_TITLES[key]}": sample_images(m, 16, seed=seed),
               "latent walk": latent_walk(m, 8, seed=seed)}
-    if ds in DATASETS:
-        x = load_image_dataset(ds, "test", root_for(ds, data_root, paper_data_root)).x[:16]
-    elif released_images:
-        x = load_image_folder(released_images, size=m.arch.image_size, channels=m.arch.cdim).x[:16]
-    else:
-        x = None
+    x = imagestudy.test_images_for(m, ds, data_root=data_root, paper_data_root=paper_data_root,
+                                   folder=released_images, n=16)
     if x is not None:
         panels.update({"images": x, "reconstructions": reconstruct(m, x)})
     imageplots.plot_grids(panels, 4, f"{fig_dir}/released_{ds}.png")
     plt.show()
-not_scored = [ds for ds, _, _ in released_runs if ds not in DATASETS]
+not_scored = sorted({ds for ds, _, _ in released_runs} - {ds for ds, _, _ in imagestudy.scorable(released_runs)})
 if not_scored:
     print(f"not scored (their training images are not a dataset here): {', '.join(not_scored)}")
 
@@ -245,7 +238,7 @@ plt.show()
 # gap between the two is the disputed part of the CIFAR-10 number. Without them, a labelled classifier FD.
 
 # %%
-scores = imagestudy.score_models({**runs, **style_runs, **{k: m for k, m in released_runs.items() if k[0] in DATASETS}},
+scores = imagestudy.score_models({**runs, **style_runs, **imagestudy.scorable(released_runs)},
                                  data_root=data_root, paper_data_root=paper_data_root,
                                  n_fd_samples=n_fd_samples, classifier_dir=classifier_dir,
                                  classifier_epochs=classifier_epochs, use_inception=use_inception, seed=seed,

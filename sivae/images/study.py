@@ -23,11 +23,12 @@ from ..train import AUTOCAST, MAX_BATCH_SIZE, METHOD_TITLES, METHODS, check_devi
 from . import metrics as fid
 from . import released as weights
 from .data import DATASETS, load_image_dataset, root_for
-from .models import ImageArch, arch_for
+from .models import arch_for
 from .style import StyleArch
 from .training import (
     MAX_EPOCHS,
     TrainedModel,
+    check_loss_settings,
     fixed_noise,
     history_rows,
     resize_images,
@@ -39,7 +40,8 @@ from .training import (
 
 __all__ = ["IMAGE_METHODS", "PAPER_FID", "train_runs", "check_train_args", "score_models", "check_score_args",
            "summarize_scores", "write_image_tables", "training_curves", "parse_datasets", "check_training_length",
-           "train_style_runs", "METHOD_TITLES", "STYLE_PREFIX", "RELEASED_KEY", "load_released_runs"]
+           "train_style_runs", "METHOD_TITLES", "STYLE_PREFIX", "RELEASED_KEY", "load_released_runs",
+           "test_images_for", "scorable"]
 
 STYLE_PREFIX = "style_"   # run keys of the style-based pair: style_<method>
 RELEASED_KEY = "released_soft_intro_vae"   # run key of a model loaded from the authors' released weights
@@ -123,9 +125,7 @@ def check_train_args(datasets, methods, seeds, *, data_root, paper_data_root, n_
     seed_list = parse_seeds("seeds", seeds)
     sizes = check_training_length(names, epochs=epochs, batch_size=batch_size, n_train=n_train, channels=channels,
                                   z_dim=z_dim)
-    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
-                    ("gamma_r", gamma_r)):
-        parse_number(name, v)
+    check_loss_settings(lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r)
     parse_number("num_vae", num_vae, at_most=MAX_EPOCHS)
     for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root), ("ckpt_dir", ckpt_dir)):
         _check_path(name, v)
@@ -219,9 +219,7 @@ def train_style_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_
     fade = parse_number("style_fade", fade)
     if fade > 1:
         raise ConfigError(f"style_fade must be in [0, 1], got {fade!r}")
-    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
-                    ("gamma_r", gamma_r)):
-        parse_number(name, v)
+    check_loss_settings(lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r)
     for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root), ("ckpt_dir", ckpt_dir)):
         _check_path(name, v)
     check_choice("autocast", autocast, AUTOCAST)
@@ -277,7 +275,7 @@ def load_released_runs(spec, *, config="", device="cpu", log=print) -> dict:
         raise ConfigError(f"released_config must be a JSON object or empty, got {config!r} ({e.msg})") from None
     if not isinstance(overrides, dict):
         raise ConfigError(f"released_config must be a JSON object {{kind: {{...}}}}, got {config!r}")
-    check_device(device)
+    dev = resolve_device(device)
     runs = {}
     for item in items:
         kind, sep, path = item.partition(":")
@@ -293,11 +291,30 @@ def load_released_runs(spec, *, config="", device="cpu", log=print) -> dict:
             arch = StyleArch(dataset=kind, image_size=dec.resolution, cdim=dec.image_channels, channels=dec.channels,
                              z_dim=dec.z_dim, w_dim=dec.w_dim,
                              mapping_layers={**weights.STYLE_CONFIGS[kind], **(cfg or {})}["mapping_layers"])
-        dev = resolve_device(device)
         model = TrainedModel(enc.to(dev).eval(), dec.to(dev).eval(), arch, "soft_intro_vae", 0, path=Path(path))
-        runs[(arch.dataset if isinstance(arch, ImageArch) else kind, RELEASED_KEY, 0)] = model
+        runs[(kind, RELEASED_KEY, 0)] = model   # the kind names the dataset: cifar10, celeba-hq, ffhq
         log(f"{kind}: the authors' weights from {path} ({arch.image_size}x{arch.image_size}, z {arch.z_dim})")
     return runs
+
+
+def test_images_for(model: TrainedModel, dataset: str, *, data_root, paper_data_root, folder: str = "",
+                    n: int = 32):
+    """The first n test images of `dataset` at the model's size (folders load at it), or, for a dataset the
+    project cannot load (the released style models' CelebA-HQ / FFHQ), the images of `folder`; None if neither."""
+    if dataset in DATASETS or dataset.startswith("folder:"):
+        kw = {"size": model.arch.image_size, "channels": model.arch.cdim} if dataset.startswith("folder:") else {}
+        x = load_image_dataset(dataset, "test", root_for(dataset, data_root, paper_data_root), n, **kw).x
+    elif str(folder).strip():
+        x = load_image_dataset(f"folder:{folder}", "all", limit=n, size=model.arch.image_size,
+                               channels=model.arch.cdim).x
+    else:
+        return None
+    return resize_images(x, model.arch.image_size)
+
+
+def scorable(runs: dict) -> dict:
+    """The runs whose dataset the scorer can load (not the released style models' CelebA-HQ / FFHQ)."""
+    return {k: m for k, m in runs.items() if k[0] in DATASETS or k[0].startswith("folder:")}
 
 
 @torch.no_grad()

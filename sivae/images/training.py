@@ -37,7 +37,7 @@ from .models import ImageArch, build_image_pair
 from .style import StyleArch
 
 __all__ = ["TrainedModel", "make_batch_fn", "train_image_model", "load_trained", "run_name",
-           "GrowthSchedule", "resize_images", "train_style_model", "growth_samples", "fixed_noise",
+           "GrowthSchedule", "check_loss_settings", "resize_images", "train_style_model", "growth_samples", "fixed_noise",
            "sample_images", "reconstruct", "interpolate", "latent_walk", "square_interpolation", "history_rows"]
 
 HISTORY_KEYS = ("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake", "exp_elbo_rec")
@@ -68,6 +68,13 @@ class TrainedModel:
 def run_name(dataset: str, method: str, seed: int) -> str:
     """Checkpoint folder name of one run: <dataset>_<method>_seed<seed>."""
     return f"{dataset}_{method}_seed{seed}"
+
+
+def check_loss_settings(**values) -> None:
+    """ConfigError naming the first of these settings (learning rate, loss weights) that is not a finite
+    number >= 0; every image trainer and study checks them with this before any work."""
+    for name, v in values.items():
+        parse_number(name, v)
 
 
 def make_batch_fn(data: ImageData, batch_size: int, seed: int, conditional: bool = False,
@@ -124,9 +131,7 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
     parse_seed("seed", seed)
     world = parse_int("world", world, 1, MAX_WORLD)
     rank = parse_int("rank", rank, 0, world - 1)
-    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
-                    ("gamma_r", gamma_r)):
-        parse_number(name, v)
+    check_loss_settings(lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r)
     check_choice("autocast", autocast, AUTOCAST)
     channels_last, progress = parse_bool("channels_last", channels_last), parse_bool("progress", progress)
     check_device(device)
@@ -202,7 +207,8 @@ def resize_images(x: Tensor, size: int) -> Tensor:
 
 
 def _at_lod(x: Tensor, lod: int, alpha: float, n_lods: int) -> Tensor:
-    """Full-resolution images as the networks see them at (lod, alpha)."""
+    """Final-resolution images x as the networks take them at (lod, alpha): average-pooled to lod's
+    resolution, and while fading in, lerped from the 2x-upsampled half-resolution image."""
     f = torch.nn.functional
     x = f.avg_pool2d(x, 2 ** (n_lods - 1 - lod)) if lod < n_lods - 1 else x
     if lod > 0 and alpha < 1:
@@ -224,15 +230,13 @@ def train_style_model(data: ImageData, arch: StyleArch, method: str = "soft_intr
         the rest as train_image_model. Eq. 7's scale s is 1 / (C*H*W) of the current resolution.
     Returns:
         TrainedModel at the final resolution (lod = last, alpha = 1), eval mode; `kept` decoder weights at
-        the end of every resolution are in the checkpoint (see `growth_decoders`).
+        the end of every resolution are in the checkpoint (see `growth_samples`).
     """
     check_choice("method", method, METHODS)
     parse_number("epochs_per_lod", epochs_per_lod, positive=True, at_most=MAX_EPOCHS)
     batch_size = parse_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
     parse_seed("seed", seed)
-    for name, v in (("lr", lr), ("beta_rec", beta_rec), ("beta_kl", beta_kl), ("beta_neg", beta_neg),
-                    ("gamma_r", gamma_r), ("fade", fade)):
-        parse_number(name, v)
+    check_loss_settings(lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, fade=fade)
     check_choice("autocast", autocast, AUTOCAST)
     progress = parse_bool("progress", progress)
     check_device(device)
