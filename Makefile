@@ -62,6 +62,7 @@ README_FIGURES := theory_discrete:dstar_vs_gamma:theory_dstar_vs_gamma toy2d:fig
 	images:interpolation_mnist:images_interpolation_mnist \
 	images:square_interpolation_mnist:images_square_interpolation_mnist \
 	images:conditional_fashionmnist:images_conditional_fashionmnist ood:figure8_mnist:ood_figure8_mnist \
+	images:style_growth_mnist:images_style_growth_mnist images:style_samples_mnist:images_style_samples_mnist \
 	translation:translation_test:translation_grid_test translation:translation_train:translation_grid_train \
 	translation:kl_codes:translation_kl_codes toy2d:budget_kl:toy2d_budget_kl toy2d:budget_jsd:toy2d_budget_jsd \
 	findings:verdicts:findings_verdicts
