@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.params import parse_numbers, seeds_from
-from sivae.runinfo import log_curves, write_run_info
+from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.stability import plots as P
 from sivae.stability import study as S
 
@@ -69,6 +69,7 @@ S.check_subset("curve_margins", curve_ms, ms)
 seeds = seeds_from(seed, n_seeds)
 common = dict(n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae,
               gamma_r=gamma_r, device=device, n_samples=n_samples, grid_size=grid_size, engine=engine)
+live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
 
 # %% [markdown]

@@ -44,7 +44,7 @@ from sivae.images.training import (
     square_interpolation,
 )
 from sivae.params import parse_bool, seeds_from
-from sivae.runinfo import log_curves, write_run_info
+from sivae.runinfo import live_training, log_curves, write_run_info
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; seeds are seed .. seed+n_seeds-1
@@ -119,6 +119,7 @@ use_inception = parse_bool("use_inception", use_inception)
 interactive = parse_bool("interactive", interactive)
 names = imagestudy.parse_datasets(datasets)
 method_list = [m.strip() for m in methods.split(",") if m.strip()]
+live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
 runs = imagestudy.train_runs(names, method_list, seeds_from(seed, n_seeds), data_root=data_root,
                              paper_data_root=paper_data_root, n_train=n_train, epochs=epochs,

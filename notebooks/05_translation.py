@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.params import parse_numbers
-from sivae.runinfo import log_curves, write_run_info
+from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.train import METHOD_TITLES
 from sivae.translation import data as D
 from sivae.translation import metrics as M
@@ -77,6 +77,7 @@ params = dict(seed=seed, device=device, dataset=dataset, data_root=data_root, n_
               n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
               gamma_r=gamma_r, num_vae=num_vae, rec_loss=rec_loss, vgg_weights=vgg_weights, kl_every=kl_every,
               n_pairs=n_pairs, n_grid=n_grid)
+live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
 settings = S.TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
                            beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seed)

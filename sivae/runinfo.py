@@ -86,6 +86,73 @@ def write_markdown(lines: list[str], path: str | Path, note: str = "", meta: dic
     return text
 
 
+def _curve_values(row: dict) -> dict:
+    """The numbers of one history row a curve plots: finite ints and floats, "step" and bools left out."""
+    import math
+    return {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))
+            and not isinstance(v, bool) and math.isfinite(float(v))}
+
+
+def _live(path: Path):
+    from dvclive import Live
+    return Live(dir=str(path), save_dvc_exp=False, dvcyaml=None, report=None)
+
+
+def _log_row(live, row: dict) -> None:
+    values = _curve_values(row)
+    if values:
+        live.step = int(row["step"])
+        for k, v in values.items():
+            live.log_metric(k, v)
+
+
+# Where the trainers of this process write their curves while they train (live_training sets it)
+_LIVE: dict = {"dir": None, "root": None}
+
+
+def live_training(live_dir: str | Path | None, ckpt_root: str | Path | None = None) -> None:
+    """Make every Trainer and StackTrainer of this process write its curve through DVCLive as it trains.
+
+    Each run writes `<live_dir>/<name>/plots/metrics/<key>.tsv` at every history record, so the VS Code
+    DVC extension and `dvc plots show` see the curves grow during a long stage. `<name>` is the run's
+    checkpoint folder relative to `ckpt_root` (its last component if it is not below it). A resumed run
+    rewrites its files from its checkpointed history first, so its curve stays whole. At the end of the
+    stage `log_curves` replaces the folder with the runs' final curves under the study's names.
+    `live_training(None)` turns it off (the default).
+    """
+    _LIVE["dir"] = Path(live_dir) if live_dir is not None else None
+    _LIVE["root"] = Path(ckpt_root).resolve() if ckpt_root is not None else None
+
+
+class LiveCurve:
+    """One run's curve written through DVCLive while it trains (see live_training)."""
+
+    def __init__(self, path: Path, history: list[dict]):
+        self.path = path
+        self.live = _live(path)  # a fresh folder: DVCLive removes what a previous attempt left
+        for row in history:
+            self.log(row)
+
+    def log(self, row: dict) -> None:
+        _log_row(self.live, row)
+
+
+def live_curve(name: str | os.PathLike, history: list[dict]) -> LiveCurve | None:
+    """The live writer of run `name` (a checkpoint folder or a stack's run name), or None when off."""
+    if _LIVE["dir"] is None:
+        return None
+    p = Path(name)
+    rel = None
+    if _LIVE["root"] is not None:
+        try:
+            rel = p.resolve().relative_to(_LIVE["root"])
+        except ValueError:
+            rel = None
+    if rel is None or not rel.parts:
+        rel = Path(p.name or "run")
+    return LiveCurve(_LIVE["dir"] / rel, history)
+
+
 def log_curves(curves: dict[str, list[dict]], live_dir: str | Path) -> Path:
     """Write every run's training curve through DVCLive, one DVCLive folder per run.
 
@@ -94,14 +161,12 @@ def log_curves(curves: dict[str, list[dict]], live_dir: str | Path) -> Path:
     `<live_dir>/<run>/plots/metrics/<key>.tsv` (columns step, key): the files `dvc plots show` renders
     and the VS Code DVC extension reads.
     Written from the checkpointed histories after training, so a resumed run's curve is whole and
-    identical to an uninterrupted one. The folder is replaced as a whole (a run that is no longer in
-    `curves` does not linger), built beside it first so a failure leaves the old one in place.
+    identical to an uninterrupted one (during training, `live_training` shows the curves as they grow).
+    The folder is replaced as a whole (a run that is no longer in `curves` does not linger), built
+    beside it first so a failure leaves the old one in place.
     Non-numeric or non-finite entries are left out of the curve.
     """
-    import math
     import shutil
-
-    from dvclive import Live
 
     from .errors import ConfigError
     live_dir = Path(live_dir)
@@ -114,15 +179,9 @@ def log_curves(curves: dict[str, list[dict]], live_dir: str | Path) -> Path:
             parts = Path(run).parts
             if not parts or any(p in ("..", ".") for p in parts) or Path(run).is_absolute():
                 raise ConfigError(f"run name {run!r} is not a relative folder name")
-            with Live(dir=str(tmp / run), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            with _live(tmp / run) as live:
                 for row in history:
-                    values = {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))
-                              and not isinstance(v, bool) and math.isfinite(float(v))}
-                    if not values:
-                        continue
-                    live.step = int(row["step"])
-                    for k, v in values.items():
-                        live.log_metric(k, v)
+                    _log_row(live, row)
             # DVCLive's per-run summary would sit among the declared plot files, which `dvc plots`
             # then fails to parse; the stage's metrics.json is the summary
             (tmp / run / "metrics.json").unlink(missing_ok=True)

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from . import losses as L
 from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, DivergenceError
+from .runinfo import live_curve
 from .runtime import resolve_device
 from .train import ConfigurationChanged, TrainConfig, _Stopped, fit_in_folder
 
@@ -377,6 +378,10 @@ class StackTrainer:
         bar = tqdm(total=c.n_iter, initial=self.step, disable=not self.progress, mininterval=5.0,
                    desc=f"stack of {self.R} {c.method}", leave=False)
         self._clean = True
+        live = {}
+        if self.step < c.n_iter:  # every run's curve as it grows (sivae.runinfo.live_training)
+            live = {n: w for n in self.names if n not in self.diverged
+                    and (w := live_curve(n, self.history[n])) is not None}
         try:
             while self.step < c.n_iter:
                 keys, out = self.train_step()
@@ -386,6 +391,9 @@ class StackTrainer:
                 logged = self.step % c.log_every == 0 or self.step == c.n_iter
                 if logged:
                     self._record(keys, out)
+                    for n, w in live.items():
+                        if n not in self.diverged:
+                            w.log(self.history[n][-1])
                 if self.step % c.checkpoint_every == 0:
                     self.save()
                 bar.update(1)

@@ -59,6 +59,7 @@ from . import losses as L
 from .checkpoints import FolderLock, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
 from .params import SEED_MAX, parse_bool, parse_numbers
+from .runinfo import live_curve
 from .runtime import resolve_device
 
 __all__ = ["TrainConfig", "Trainer", "METHODS", "METHOD_TITLES", "resolve_device", "check_device",
@@ -469,6 +470,10 @@ class Trainer:
         c = self.cfg
         bar = tqdm(total=c.n_iter, initial=self.step, disable=not c.progress, mininterval=5.0,
                    desc=f"{c.method} seed {c.seed}", leave=False)
+        live = None
+        if self.rank == 0 and self.step < c.n_iter:  # the curve as it grows (sivae.runinfo.live_training)
+            live = live_curve(self.ckpt_path.parent if self.ckpt_path is not None else f"{c.method}_seed{c.seed}",
+                              self.history)
         try:
             while self.step < c.n_iter:
                 out = self.train_step()
@@ -478,6 +483,8 @@ class Trainer:
                 logged = self.step % c.log_every == 0 or self.step == c.n_iter
                 if logged:
                     self.history.append({"step": self.step, **out})
+                    if live is not None:
+                        live.log(self.history[-1])
                     bar.set_postfix({k: f"{v:.3g}" for k, v in out.items() if k in ("rec", "kl_real", "kl_fake")})
                 if self.step % c.checkpoint_every == 0:
                     self.save()

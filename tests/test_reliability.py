@@ -271,6 +271,9 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
     assert 0 < partial["step"] < TOY["n_iter"], "the kill did not land mid-training"
     if engine == "single":
         assert (ck / "8gaussians/soft_intro_vae/seed0/last.pt").exists()  # persisted across the failed run
+        # the curves grew while dvc repro trained (sivae.runinfo.live_training): the finished run's is whole
+        grown = live / "8gaussians/soft_intro_vae/seed0/plots/metrics/rec.tsv"
+        assert grown.read_bytes() == curves[grown.relative_to(live)], "no live curve written during dvc repro"
     else:
         assert partial["kind"] == "stack-v1" and [r["name"] for r in partial["runs"]] == [
             str(ck / d / "soft_intro_vae/seed0").removeprefix(str(repo_copy) + "/") for d in ("8gaussians", "rings")]
