@@ -17,6 +17,15 @@ SECTION_EDGES = {"stability": {"toy2d"}, "ood": {"images"},
                  "findings": {"toy2d", "ood", "images"}}  # findings: the paper's numbers
 LOWER = {"data", "models", "metrics"}   # import only the top level (and their own section's lower files)
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+# Stages that run a sivae module instead of a notebook: {stage: (module file, its params.yaml defaults as
+# {section: {key: value}})}; every other stage is `python -m sivae.stage <stage>` with notebooks/NN_<stage>.py.
+def _sweep_grid_defaults():
+    from sivae.toy2d.sweep import BASE_PARAMS, GRID_PARAMS
+    return {"base": BASE_PARAMS, "sweep_grid": GRID_PARAMS}
+
+
+MODULE_STAGES = {"sweep_grid": (PKG / "toy2d" / "sweep.py", _sweep_grid_defaults)}
+NOTEBOOK_STAGES = [s for s in DVC["stages"] if s not in MODULE_STAGES]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -74,9 +83,14 @@ def _covered(path: Path, deps: list[str]) -> bool:
 @pytest.mark.parametrize("stage", list(DVC["stages"]))
 def test_stage_deps_cover_every_file_its_notebook_imports(stage):
     spec = DVC["stages"][stage]
-    nb = stage_notebook(stage)
-    assert spec["cmd"] == f"python -m sivae.stage {stage}"
-    needed = transitive_files(nb) | transitive_files(PKG / "stage.py") | {PKG / "stage.py", nb}
+    if stage in MODULE_STAGES:   # its module and everything it imports
+        module = MODULE_STAGES[stage][0]
+        assert spec["cmd"].startswith(f"python -m {module_name(module)} "), spec["cmd"]
+        needed = transitive_files(module) | {module}
+    else:
+        nb = stage_notebook(stage)
+        assert spec["cmd"] == f"python -m sivae.stage {stage}"
+        needed = transitive_files(nb) | transitive_files(PKG / "stage.py") | {PKG / "stage.py", nb}
     missing = sorted(str(p.relative_to(ROOT)) for p in needed if not _covered(p, spec["deps"]))
     assert not missing, f"dvc.yaml stage {stage} lacks deps: {missing}"
 
@@ -87,7 +101,18 @@ def test_the_import_graph_sees_function_level_and_relative_imports():
     assert "sivae.images.training" in deps and "sivae.plots" in deps
 
 
-@pytest.mark.parametrize("stage", list(DVC["stages"]))
+@pytest.mark.parametrize("stage", list(MODULE_STAGES))
+def test_module_stage_params_are_whole_sections_and_its_defaults_are_the_default_profile(stage):
+    assert DVC["stages"][stage]["params"] == ["base", stage]
+    defaults = MODULE_STAGES[stage][1]()
+    default = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
+    assert set(defaults["base"]) <= set(PARAMS["base"])
+    assert set(PARAMS[stage]) == set(defaults[stage]), sorted(set(PARAMS[stage]) ^ set(defaults[stage]))
+    assert default[stage] == defaults[stage], "the module's defaults != profiles/default.yaml"
+    assert {k: default["base"][k] for k in defaults["base"]} == defaults["base"]
+
+
+@pytest.mark.parametrize("stage", NOTEBOOK_STAGES)
 def test_stage_params_are_whole_sections_and_match_the_notebook(stage):
     spec = DVC["stages"][stage]
     assert spec["params"] == ["base", stage]
@@ -96,7 +121,7 @@ def test_stage_params_are_whole_sections_and_match_the_notebook(stage):
     assert keys == nb_params, f"params.yaml keys != notebook parameters: {sorted(keys ^ nb_params)}"
 
 
-@pytest.mark.parametrize("stage", list(DVC["stages"]))
+@pytest.mark.parametrize("stage", NOTEBOOK_STAGES)
 def test_notebook_defaults_equal_the_default_profile(stage):
     default = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
     nb = notebook_parameters(stage_notebook(stage))

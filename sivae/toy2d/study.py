@@ -25,7 +25,7 @@ from .models import MLPConfig, build_mlp_pair
 
 __all__ = ["TABLE5", "PAPER_TABLE2", "resolve_hparams", "toy_config", "train_toy", "evaluate_toy", "check_toy2d",
            "run_toy2d", "MAX_GRID_SIZE", "MAX_SAMPLES",
-           "summarize", "write_table2", "budget_steps", "sample_metrics", "budget_curve",
+           "summarize", "flat_summary", "write_table2", "budget_steps", "sample_metrics", "budget_curve",
            "write_budget", "RunSpec", "train_and_evaluate", "specs_from_check", "run_specs", "ENGINES", "STACK_MAX_RUNS",
            "training_curves"]
 
@@ -367,6 +367,15 @@ def summarize(runs: list[ToyRun]) -> dict:
     return out
 
 
+def flat_summary(summary: dict) -> dict:
+    """summarize's {dataset: {model: {metric: {"mean", "std", "n"}}}} as metrics.json holds it:
+    {dataset: {model: {metric: mean, "<metric>_std": std}}}, 6 significant digits (gnELBO is ~1e-7)."""
+    sig = lambda x: float(f"{x:.6g}")
+    return {d: {mo: {k: sig(v["mean"]) for k, v in mets.items()} | {
+        f"{k}_std": sig(v["std"]) for k, v in mets.items()} for mo, mets in per.items()}
+        for d, per in summary.items()}
+
+
 def _fmt(mean: float, std: float) -> str:
     if mean != 0 and (abs(mean) < 1e-2 or abs(mean) >= 1e4):
         return f"{mean:.3e} ± {std:.1e}"
@@ -375,11 +384,7 @@ def _fmt(mean: float, std: float) -> str:
 
 def write_table2(summary: dict, metrics_path, table_path, meta: dict | None = None) -> str:
     """Write the DVC metrics JSON and a markdown Table 2 (ours beside the paper's). Returns the markdown."""
-    sig = lambda x: float(f"{x:.6g}")  # 6 significant digits: gnELBO is ~1e-7
-    flat = {d: {mo: {k: sig(v["mean"]) for k, v in mets.items()} | {
-        f"{k}_std": sig(v["std"]) for k, v in mets.items()} for mo, mets in per.items()}
-        for d, per in summary.items()}
-    write_json(flat, metrics_path)
+    write_json(flat_summary(summary), metrics_path)
     present = [m for m in METHOD_TITLES if any(m in per for per in summary.values())]
     lines = ["| dataset | metric | " + " | ".join(f"{METHOD_TITLES[m]} (ours)" for m in present)
              + " | paper VAE / IntroVAE / S-IntroVAE |", "|---|---|" + "---|" * (len(present) + 1)]

@@ -10,6 +10,14 @@ whose comma lists DVC (with Hydra's sweep syntax) expands into one experiment pe
     dvc queue status                  # progress
     python -m sivae.sweep collect     # dvc exp show --json -> best per dataset/model vs Table 5
 
+Or a whole grid as ONE experiment (the `sweep_grid` stage): `train_grid` trains every point of a
+(dataset, model) grid through the stack engine (sivae.stack, one stack per method of at most
+STACK_MAX_RUNS runs), evaluates each run as the toy2d study does, and returns rows in the format of
+`collect_experiments`, so `best_configurations` and `compare_with_table5` apply unchanged:
+
+    python -m sivae.toy2d.sweep grid --dataset spiral --model soft_intro_vae --out outputs/sweep/spiral
+    dvc exp run sweep_grid -S sweep_grid.dataset=spiral -S sweep_grid.beta_rec=sweep ...   # as a DVC experiment
+
 `queue_command` builds the command line, `collect_experiments` parses `dvc exp show --json`,
 `best_configurations` picks the lowest metric per (dataset, model) and `compare_with_table5`
 writes the markdown comparison.
@@ -22,20 +30,27 @@ Table 5 plus a neighbour or two (1,260 / 210 = 6 margins). Any range can be over
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, check_choice
-from ..params import parse_list, parse_numbers
+import yaml
+
+from ..errors import ConfigError, SivaeError, check_choice
+from ..params import parse_list, parse_numbers, seeds_from
+from ..runinfo import write_json, write_markdown
 from ..train import METHOD_TITLES, METHODS
 from .data import TOY_DATASETS
-from .study import TABLE5, TABLE5_SENTINEL, resolve_hparams
+from .study import TABLE5, TABLE5_SENTINEL, RunSpec, check_toy2d, flat_summary, resolve_hparams, run_specs, summarize
 
 __all__ = ["BETA_GRID", "BETA_NEG_GRID", "M_GRID", "SWEEP_RANGES", "queue_command",
-           "collect_experiments", "best_configurations", "compare_with_table5", "HPARAMS"]
+           "collect_experiments", "best_configurations", "compare_with_table5", "HPARAMS",
+           "grid_points", "train_grid", "write_grid", "grid_settings", "run_grid", "GRID_PARAMS", "BASE_PARAMS",
+           "SWEEP_SENTINEL", "GRID_METRICS"]
 
 HPARAMS = ("beta_rec", "beta_kl", "beta_neg", "m")
 BETA_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.8, 1.0)   # beta_rec and beta_kl (section 9.2.1)
@@ -159,6 +174,154 @@ def read_exp_show(cwd: str | Path = ".") -> list:
     return json.loads(res.stdout)
 
 
+# ------------------------------------------------ a whole grid as one experiment
+
+SWEEP_SENTINEL = "sweep"   # a range given as "sweep": SWEEP_RANGES's values for the model
+GRID_METRICS = ("kl", "jsd", "gnelbo", "jsd_textbook")
+# The `sweep_grid` section of params.yaml (profiles/*.yaml hold the same values) and its defaults: a 2x2 check
+# that trains in seconds, so the default `dvc repro` pays next to nothing for the stage. A full Table 5 grid is
+# an experiment: `-S sweep_grid.beta_rec=sweep ...` (docs/toy2d.md). Ranges: a list, a comma string or "sweep".
+GRID_PARAMS = {
+    "dataset": "8gaussians", "model": "soft_intro_vae",
+    "beta_rec": [0.1, 0.2], "beta_kl": [0.1, 0.2], "beta_neg": [0.9], "m": SWEEP_SENTINEL,
+    "n_seeds": 1, "n_iter": 100, "batch_size": 64, "lr": 0.0002, "lr_milestones": "0.6,0.8", "num_vae": 20,
+    "gamma_r": 1.0e-08, "n_samples": 2000, "grid_size": 128, "engine": "stack", "metric": "kl",
+    "ckpt_dir": "outputs/sweep_grid/checkpoints", "metrics_path": "outputs/sweep_grid/metrics.json",
+    "points_path": "outputs/sweep_grid/points.json", "table_path": "outputs/sweep_grid/table5.md",
+}
+BASE_PARAMS = {"seed": 0, "device": "auto"}   # the `base` section keys the grid reads
+OUT_FILES = {"ckpt_dir": "checkpoints", "metrics_path": "metrics.json", "points_path": "points.json",
+             "table_path": "table5.md"}       # what --out DIR puts where
+
+
+def grid_points(model: str, ranges: dict | None = None) -> list[dict]:
+    """Every point of the model's grid: SWEEP_RANGES[model], each range replaced by the one in `ranges`.
+
+    Args:
+        ranges: {hparam: values}, values a comma string, a number or a sequence (each finite and >= 0;
+            repeats dropped), or "sweep" (SWEEP_RANGES's). A hyper-parameter the model does not use
+            (beta_neg and m for the VAE, m for Soft-IntroVAE) is checked but leaves its grid alone.
+    Returns:
+        [{hparam: value}] in itertools.product order (the last hyper-parameter varies fastest).
+    """
+    check_choice("model", model, METHODS)
+    grid = dict(SWEEP_RANGES[model])
+    for name, values in (ranges or {}).items():
+        check_choice("hyper-parameter", name, HPARAMS)
+        if isinstance(values, str) and values.strip() == SWEEP_SENTINEL:
+            continue
+        parsed = tuple(dict.fromkeys(parse_numbers(name, values, nonnegative=True)))
+        if name in grid:
+            grid[name] = parsed
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+
+def _point_label(hp: dict, sep: str = " ") -> str:
+    return sep.join(f"{k}={hp[k]:.12g}" for k in HPARAMS if k in hp)
+
+
+def _grid_specs(dataset, model, ranges, seeds, ckpt_dir, **settings):
+    """(check_toy2d result, RunSpecs of every (dataset, model, point, seed)); every input checked, nothing written."""
+    datasets = parse_list("dataset", dataset, list(TOY_DATASETS))
+    models = parse_list("model", model, METHODS)
+    points = {mo: grid_points(mo, ranges) for mo in models}   # checks every range, also those a model ignores
+    ok = check_toy2d(datasets, models, seeds, ckpt_dir=ckpt_dir, budget=False, **settings)
+    specs = []
+    for d in datasets:
+        for mo in models:
+            for pt in points[mo]:
+                hp = resolve_hparams(d, mo, **pt)
+                specs += [RunSpec(d, mo, seed, hp, Path(ckpt_dir) / d / mo / _point_label(hp, "_") / f"seed{seed}")
+                          for seed in ok["seeds"]]
+    return ok, specs
+
+
+def train_grid(dataset="8gaussians", model="soft_intro_vae", ranges: dict | None = None, seeds=(0,), *,
+               n_iter: int, batch_size: int, lr: float = 2e-4, lr_milestones="0.6,0.8", num_vae: int = 0,
+               gamma_r: float = 1e-8, n_samples: int = 5000, grid_size: int = 1024, device="auto",
+               ckpt_dir="outputs/sweep_grid/checkpoints", engine: str = "stack", progress: bool = False) -> list[dict]:
+    """Train and evaluate a whole grid in one process: one row per (dataset, model, grid point).
+
+    The grid of each model is `grid_points(model, ranges)`, every point trained for each seed with the
+    toy2d study's code (`run_specs`: engine "stack" trains each method's runs as stacks of at most
+    STACK_MAX_RUNS, engine "single" one Trainer per run; same trajectories up to float rounding) and
+    evaluated by `evaluate_toy` (the paper's KL, JSD, gnELBO and the textbook JSD).
+    All inputs are checked (one ConfigError naming the first bad one) before anything trains.
+
+    Returns:
+        rows as `collect_experiments` gives them: {"name": the point ("beta_rec=0.1 beta_kl=0.2 ..."),
+        "rev": None, "dataset", "model", "hparams": the loss weights trained with, "metrics": mean over seeds
+        and "<metric>_std", as the toy2d stage's metrics.json holds them}.
+        Checkpoints: <ckpt_dir>/stacks/<method>-<runs>/ (stack) or <ckpt_dir>/<dataset>/<model>/<point>/seed<k>/.
+    """
+    ok, specs = _grid_specs(dataset, model, ranges, seeds, ckpt_dir, n_iter=n_iter, batch_size=batch_size, lr=lr,
+                            lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, n_samples=n_samples,
+                            grid_size=grid_size, device=device, engine=engine, progress=progress)
+    runs = run_specs(specs, ok, stack_dir=Path(ckpt_dir) / "stacks")
+    by_point: dict = {}
+    for run in runs:
+        by_point.setdefault((run.dataset, run.model, _point_label(run.hparams)), []).append(run)
+    return [{"name": label, "rev": None, "dataset": d, "model": mo, "hparams": dict(rs[0].hparams),
+             "metrics": flat_summary(summarize(rs))[d][mo]} for (d, mo, label), rs in by_point.items()]
+
+
+def write_grid(rows: list[dict], metric: str, metrics_path, points_path, table_path, meta: dict | None = None) -> dict:
+    """Write a grid's results; returns best_configurations(rows, metric).
+
+    metrics_path: the DVC metrics file {dataset: {model: {the best point's metrics, "best_<hparam>": its
+        weights, "n_points"}}}: nested dicts of numbers, which `dvc metrics show` / `dvc exp show` flatten.
+    points_path: every row, [{"dataset", "model", <hparams>, <metrics>}] (a DVC plot: kl against beta_rec).
+    table_path: compare_with_table5's markdown (our best point beside Table 5's), then the settings in `meta`.
+    """
+    check_choice("metric", metric, GRID_METRICS)
+    best = best_configurations(rows, metric)
+    flat: dict = {}
+    for (d, mo), r in sorted(best.items()):
+        flat.setdefault(d, {})[mo] = {**r["metrics"], **{f"best_{k}": v for k, v in r["hparams"].items()},
+                                      "n_points": r["n_runs"]}
+    write_json(flat, metrics_path)
+    write_json([{"dataset": r["dataset"], "model": r["model"], **r["hparams"], **r["metrics"]} for r in rows],
+               points_path)
+    write_markdown(compare_with_table5(best, metric).rstrip("\n").split("\n"), table_path, meta=meta)
+    return best
+
+
+def grid_settings(section: str | None = None, params_file="params.yaml", overrides: dict | None = None) -> dict:
+    """The grid's settings: GRID_PARAMS and BASE_PARAMS, then (if `section`) that section and `base` of
+    params_file, then `overrides`. An unknown key (in the section or the overrides) is a ConfigError."""
+    out = {**BASE_PARAMS, **GRID_PARAMS}
+    layers = []
+    if section is not None:
+        path = Path(params_file)
+        if not path.is_file():
+            raise ConfigError(f"parameters file {path} does not exist")
+        tree = yaml.safe_load(path.read_text()) or {}
+        if section not in tree:
+            raise ConfigError(f"{path} has no section {section!r}")
+        layers += [(f"{path} section base", {k: v for k, v in (tree.get("base") or {}).items() if k in BASE_PARAMS}),
+                   (f"{path} section {section}", tree[section] or {})]
+    layers.append(("the overrides", overrides or {}))
+    for where, layer in layers:
+        unknown = sorted(set(layer) - set(out))
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys {unknown}; the grid's parameters: {', '.join(out)}")
+        out.update(layer)
+    return out
+
+
+def run_grid(settings: dict, progress: bool = False) -> tuple[list[dict], dict]:
+    """train_grid with grid_settings' values, then write_grid; returns (rows, best)."""
+    s = settings
+    check_choice("metric", s["metric"], GRID_METRICS)   # before training, not after
+    rows = train_grid(s["dataset"], s["model"], {k: s[k] for k in HPARAMS}, seeds_from(s["seed"], s["n_seeds"]),
+                      n_iter=s["n_iter"], batch_size=s["batch_size"], lr=s["lr"], lr_milestones=s["lr_milestones"],
+                      num_vae=s["num_vae"], gamma_r=s["gamma_r"], n_samples=s["n_samples"], grid_size=s["grid_size"],
+                      device=s["device"], ckpt_dir=s["ckpt_dir"], engine=s["engine"], progress=progress)
+    meta = {k: s[k] for k in ("n_iter", "batch_size", "n_seeds", "num_vae", "lr_milestones", "grid_size", "engine")}
+    best = write_grid(rows, s["metric"], s["metrics_path"], s["points_path"], s["table_path"], meta=meta)
+    return rows, best
+
+
 # ------------------------------------------------------------------------- CLI
 
 def main(argv=None) -> int:
@@ -177,8 +340,22 @@ def main(argv=None) -> int:
     c.add_argument("--json", type=Path, help="a saved `dvc exp show --json` (default: run it here)")
     c.add_argument("--metric", default="kl", choices=("kl", "jsd", "gnelbo", "jsd_textbook"))
     c.add_argument("--out", type=Path, help="also write the markdown table here")
+    g = sub.add_parser("grid", help="train a whole grid as one job (a few stacks): metrics JSON + Table 5 comparison")
+    g.add_argument("--section", help="read the settings from this section (and base) of --params, as the "
+                                     "sweep_grid stage does: --section sweep_grid")
+    g.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file (default: params.yaml)")
+    g.add_argument("--dataset", help="a dataset, a comma list or 'all' (default 8gaussians)")
+    g.add_argument("--model", help="a model, a comma list or 'all' (default soft_intro_vae)")
+    for k in HPARAMS:
+        g.add_argument(f"--{k.replace('_', '-')}", dest=k, help=f"the {k} range: a comma list, or 'sweep' (SWEEP_RANGES)")
+    g.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"any other setting, value read as YAML: {', '.join(list(BASE_PARAMS) + list(GRID_PARAMS))}")
+    g.add_argument("--out", type=Path, help="write metrics.json, points.json, table5.md and checkpoints/ in this folder")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "grid":
+            return _grid_main(args)
         if args.cmd == "queue":
             datasets = parse_list("dataset", args.dataset, list(TOY_DATASETS))
             models = parse_list("model", args.model, METHODS)
@@ -202,10 +379,29 @@ def main(argv=None) -> int:
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(table)
-    except (ConfigError, RuntimeError, subprocess.CalledProcessError) as e:
+    except (SivaeError, RuntimeError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _grid_main(args) -> int:
+    overrides = {}
+    for kv in args.set:
+        if "=" not in kv:
+            raise ConfigError(f"-S takes KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        overrides[k.strip()] = yaml.safe_load(v)
+    overrides |= {k: getattr(args, k) for k in ("dataset", "model", *HPARAMS) if getattr(args, k) is not None}
+    if args.out is not None:
+        overrides |= {k: str(args.out / name) for k, name in OUT_FILES.items()}
+    settings = grid_settings(args.section, args.params, overrides)
+    if args.section:   # as under sivae.stage: a checkpoint of another configuration is retrained, not an error
+        os.environ.setdefault("SIVAE_STAGE", args.section)
+    _, best = run_grid(settings, progress=not args.no_progress)
+    print(Path(settings["table_path"]).read_text())
+    print(f"-> {settings['metrics_path']}, {settings['points_path']}, {settings['table_path']}", file=sys.stderr)
+    return 0 if best else 1
 
 
 if __name__ == "__main__":
