@@ -97,3 +97,15 @@ def test_printed_fids_are_judged_only_with_inception_features():
     assert led[key].verdict == "fails" and led[key].band == "out of band"
     assert {"6.3-fid-celeba-hq-released_soft_intro_vae", "6.3-fid-ffhq-released_soft_intro_vae"} <= set(
         f.id for f in F.build_ledger({}))
+
+
+@pytest.mark.parametrize("reaches, verdict", [(False, "holds"), (True, "fails")])
+def test_the_theory_contrast_row_is_judged_as_the_papers_critique_of_introvae(reaches, verdict):
+    """The theory notebook's contrast row asks whether IntroVAE's full game (Eq. 2) ends at p_data; the paper says
+    its analysis covers only Eq. 3, so the paper's statement holds when it does not. The claims keep their ids."""
+    claims = {"d* = p_data at gamma = 0": True, "(contrast) IntroVAE, Eq. 2 with m=1: p_d -> p_data": reaches,
+              "H(d*) non-increasing in gamma": False}
+    led = {f.id: f for f in F.build_ledger({"theory_discrete": {"metrics": {"claim_verdicts": claims}}})}
+    assert led["4.1-introvae-eq2-not-covered-by-its-analysis"].verdict == verdict
+    assert led["4.1-theory-claim-01"].verdict == "holds" and led["4.1-theory-claim-03"].verdict == "fails"
+    assert "4.1-theory-claim-02" not in led
