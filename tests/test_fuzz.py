@@ -679,3 +679,12 @@ def test_profiles_command_line_reports_bad_files(tmp_path, monkeypatch, capsys):
     assert main(["bad"]) == 2 and "bad.yaml is not valid YAML" in capsys.readouterr().err
     assert main(["missing"]) == 2 and "unknown profile 'missing'" in capsys.readouterr().err
     assert not (tmp_path / "params.yaml").exists()
+
+
+def test_run_grid_refuses_the_loss_weights_it_does_not_vary(tmp_path):
+    """A case the fuzz test above draws only now and then: m given to a beta_neg grid (Table 5 sets it)."""
+    from sivae.stability.study import run_grid
+    for name, extra in (("beta_neg", {"m": 1.0}), ("m", {"beta_kl": 0.5})):
+        with pytest.raises(ConfigError, match=f"^{list(extra)[0]}: run_grid varies {name}"):
+            run_grid("8gaussians", "introvae", name, [1.0], [0], ckpt_dir=tmp_path, n_iter=1, batch_size=8, **extra)
+        assert files_in(tmp_path) == []

@@ -78,6 +78,10 @@ def run_grid(dataset: str, model: str, name: str, values, seeds, *, ckpt_dir, **
     Every value and argument is checked (check_toy2d) before the first run trains.
     """
     check_choice("name", name, GRID_NAMES)
+    others = sorted(set(kw) & (set(GRID_NAMES) - {name}))
+    if others:
+        raise ConfigError(f"{', '.join(others)}: run_grid varies {name} and takes Table 5's value for the other "
+                          "loss weights; do not pass them")
     _check_run_args(kw, (name,), ckpt_dir)
     if not isinstance(values, (str, int, float)):
         try:
