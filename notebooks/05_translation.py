@@ -27,7 +27,7 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from sivae.params import parse_numbers
+from sivae.params import parse_numbers, seeds_from
 from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.train import METHOD_TITLES
 from sivae.translation import data as D
@@ -37,7 +37,8 @@ from sivae.translation import plots as P
 from sivae.translation import study as S
 
 # %% tags=["parameters"]
-seed = 0                     # seeds the identities, the initialisation and the data order
+seed = 0                     # base seed; seed k draws the identities, the initialisation and the data order
+n_seeds = 2                  # seeds seed, ..., seed+n_seeds-1 (means and spreads over them; figures: the first)
 device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 dataset = "procedural"       # "procedural" (toy cars, known factors), "cars3d" or "kth"
 data_root = "none"           # folder of the Cars3D .mat files / KTH frames ("none": procedural needs none)
@@ -63,7 +64,7 @@ vgg_weights = "auto"         # VGG16 weight file, or "auto" (torch hub cache); n
 kl_every = 25                # iterations between records of the KL of each code
 n_pairs = 500                # (class source, content source) pairs scored per split
 n_grid = 6                   # class sources (rows) and content sources (columns) in the grids
-ckpt_dir = "outputs/translation/checkpoints"        # <ckpt_dir>/<model>_<loss>/last.pt (+ code_kl.json)
+ckpt_dir = "outputs/translation/checkpoints"        # <ckpt_dir>/seed<k>/<model>_<loss>/last.pt (+ code_kl.json)
 fig_dir = "outputs/translation/figures"             # figures
 metrics_path = "outputs/translation/metrics.json"   # DVC metrics file
 table_path = "outputs/translation/table4.md"        # our scores beside Table 4's rows (markdown)
@@ -71,7 +72,7 @@ run_info_path = "outputs/translation/run_info.json"  # seed, parameters, version
 live_dir = "outputs/translation/live"                # training curves and code KLs through DVCLive (DVC plots)
 
 # %%
-params = dict(seed=seed, device=device, dataset=dataset, data_root=data_root, n_classes=n_classes,
+params = dict(seed=seed, n_seeds=n_seeds, device=device, dataset=dataset, data_root=data_root, n_classes=n_classes,
               n_test_classes=n_test_classes, methods=methods, enc_channels=enc_channels, dec_channels=dec_channels,
               dec_hidden=dec_hidden, fc_hidden=fc_hidden, class_dim=class_dim, content_dim=content_dim,
               n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
@@ -79,16 +80,19 @@ params = dict(seed=seed, device=device, dataset=dataset, data_root=data_root, n_
               n_pairs=n_pairs, n_grid=n_grid)
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
-settings = S.TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
-                           beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seed)
+seeds = seeds_from(seed, n_seeds)
+settings = {s: S.TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
+                               beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=s)
+            for s in seeds}
 S.check_choices(methods, rec_loss)
 channels = {k: parse_numbers(k, v, integer=True, positive=True) for k, v in (("enc_channels", enc_channels),
                                                                            ("dec_channels", dec_channels))}
 arch = A.ArchConfig(in_channels=D.channels_of(dataset), **channels, dec_hidden=dec_hidden,
                     fc_hidden=fc_hidden, class_dim=class_dim, content_dim=content_dim)
-data = D.get_translation_data(dataset, n_classes=n_classes, n_test_classes=n_test_classes, seed=seed,
-                              data_root=data_root)
-print(data.summary(), f"({time.time() - t0:.0f} s)")
+datas = {s: D.get_translation_data(dataset, n_classes=n_classes, n_test_classes=n_test_classes, seed=s,
+                                   data_root=data_root) for s in seeds}
+data = datas[seed]   # the figures show the first seed
+print(data.summary(), f"x {n_seeds} seed(s) ({time.time() - t0:.0f} s)")
 
 # %% [markdown]
 # ## Training: the same network as a VAE and as Soft-IntroVAE
@@ -96,10 +100,14 @@ print(data.summary(), f"({time.time() - t0:.0f} s)")
 # line says which was used).
 
 # %%
-runs, loss_note = S.train_translation(data, methods, arch, settings, ckpt_dir=ckpt_dir, rec_loss=rec_loss,
-                                      vgg_weights=vgg_weights, device=device)
+seed_runs = {}
+for s in seeds:
+    seed_runs[s], loss_note = S.train_translation(datas[s], methods, arch, settings[s], ckpt_dir=S.seed_dir(ckpt_dir, s),
+                                                  rec_loss=rec_loss, vgg_weights=vgg_weights, device=device)
+runs = seed_runs[seed]
 print(loss_note)
-print(f"trained {', '.join(runs)} for {next(iter(runs.values())).n_iter} iterations each in {time.time() - t0:.0f} s")
+print(f"trained {', '.join(runs)} x {n_seeds} seed(s) for {next(iter(runs.values())).n_iter} iterations each "
+      f"in {time.time() - t0:.0f} s")
 
 # %% [markdown]
 # ## The KL of both codes during training (section 6.4: the VAE's KL vanishes)
@@ -108,7 +116,7 @@ print(f"trained {', '.join(runs)} for {next(iter(runs.values())).n_iter} iterati
 
 # %%
 fig = P.plot_code_kl(runs, METHOD_TITLES, f"{fig_dir}/kl_codes.png")
-log_curves(S.training_curves(runs), live_dir)
+log_curves({k: v for s in seeds for k, v in S.training_curves(seed_runs[s], f"seed{s}/").items()}, live_dir)
 plt.show()
 
 # %% [markdown]
@@ -134,14 +142,20 @@ plt.show()
 # %%
 lpips_fn, lpips_note = M.load_lpips(device)
 print(lpips_note)
-for run in runs.values():
-    S.evaluate_run(run, data, n_pairs=n_pairs, seed=seed, device=device, lpips_fn=lpips_fn)
-refs = {s: M.reference_scores(data, s, n_pairs, seed, lpips_fn) for s in ("test", "train")} if data.has_truth else {}
-table = S.write_table4(table_path, runs, refs, data, lpips_note, loss_note)
+per_seed = []
+for s in seeds:
+    for run in seed_runs[s].values():
+        S.evaluate_run(run, datas[s], n_pairs=n_pairs, seed=s, device=device, lpips_fn=lpips_fn)
+    refs = {sp: M.reference_scores(datas[s], sp, n_pairs, s, lpips_fn) for sp in ("test", "train")} \
+        if data.has_truth else {}
+    per_seed.append((S.seed_metrics(seed_runs[s], refs), refs))
+table = S.write_table4(table_path, S.average_seeds([{m: r.metrics for m, r in seed_runs[s].items()} for s in seeds]),
+                       S.average_seeds([refs for _, refs in per_seed]), data, lpips_note, loss_note, n_seeds=n_seeds)
 n_iter = next(iter(runs.values())).n_iter
-out = S.write_metrics(metrics_path, runs, refs, meta={"n_iter": n_iter, "n_train_images": len(data.train),
-                                                      "vgg_loss": int(runs[next(iter(runs))].rec_loss == "vgg"),
-                                                      "lpips_measured": int(lpips_fn is not None)})
+out = S.write_metrics(metrics_path, [m for m, _ in per_seed],
+                      meta={"n_iter": n_iter, "n_train_images": len(data.train), "seeds": n_seeds,
+                            "vgg_loss": int(runs[next(iter(runs))].rec_loss == "vgg"),
+                            "lpips_measured": int(lpips_fn is not None)})
 display(Markdown(table))
 write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
                rec_loss=loss_note, lpips=lpips_note)

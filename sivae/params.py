@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from pathlib import Path
 
 from .errors import ConfigError, check_choice, check_nonnegative
 
 __all__ = ["split_items", "parse_list", "parse_bool", "parse_numbers", "parse_number", "parse_int", "parse_seed",
-           "seeds_from", "SEED_MAX", "MAX_SEEDS"]
+           "seeds_from", "read_section", "SEED_MAX", "MAX_SEEDS"]
 
 SEED_MAX = 2**32 - 1     # seeds are integers in [0, SEED_MAX] (numpy's range; torch takes them all)
 MAX_SEEDS = 10_000       # most seeds of one run
@@ -161,3 +163,25 @@ def parse_seeds(name: str, seeds) -> list[int]:
         except TypeError:
             raise ConfigError(f"{name} must be a list of integers, got {seeds!r}") from None
     return [parse_seed(name, s) for s in split_items(name, seeds)]
+
+
+def read_section(params_file: str | os.PathLike, section: str) -> tuple[dict, dict]:
+    """(`base` section, `section`) of a params.yaml as dicts; one ConfigError naming the file when it is
+    missing, not YAML, not a mapping, or lacks the section. Loading never executes code (yaml.safe_load)."""
+    import yaml
+    path = Path(params_file)
+    if not path.is_file():
+        raise ConfigError(f"parameters file {path} does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"parameters file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"parameters file {path} must hold sections (a mapping), got {type(tree).__name__}")
+    if section not in tree:
+        raise ConfigError(f"{path} has no section {section!r}")
+    base, sec = tree.get("base") or {}, tree[section] or {}
+    for name, part in (("base", base), (section, sec)):
+        if not isinstance(part, dict):
+            raise ConfigError(f"{path}: section {name!r} must be a mapping of parameters, got {type(part).__name__}")
+    return dict(base), dict(sec)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -10,6 +11,19 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
+
+
+def seed_stats(values) -> dict:
+    """{"mean", "std", "n"} of one metric over seeds: std with ddof=1 (the sample spread the findings ledger's
+    decision rule compares), 0.0 for one seed. The one place where a stage turns per-seed values into a spread."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("seed_stats needs at least one value")
+    n = len(vals)
+    mean = math.fsum(vals) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n}
+
 
 PACKAGES = ("torch", "torchvision", "numpy", "matplotlib", "scikit-learn", "papermill", "jupytext", "dvc")
 

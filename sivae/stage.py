@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, SivaeError
+from .params import read_section
 
 __all__ = ["stage_notebook", "stage_parameters", "run_stage", "main"]
 
@@ -52,17 +53,11 @@ def stage_notebook(stage: str, root: str | os.PathLike = ".") -> Path:
 
 def stage_parameters(stage: str, params_file: str | os.PathLike = "params.yaml", overrides: dict | None = None):
     """(parameters for the notebook, executed-notebook path) of one stage."""
-    path = Path(params_file)
-    if not path.is_file():
-        raise ConfigError(f"parameters file {path} does not exist")
-    tree = yaml.safe_load(path.read_text()) or {}
-    if stage not in tree:
-        raise ConfigError(f"{path} has no section {stage!r}")
-    section = dict(tree[stage])
+    base, section = read_section(params_file, stage)
     out = section.pop("executed_notebook", None)
     if out is None:
-        raise ConfigError(f"{path}: section {stage!r} has no executed_notebook")
-    params = {**(tree.get("base") or {}), **section}
+        raise ConfigError(f"{params_file}: section {stage!r} has no executed_notebook")
+    params = {**base, **section}
     for k, v in (overrides or {}).items():
         if k not in params and k != "interactive":
             raise ConfigError(f"stage {stage!r} has no parameter {k!r}; its parameters: {', '.join(params)}")

@@ -228,8 +228,8 @@ class Trainer:
             it must draw its randomness from `generator` (or be a function of step alone).
         config: TrainConfig.
         ckpt_dir: folder for `last.pt` (None: no checkpoints).
-        keep_states_at: steps at which a copy of the decoder's weights is kept (in `kept_states`, and in
-            the checkpoints), so that sample metrics can be taken along the run afterwards.
+        keep_states_at: steps at which a copy of the encoder's and decoder's weights is kept (in `kept_states`,
+            and in the checkpoints), so that metrics can be taken along the run afterwards (budget curves).
         device: torch device (resolve_device picks one).
     """
 
@@ -478,8 +478,8 @@ class Trainer:
             while self.step < c.n_iter:
                 out = self.train_step()
                 if self.step in self.keep_states_at:
-                    self.kept_states[self.step] = {"decoder": {k: v.detach().clone()
-                                                               for k, v in self.dec.state_dict().items()}}
+                    self.kept_states[self.step] = {name: {k: v.detach().clone() for k, v in net.state_dict().items()}
+                                                   for name, net in (("encoder", self.enc), ("decoder", self.dec))}
                 logged = self.step % c.log_every == 0 or self.step == c.n_iter
                 if logged:
                     self.history.append({"step": self.step, **out})

@@ -56,6 +56,18 @@ def test_ledger_judges_constructed_metrics():
     assert led["6.5-sivae-auroc-above-vae-mnist-to-fashionmnist"].verdict == "not run"  # no ood stage
 
 
+def test_a_mean_without_its_spread_counts_as_one_seed():
+    """A stage that writes a seed mean without `<key>_std` gives the ledger no spread: never `holds`."""
+    stage = lambda vae, soft: {"stability": {"metrics": {"collapse": {"vae": vae, "soft_intro_vae": soft}},  # noqa: E731
+                                             "params": {"n_seeds": 3}}}
+    key = "9.5-sivae-kl-real-does-not-collapse"
+    led = {f.id: f for f in F.build_ledger(stage({"kl_real_final": 0.0}, {"kl_real_final": 1.0}))}
+    assert led[key].verdict == "inconclusive" and "(n=1)" in led[key].ours["VAE"]
+    led = {f.id: f for f in F.build_ledger(stage({"kl_real_final": 0.0, "kl_real_final_std": 0.01},
+                                                 {"kl_real_final": 1.0, "kl_real_final_std": 0.1}))}
+    assert led[key].verdict == "holds"
+
+
 def test_ids_are_unique_and_every_section_is_covered():
     ids = [f.id for f in F.build_ledger({})]
     assert len(ids) == len(set(ids))

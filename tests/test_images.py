@@ -239,6 +239,22 @@ def test_conditional_training_resume_and_reload(tmp_path):
     assert reconstruct(m, data.x[:4], data.y[:4]).shape == (4, 1, 28, 28)
 
 
+def test_kept_epochs_are_the_shorter_runs_themselves():
+    """Budget curves along one run (benchmarks/budget_ood.py): the weights kept after epoch 1 of a 2-epoch run are
+    the weights of a 1-epoch run (no lr schedule for image models), and the last kept state is the final model."""
+    data = tiny_data(16)
+    arch = arch_for("mnist", channels="4,4", z_dim=8)
+    kw = dict(batch_size=8, beta_neg=8, progress=False, device="cpu")
+    two = train_image_model(data, arch, "soft_intro_vae", 0, epochs=2, keep_epochs=[1, 2], **kw)
+    one = train_image_model(data, arch, "soft_intro_vae", 0, epochs=1, **kw)
+    assert sorted(two.kept) == [2, 4] and one.kept == {}
+    for net, model, step in (("encoder", one.encoder, 2), ("decoder", one.decoder, 2), ("decoder", two.decoder, 4)):
+        for k, v in model.state_dict().items():
+            assert torch.equal(two.kept[step][net][k], v), (net, step, k)
+    with pytest.raises(ConfigError, match="keep_epochs"):
+        train_image_model(data, arch, "vae", 0, epochs=1, keep_epochs=[2], **kw)
+
+
 def test_generation_helpers_shapes_and_determinism(tmp_path):
     data = tiny_data(16)
     arch = arch_for("mnist", channels="4,4", z_dim=8)

@@ -2,7 +2,7 @@
 import pytest
 
 from sivae.errors import ConfigError
-from sivae.params import parse_bool, parse_int, parse_list, parse_numbers, seeds_from, split_items
+from sivae.params import parse_bool, parse_int, parse_list, parse_numbers, read_section, seeds_from, split_items
 
 
 def test_numbers_lists_and_bounds():
@@ -60,3 +60,19 @@ def test_papermill_reads_every_parameter_of_every_notebook(nb, tmp_path):
     path = tmp_path / "nb.ipynb"
     jupytext.write(jupytext.read(ROOT / "notebooks" / nb), path)
     assert set(inspect_notebook(str(path))) == set(notebook_parameters(ROOT / "notebooks" / nb))
+
+
+def test_read_section_names_the_file_and_what_is_wrong(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("base:\n  seed: 1\ntoy2d:\n  n_iter: 5\n")
+    assert read_section(p, "toy2d") == ({"seed": 1}, {"n_iter": 5})
+    for text, match in (("toy2d: [1, 2]\n", "must be a mapping"), ("- 1\n", "must hold sections"),
+                        ("toy2d: {a: [\n", "not valid YAML"), ("other: {}\n", "no section 'toy2d'")):
+        p.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            read_section(p, "toy2d")
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_section(tmp_path / "none.yaml", "toy2d")
+    p.write_text("toy2d: !!python/object/apply:os.system ['echo hacked']\n")   # loading never executes code
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_section(p, "toy2d")

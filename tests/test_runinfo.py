@@ -7,7 +7,7 @@ import pytest
 from sivae.errors import ConfigError
 from sivae.images.plots import smooth
 from sivae.params import parse_bool, seeds_from
-from sivae.runinfo import write_json, write_markdown, write_run_info, write_text
+from sivae.runinfo import seed_stats, write_json, write_markdown, write_run_info, write_text
 
 
 def test_write_json_and_markdown(tmp_path):
@@ -84,3 +84,11 @@ def test_log_curves_refuses_bad_input_and_keeps_the_old_folder(tmp_path, bad):
         log_curves(bad, live)
     assert (live / "a/plots/metrics/kl.tsv").exists()
     assert not (tmp_path / "escape").exists()
+
+
+def test_seed_stats_is_the_sample_spread_the_ledger_compares():
+    st = seed_stats([1.0, 3.0, 5.0])
+    assert st["mean"] == 3.0 and st["n"] == 3 and st["std"] == pytest.approx(float(np.std([1, 3, 5], ddof=1)))
+    assert seed_stats([2.5]) == {"mean": 2.5, "std": 0.0, "n": 1}
+    with pytest.raises(ValueError):
+        seed_stats([])

@@ -309,6 +309,23 @@ def test_evaluation_and_figures_run_end_to_end(tmp_path, procedural):
     P.plot_translation_grids(runs, procedural, METHOD_TITLES, tmp_path / "g.png", n=2)
     P.plot_code_kl(runs, METHOD_TITLES, tmp_path / "kl.png")
     refs = {"test": M.reference_scores(procedural, "test", 20, 0)}
-    text = S.write_table4(tmp_path / "t.md", runs, refs, procedural, "LPIPS not measured", note)
-    out = S.write_metrics(tmp_path / "m.json", runs, refs, {"n": 1})
+    text = S.write_table4(tmp_path / "t.md", {m: r.metrics for m, r in runs.items()}, refs, procedural,
+                          "LPIPS not measured", note)
+    out = S.write_metrics(tmp_path / "m.json", [S.seed_metrics(runs, refs)], {"n": 1})
     assert (tmp_path / "g.png").exists() and "VAE (ours)" in text and out["vae"]["n_iter"] == 1
+    assert out["vae"]["transfer_mse_test_std"] == 0.0 and "copy_content_source_test_mse_std" in out["reference"]
+
+
+def test_seed_means_carry_their_spread_and_refuse_unlike_seeds(tmp_path):
+    a = {"vae": {"kl_class": 1.0, "n_iter": 10}, "reference": {"copy_class_source_test_mse": 0.1}}
+    b = {"vae": {"kl_class": 3.0, "n_iter": 10}, "reference": {"copy_class_source_test_mse": 0.3}}
+    out = S.write_metrics(tmp_path / "m.json", [a, b], {"seeds": 2})
+    assert out["vae"]["kl_class"] == 2.0 and out["vae"]["n_iter"] == 10 and "n_iter_std" not in out["vae"]
+    assert out["vae"]["kl_class_std"] == pytest.approx(2 ** 0.5, rel=1e-4)          # ddof=1, as the ledger's rule says
+    assert out["reference"]["copy_class_source_test_mse_std"] == pytest.approx(0.02 ** 0.5, rel=1e-4)
+    assert json.loads((tmp_path / "m.json").read_text()) == out
+    with pytest.raises(ConfigError, match="kl_class"):
+        S.average_seeds([a, {"vae": {"n_iter": 10}, "reference": b["reference"]}])
+    with pytest.raises(ConfigError, match="at least one"):
+        S.average_seeds([])
+    assert S.seed_dir(tmp_path, 3) == tmp_path / "seed3"

@@ -136,9 +136,13 @@ def _n(stage: dict | None, default: int = 1) -> int:
 
 
 def _stat(entry: dict | None, key: str, n: int) -> Stat | None:
+    """The seed mean `key` with its spread `<key>_std`. A mean written without its spread counts as one seed
+    (no spread known), so it can never make a finding hold on a spread it does not have."""
     if not entry or key not in entry:
         return None
-    return Stat(float(entry[key]), float(entry.get(f"{key}_std", 0.0)), n)
+    if f"{key}_std" not in entry:
+        return Stat(float(entry[key]), 0.0, 1)
+    return Stat(float(entry[key]), float(entry[f"{key}_std"]), n)
 
 
 def _get(tree, *keys):
@@ -151,17 +155,23 @@ def _get(tree, *keys):
 
 # The metric keys each stage must write for its findings (checked by a test against what the stage writes).
 def required_metrics() -> dict[str, list[tuple]]:
+    """Every key path a finding reads, with the spread (`<key>_std`) of each seed mean it compares: a mean
+    written without its spread would count as one seed (see `_stat`) and could never hold."""
+    spread = lambda paths: [p for path in paths for p in (path, (*path[:-1], f"{path[-1]}_std"))]  # noqa: E731
     return {
-        "toy2d": [(d, m, k) for d in DATASETS_2D for m in ("vae", "introvae", "soft_intro_vae")
-                  for k in ("kl", "jsd", "gnelbo", "off_support_mass")],
-        "stability": [("margin_sweep",), ("soft_intro_vae", "kl"), ("beta_neg_sweep",),
-                      ("collapse", "vae", "kl_real_final"), ("collapse", "soft_intro_vae", "kl_real_final")],
-        "images": [(d, m, "fd_classifier") for d in IMAGE_DATASETS for m in ("vae", "soft_intro_vae",
-                                                                              "soft_intro_vae_cond")],
-        "ood": [(p, m, "auroc_loglik") for p in OOD_PAIRS for m in ("vae", "soft_intro_vae")],
-        "translation": [(m, k) for m in ("vae", "soft_intro_vae") for k in ("kl_class", "kl_content",
-                                                                            "transfer_mse_test")]
-                       + [("reference", "copy_class_source_test_mse"), ("reference", "copy_content_source_test_mse")],
+        "toy2d": spread([(d, m, k) for d in DATASETS_2D for m in ("vae", "introvae", "soft_intro_vae")
+                         for k in ("kl", "jsd", "gnelbo", "off_support_mass")]),
+        "stability": [("margin_sweep",), ("beta_neg_sweep",)]
+                     + spread([("soft_intro_vae", "kl"), ("margin_sweep", "m_1", "kl"),
+                               ("beta_neg_sweep", "beta_neg_0p9", "kl"), ("collapse", "vae", "kl_real_final"),
+                               ("collapse", "soft_intro_vae", "kl_real_final")]),
+        "images": spread([(d, m, "fd_classifier") for d in IMAGE_DATASETS
+                          for m in ("vae", "soft_intro_vae", "soft_intro_vae_cond")]),
+        "ood": spread([(p, m, "auroc_loglik") for p in OOD_PAIRS for m in ("vae", "soft_intro_vae")]),
+        "translation": spread([(m, k) for m in ("vae", "soft_intro_vae") for k in ("kl_class", "kl_content",
+                                                                                   "transfer_mse_test")]
+                              + [("reference", "copy_class_source_test_mse"),
+                                 ("reference", "copy_content_source_test_mse")]),
         "theory_discrete": [("claim_verdicts",)],
     }
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import ConfigError, check_choice
 from ..losses import kl_divergence
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, parse_seeds, split_items
-from ..runinfo import write_json, write_markdown
+from ..runinfo import seed_stats, write_json, write_markdown
 from ..runtime import resolve_device
 from ..train import AUTOCAST, MAX_BATCH_SIZE, METHOD_TITLES, METHODS, check_device
 from . import metrics as fid
@@ -417,8 +416,8 @@ def summarize_scores(scores: dict) -> dict:
                      "protocol": rows[0].get("protocol", "paper")}
             extra = sorted(k for k in rows[0] if k.startswith("value_") or k in ("precision", "recall"))
             for k in ("value", "test_mse", "test_kl", *extra):
-                v = np.array([r[k] for r in rows], dtype=float)
-                entry[k], entry[f"{k}_std"] = float(v.mean()), float(v.std())
+                st = seed_stats([r[k] for r in rows])
+                entry[k], entry[f"{k}_std"] = st["mean"], st["std"]
             summary.setdefault(ds, {})[method] = entry
     return summary
 

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..checkpoints import load_checkpoint
 from ..errors import CheckpointError, ConfigError, SivaeError, check_choice
-from ..params import parse_bool, parse_int, parse_number, parse_seed
+from ..params import parse_bool, parse_int, parse_number, parse_numbers, parse_seed
 from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS, TrainConfig, Trainer, check_device, epoch_batches, resolve_device
 from .data import ImageData, load_image_dataset
 from .models import ImageArch, build_image_pair
@@ -58,7 +58,8 @@ class TrainedModel:
     step: int = 0
     path: Path | None = None
     growth: "GrowthSchedule | None" = None   # style-based models: the progressive-growing schedule
-    kept: dict = field(default_factory=dict)  # style-based models: decoder weights at the end of each resolution
+    kept: dict = field(default_factory=dict)  # {step: weights}: style-based, the decoder at the end of each
+    # resolution; keep_epochs, {"encoder": ..., "decoder": ...} after those epochs (budget curves)
 
     @property
     def device(self) -> torch.device:
@@ -104,7 +105,7 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
                       epochs: int = 1, batch_size: int = 32, lr: float = 2e-4, beta_rec: float = 1.0,
                       beta_kl: float = 1.0, beta_neg: float = 256.0, gamma_r: float = 1e-8, num_vae: int = 0,
                       ckpt_dir=None, device="auto", autocast: str = "auto", channels_last: bool = True,
-                      progress: bool = True, rank: int = 0, world: int = 1) -> TrainedModel:
+                      progress: bool = True, rank: int = 0, world: int = 1, keep_epochs=()) -> TrainedModel:
     """Train (or resume, or just load when finished) one image model.
 
     Args:
@@ -118,6 +119,8 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
         device: "auto", "cpu" or "cuda"; autocast: "auto" (bf16 on CUDA), "none", "bf16", "fp16".
         channels_last: NHWC memory format (faster convolutions on CPU and GPU; same mathematics).
         rank, world: data-parallel process index and count (see the module docstring).
+        keep_epochs: epochs (numbers in (0, epochs]) after which a copy of the weights is kept, in
+            TrainedModel.kept[step] (budget curves along one run; the configuration, so resuming, is unchanged).
     Returns:
         TrainedModel in eval mode.
 
@@ -153,13 +156,16 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
                       autocast=autocast, progress=progress,
                       extra={"kind": "image", "arch": arch.to_dict(), "steps_per_epoch": per_epoch,
                              "dataset": data.name, "n_train": len(data), "world": world})
+    keep = sorted({max(1, int(round(e * per_epoch))) for e in parse_numbers(
+        "keep_epochs", keep_epochs if keep_epochs is not None else (), positive=True, at_most=float(epochs),
+        allow_empty=True)})
     enc, dec = build_image_pair(arch, seed)
     enc, dec = enc.to(memory_format=fmt), dec.to(memory_format=fmt)
-    trainer = Trainer(enc, dec, batch_fn, cfg, ckpt_dir, device)
+    trainer = Trainer(enc, dec, batch_fn, cfg, ckpt_dir, device, keep_states_at=keep)
     trainer.fit(resume=True)
     enc.eval(), dec.eval()
     return TrainedModel(enc, dec, arch, method, seed, beta_rec, trainer.history, trainer.step,
-                        trainer.ckpt_path)
+                        trainer.ckpt_path, kept=dict(trainer.kept_states))
 
 
 @dataclass(frozen=True)

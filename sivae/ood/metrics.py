@@ -34,7 +34,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, DataError, check_choice
 from ..losses import kl_divergence
-from ..runinfo import write_json, write_markdown
+from ..runinfo import seed_stats, write_json, write_markdown
 from ..runtime import keep_freed_memory
 from ..train import METHOD_TITLES
 
@@ -335,9 +335,7 @@ def summarize_aurocs(rows: list[dict]) -> dict:
     for pair, per in groups.items():
         for method, rs in per.items():
             keys = [k for k in rs[0] if k not in ("in_dist", "ood", "method", "seed")]
-            out.setdefault(pair, {})[method] = {
-                k: {"mean": float(np.mean(v := [r[k] for r in rs])),
-                    "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)} for k in keys}
+            out.setdefault(pair, {})[method] = {k: seed_stats([r[k] for r in rs]) for k in keys}
     return out
 
 

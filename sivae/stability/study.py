@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, check_choice
 from ..params import parse_numbers
-from ..runinfo import write_json
+from ..runinfo import seed_stats, write_json
 from ..toy2d.study import TABLE5, ToyRun, check_toy2d, run_specs, specs_from_check, summarize
 from ..toy2d.study import training_curves as toy_curves
 
@@ -149,7 +149,8 @@ def summarize_collapse(runs: dict[str, list[ToyRun]]) -> dict[str, dict]:
     out = {}
     for model, rs in runs.items():
         s = summarize(rs)[rs[0].dataset][model]
-        out[model] = {"kl_real_final": float(np.mean([_last(r.history, "kl_real") for r in rs])),
+        final = seed_stats([_last(r.history, "kl_real") for r in rs])
+        out[model] = {"kl_real_final": final["mean"], "kl_real_final_std": final["std"],
                       "kl_real_max": float(np.mean([max(h["kl_real"] for h in r.history) for r in rs])),
                       "kl": s["kl"]["mean"], "jsd": s["jsd"]["mean"]}
     return out

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ConfigError, DivergenceError, check_choice, check_nonnegative
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seeds
-from ..runinfo import write_json, write_markdown
+from ..runinfo import seed_stats, write_json, write_markdown
 from ..stack import StackRun, StackTrainer, stack_groups
 from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, METHODS, TrainConfig, Trainer, check_device, resolve_device
 from . import metrics as M
@@ -360,10 +360,7 @@ def summarize(runs: list[ToyRun]) -> dict:
     out = {}
     for d, per_model in table.items():
         for mo, mets in per_model.items():
-            out.setdefault(d, {})[mo] = {
-                k: {"mean": float(np.mean(v := [x[k] for x in mets])),
-                    "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
-                for k in mets[0]}
+            out.setdefault(d, {})[mo] = {k: seed_stats([x[k] for x in mets]) for k in mets[0]}
     return out
 
 

@@ -4,11 +4,11 @@ No home-made runner: the `toy2d` stage already takes every hyper-parameter as a 
 (`toy2d.beta_rec`, ..., each "table5" or a number), so a grid is one queued DVC command
 whose comma lists DVC (with Hydra's sweep syntax) expands into one experiment per point:
 
-    python -m sivae.sweep queue --dataset 8gaussians --model soft_intro_vae        # print it
-    python -m sivae.sweep queue --dataset 8gaussians --model soft_intro_vae --run  # queue it
+    python -m sivae.toy2d.sweep queue --dataset 8gaussians --model soft_intro_vae        # print it
+    python -m sivae.toy2d.sweep queue --dataset 8gaussians --model soft_intro_vae --run  # queue it
     dvc queue start --jobs 2          # run the queue, N in parallel (or: dvc exp run --run-all)
     dvc queue status                  # progress
-    python -m sivae.sweep collect     # dvc exp show --json -> best per dataset/model vs Table 5
+    python -m sivae.toy2d.sweep collect     # dvc exp show --json -> best per dataset/model vs Table 5
 
 Or a whole grid as ONE experiment (the `sweep_grid` stage): `train_grid` trains every point of a
 (dataset, model) grid through the stack engine (sivae.stack, one stack per method of at most
@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError, SivaeError, check_choice
-from ..params import parse_list, parse_numbers, seeds_from
+from ..params import parse_list, parse_numbers, read_section, seeds_from
 from ..runinfo import write_json, write_markdown
 from ..train import METHOD_TITLES, METHODS
 from .data import TOY_DATASETS
@@ -292,14 +292,9 @@ def grid_settings(section: str | None = None, params_file="params.yaml", overrid
     out = {**BASE_PARAMS, **GRID_PARAMS}
     layers = []
     if section is not None:
-        path = Path(params_file)
-        if not path.is_file():
-            raise ConfigError(f"parameters file {path} does not exist")
-        tree = yaml.safe_load(path.read_text()) or {}
-        if section not in tree:
-            raise ConfigError(f"{path} has no section {section!r}")
-        layers += [(f"{path} section base", {k: v for k, v in (tree.get("base") or {}).items() if k in BASE_PARAMS}),
-                   (f"{path} section {section}", tree[section] or {})]
+        base, sec = read_section(params_file, section)
+        layers += [(f"{params_file} section base", {k: v for k, v in base.items() if k in BASE_PARAMS}),
+                   (f"{params_file} section {section}", sec)]
     layers.append(("the overrides", overrides or {}))
     for where, layer in layers:
         unknown = sorted(set(layer) - set(out))

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, check_choice, check_nonnegative
 from ..params import parse_bool, parse_int, parse_list, parse_seed
-from ..runinfo import write_json, write_markdown
+from ..runinfo import seed_stats, write_json, write_markdown
 from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, TrainConfig, Trainer, check_device
 from . import metrics as M
 from .data import TranslationData, make_batch_fn, to_float
@@ -28,8 +28,8 @@ from .models import ArchConfig, build_translation_pair, code_kl
 from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
 
 __all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices",
-           "train_translation", "evaluate_run", "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations",
-           "training_curves"]
+           "train_translation", "evaluate_run", "seed_dir", "seed_metrics", "average_seeds", "write_metrics",
+           "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
 
 MODELS = ("vae", "soft_intro_vae")
 
@@ -218,32 +218,69 @@ def _sig(x):
     return float(f"{x:.5g}") if isinstance(x, float) else x
 
 
-def write_metrics(path, runs: dict, references: dict, meta: dict) -> dict:
-    """Write the DVC metrics file: {model: metrics, "reference": copy-A/copy-B scores, "meta": ...}."""
-    out = {m: {k: _sig(v) for k, v in r.metrics.items()} for m, r in runs.items()}
-    out["reference"] = {f"{name}_{split}_{k}": _sig(v) for split, ref in references.items()
+def seed_dir(ckpt_dir, seed: int) -> Path:
+    """Where one seed's models are checkpointed: <ckpt_dir>/seed<k>/<model>_<loss>/."""
+    return Path(ckpt_dir) / f"seed{int(seed)}"
+
+
+def seed_metrics(runs: dict, references: dict) -> dict:
+    """One seed's metrics as metrics.json holds them: {model: metrics, "reference": {"<answer>_<split>_<k>": v}}."""
+    out = {m: dict(r.metrics) for m, r in runs.items()}
+    out["reference"] = {f"{name}_{split}_{k}": v for split, ref in references.items()
                         for name, scores in ref.items() for k, v in scores.items()}
+    return out
+
+
+def average_seeds(trees: list[dict]) -> dict:
+    """Seed means of nested metric dicts of one shape: each number becomes its mean, with `<key>_std` beside it
+    (sivae.runinfo.seed_stats: ddof=1, 0.0 for one seed); a value equal in every seed that is not a float
+    (an iteration count, a name) is kept as it is. Keys missing from some seed are an error, not skipped."""
+    if not trees:
+        raise ConfigError("average_seeds needs the metrics of at least one seed")
+    first, out = trees[0], {}
+    for k, v in first.items():
+        vals = [t.get(k) if isinstance(t, dict) else None for t in trees]
+        if any(k not in t for t in trees):
+            raise ConfigError(f"metric {k!r} is missing from some seeds; every seed must be evaluated alike")
+        if isinstance(v, dict):
+            out[k] = average_seeds(vals)
+        elif not isinstance(v, float) and all(x == v for x in vals):
+            out[k] = v
+        elif all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
+            st = seed_stats(vals)
+            out[k], out[f"{k}_std"] = st["mean"], st["std"]
+        else:
+            raise ConfigError(f"metric {k!r} differs between seeds and is not a number: {vals!r}")
+    return out
+
+
+def write_metrics(path, seeds: list[dict], meta: dict) -> dict:
+    """Write the DVC metrics file from each seed's `seed_metrics`: seed means with `<key>_std` (ddof=1),
+    {model: metrics, "reference": copy-A/copy-B scores, "meta": ...}; 5 significant digits."""
+    avg = average_seeds(seeds)
+    out = {g: {k: _sig(v) for k, v in d.items()} for g, d in avg.items()}
     out["meta"] = meta
     write_json(out, path)
     return out
 
 
-def write_table4(path, runs: dict, references: dict, data: TranslationData, lpips_note: str, loss_note: str) -> str:
+def write_table4(path, metrics: dict, references: dict, data: TranslationData, lpips_note: str, loss_note: str,
+                 n_seeds: int = 1) -> str:
     """Write (and return) markdown: transfer scores beside Table 4's rows, then what each code holds.
 
     Args:
-        path: markdown file. runs: {model: evaluated TranslationRun}. references: reference_scores per split.
-        data: the dataset. lpips_note, loss_note: the sentences of load_lpips and resolve_rec_loss.
+        path: markdown file. metrics: {model: evaluate_run's metrics} (seed means: average_seeds).
+        references: reference_scores per split (seed means). data: the (first seed's) dataset.
+        lpips_note, loss_note: the sentences of load_lpips and resolve_rec_loss. n_seeds: seeds averaged.
     """
     f = lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-    lines = [f"Content transfer (class of A, content of B) on `{data.name}`: test split "
+    lines = [f"Content transfer (class of A, content of B) on `{data.name}`, mean over {n_seeds} seed(s): test split "
              f"({len(data.test_class.unique())} classes) and training split; per-pixel MSE and LPIPS lower, SSIM "
              f"higher is better. {lpips_note}. {loss_note}.", ""]
     if data.has_truth:
         lines += ["| model | labels used | data | MSE (test) | SSIM (test) | LPIPS (test) | MSE (train) "
                   "| SSIM (train) |", "|---|---|---|---|---|---|---|---|"]
-        for m, r in runs.items():
-            x = r.metrics
+        for m, x in metrics.items():
             lines.append(f"| {METHOD_TITLES[m]} (ours) | none | {data.name} | {f(x.get('transfer_mse_test'))} | "
                          f"{f(x.get('transfer_ssim_test'))} | {f(x.get('transfer_lpips_test'))} | "
                          f"{f(x.get('transfer_mse_train'))} | {f(x.get('transfer_ssim_train'))} |")
@@ -261,8 +298,7 @@ def write_table4(path, runs: dict, references: dict, data: TranslationData, lpip
               "| model | KL class | KL content | active units class / content | identity from class | "
               "pose from content | leak: pose from class | leak: identity from content |",
               "|---|---|---|---|---|---|---|---|"]
-    for m, r in runs.items():
-        x = r.metrics
+    for m, x in metrics.items():
         lines.append(f"| {METHOD_TITLES[m]} | {f(x['kl_class'])} | {f(x['kl_content'])} | "
                      f"{x.get('active_units_class')} / {x.get('active_units_content')} | "
                      f"{f(x.get('probe_identity_from_class'))} | {f(x.get('probe_pose_from_content'))} | "
@@ -270,13 +306,13 @@ def write_table4(path, runs: dict, references: dict, data: TranslationData, lpip
     return write_markdown(lines, path)
 
 
-def training_curves(runs: dict[str, TranslationRun]) -> dict[str, list]:
-    """Per model: "<model>/losses" (the Trainer's history) and "<model>/code_kl" (the KL of each code
-    along training, the curve that shows the VAE's class code collapsing), for `sivae.runinfo.log_curves`."""
+def training_curves(runs: dict[str, TranslationRun], prefix: str = "") -> dict[str, list]:
+    """Per model: "<prefix><model>/losses" (the Trainer's history) and "<prefix><model>/code_kl" (the KL of each
+    code along training, the curve that shows the VAE's class code collapsing), for `sivae.runinfo.log_curves`."""
     out = {}
     for model, run in runs.items():
-        out[f"{model}/losses"] = run.history
+        out[f"{prefix}{model}/losses"] = run.history
         c = run.kl_curve
-        out[f"{model}/code_kl"] = [{"step": s, "kl_class": a, "kl_content": b}
+        out[f"{prefix}{model}/code_kl"] = [{"step": s, "kl_class": a, "kl_content": b}
                                    for s, a, b in zip(c["step"], c["kl_class"], c["kl_content"])]
     return out
