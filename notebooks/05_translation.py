@@ -142,17 +142,11 @@ plt.show()
 # %%
 lpips_fn, lpips_note = M.load_lpips(device)
 print(lpips_note)
-per_seed = []
-for s in seeds:
-    for run in seed_runs[s].values():
-        S.evaluate_run(run, datas[s], n_pairs=n_pairs, seed=s, device=device, lpips_fn=lpips_fn)
-    refs = {sp: M.reference_scores(datas[s], sp, n_pairs, s, lpips_fn) for sp in ("test", "train")} \
-        if data.has_truth else {}
-    per_seed.append((S.seed_metrics(seed_runs[s], refs), refs))
-table = S.write_table4(table_path, S.average_seeds([{m: r.metrics for m, r in seed_runs[s].items()} for s in seeds]),
-                       S.average_seeds([refs for _, refs in per_seed]), data, lpips_note, loss_note, n_seeds=n_seeds)
+per_seed, refs = S.evaluate_seeds(seed_runs, datas, n_pairs=n_pairs, device=device, lpips_fn=lpips_fn)
+means = S.average_seeds(per_seed)
+table = S.write_table4(table_path, {m: means[m] for m in runs}, refs, data, lpips_note, loss_note, n_seeds=n_seeds)
 n_iter = next(iter(runs.values())).n_iter
-out = S.write_metrics(metrics_path, [m for m, _ in per_seed],
+out = S.write_metrics(metrics_path, per_seed,
                       meta={"n_iter": n_iter, "n_train_images": len(data.train), "seeds": n_seeds,
                             "vgg_loss": int(runs[next(iter(runs))].rec_loss == "vgg"),
                             "lpips_measured": int(lpips_fn is not None)})

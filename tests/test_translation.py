@@ -308,10 +308,14 @@ def test_evaluation_and_figures_run_end_to_end(tmp_path, procedural):
     from sivae.translation import plots as P
     P.plot_translation_grids(runs, procedural, METHOD_TITLES, tmp_path / "g.png", n=2)
     P.plot_code_kl(runs, METHOD_TITLES, tmp_path / "kl.png")
-    refs = {"test": M.reference_scores(procedural, "test", 20, 0)}
+    per_seed, refs = S.evaluate_seeds({0: runs}, {0: procedural}, n_pairs=20, device="cpu")
+    assert per_seed[0]["vae"]["transfer_mse_test"] == runs["vae"].metrics["transfer_mse_test"]
+    assert refs["test"]["copy_class_source"]["mse"] == M.reference_scores(procedural, "test", 20, 0)["copy_class_source"]["mse"]
     text = S.write_table4(tmp_path / "t.md", {m: r.metrics for m, r in runs.items()}, refs, procedural,
                           "LPIPS not measured", note)
-    out = S.write_metrics(tmp_path / "m.json", [S.seed_metrics(runs, refs)], {"n": 1})
+    out = S.write_metrics(tmp_path / "m.json", per_seed, {"n": 1})
+    with pytest.raises(ConfigError, match="no data for seed"):
+        S.evaluate_seeds({1: runs}, {0: procedural}, n_pairs=20, device="cpu")
     assert (tmp_path / "g.png").exists() and "VAE (ours)" in text and out["vae"]["n_iter"] == 1
     assert out["vae"]["transfer_mse_test_std"] == 0.0 and "copy_content_source_test_mse_std" in out["reference"]
 

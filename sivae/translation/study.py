@@ -28,7 +28,7 @@ from .models import ArchConfig, build_translation_pair, code_kl
 from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
 
 __all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices",
-           "train_translation", "evaluate_run", "seed_dir", "seed_metrics", "average_seeds", "write_metrics",
+           "train_translation", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds", "write_metrics",
            "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
 
 MODELS = ("vae", "soft_intro_vae")
@@ -212,6 +212,30 @@ def evaluate_run(run: TranslationRun, data: TranslationData, *, n_pairs: int, se
         out[f"probe_{name}_accuracy"] = v["accuracy"]
     run.metrics = out
     return out
+
+
+def evaluate_seeds(seed_runs: dict[int, dict], datas: dict[int, TranslationData], *, n_pairs: int, device="auto",
+                   lpips_fn=None) -> tuple[list[dict], dict]:
+    """Evaluate every seed's models (evaluate_run) and the two model-free answers on that seed's data.
+
+    Args:
+        seed_runs: {seed: {model: TranslationRun}} (train_translation per seed). datas: {seed: TranslationData}.
+    Returns:
+        (each seed's `seed_metrics`, in seed order; the answers' scores averaged over seeds, {split: {name: scores}}).
+    """
+    missing = sorted(set(seed_runs) - set(datas))
+    if missing:
+        raise ConfigError(f"no data for seed(s) {missing}")
+    per_seed, refs_all = [], []
+    for s, runs in seed_runs.items():
+        data = datas[s]
+        for run in runs.values():
+            evaluate_run(run, data, n_pairs=n_pairs, seed=s, device=device, lpips_fn=lpips_fn)
+        refs = {sp: M.reference_scores(data, sp, n_pairs, s, lpips_fn) for sp in ("test", "train")} \
+            if data.has_truth else {}
+        per_seed.append(seed_metrics(runs, refs))
+        refs_all.append(refs)
+    return per_seed, average_seeds(refs_all)
 
 
 def _sig(x):
