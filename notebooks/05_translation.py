@@ -80,17 +80,15 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, dataset=dataset, data_r
               n_pairs=n_pairs, n_grid=n_grid)
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
-seeds = seeds_from(seed, n_seeds)
-settings = {s: S.TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
-                               beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=s)
-            for s in seeds}
+settings = S.TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
+                           beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seed)
 S.check_choices(methods, rec_loss)
 channels = {k: parse_numbers(k, v, integer=True, positive=True) for k, v in (("enc_channels", enc_channels),
                                                                            ("dec_channels", dec_channels))}
 arch = A.ArchConfig(in_channels=D.channels_of(dataset), **channels, dec_hidden=dec_hidden,
                     fc_hidden=fc_hidden, class_dim=class_dim, content_dim=content_dim)
 datas = {s: D.get_translation_data(dataset, n_classes=n_classes, n_test_classes=n_test_classes, seed=s,
-                                   data_root=data_root) for s in seeds}
+                                   data_root=data_root) for s in seeds_from(seed, n_seeds)}
 data = datas[seed]   # the figures show the first seed
 print(data.summary(), f"x {n_seeds} seed(s) ({time.time() - t0:.0f} s)")
 
@@ -100,10 +98,8 @@ print(data.summary(), f"x {n_seeds} seed(s) ({time.time() - t0:.0f} s)")
 # line says which was used).
 
 # %%
-seed_runs = {}
-for s in seeds:
-    seed_runs[s], loss_note = S.train_translation(datas[s], methods, arch, settings[s], ckpt_dir=S.seed_dir(ckpt_dir, s),
-                                                  rec_loss=rec_loss, vgg_weights=vgg_weights, device=device)
+seed_runs, loss_note = S.train_seeds(datas, methods, arch, settings, ckpt_dir=ckpt_dir, rec_loss=rec_loss,
+                                     vgg_weights=vgg_weights, device=device)
 runs = seed_runs[seed]
 print(loss_note)
 print(f"trained {', '.join(runs)} x {n_seeds} seed(s) for {next(iter(runs.values())).n_iter} iterations each "
@@ -116,7 +112,7 @@ print(f"trained {', '.join(runs)} x {n_seeds} seed(s) for {next(iter(runs.values
 
 # %%
 fig = P.plot_code_kl(runs, METHOD_TITLES, f"{fig_dir}/kl_codes.png")
-log_curves({k: v for s in seeds for k, v in S.training_curves(seed_runs[s], f"seed{s}/").items()}, live_dir)
+log_curves(S.training_curves(seed_runs), live_dir)
 plt.show()
 
 # %% [markdown]

@@ -298,6 +298,23 @@ def test_training_logs_both_kls_and_resumes_exactly(tmp_path, monkeypatch, proce
     assert resumed["soft_intro_vae"].kl_curve == curve
 
 
+def test_each_seed_trains_as_its_own_run(tmp_path, procedural):
+    """train_seeds = train_translation per seed (seed k, under <ckpt_dir>/seed<k>/), and its curves are named per seed."""
+    other = D.make_procedural(3, 2, seed=8)
+    settings = S.TrainSettings(n_epochs=2 * 16 / len(procedural.train), batch_size=16, kl_every=1)
+    seed_runs, _ = S.train_seeds({3: procedural, 4: other}, "vae", TINY, settings, ckpt_dir=tmp_path / "s",
+                                 device="cpu", progress=False)
+    alone, _ = S.train_translation(other, "vae", TINY, S.TrainSettings(**{**settings.__dict__, "seed": 4}),
+                                   ckpt_dir=tmp_path / "alone", device="cpu", progress=False)
+    assert (tmp_path / "s" / "seed3" / "vae_mse" / "last.pt").exists()
+    for p, q in zip(seed_runs[4]["vae"].encoder.parameters(), alone["vae"].encoder.parameters()):
+        assert torch.equal(p, q)
+    assert not torch.equal(next(seed_runs[3]["vae"].encoder.parameters()), next(alone["vae"].encoder.parameters()))
+    assert set(S.training_curves(seed_runs)) == {f"seed{k}/vae/{c}" for k in (3, 4) for c in ("losses", "code_kl")}
+    with pytest.raises(ConfigError, match="datas"):
+        S.train_seeds({}, "vae", TINY, settings, ckpt_dir=tmp_path / "e", device="cpu")
+
+
 def test_evaluation_and_figures_run_end_to_end(tmp_path, procedural):
     runs, note = S.train_translation(procedural, "vae", TINY, S.TrainSettings(n_epochs=16 / 288, batch_size=16),
                                      ckpt_dir=tmp_path, device="cpu", progress=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -27,9 +27,9 @@ from .data import TranslationData, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
 from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
 
-__all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices",
-           "train_translation", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds", "write_metrics",
-           "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
+__all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "train_translation",
+           "train_seeds", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds",
+           "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
 
 MODELS = ("vae", "soft_intro_vae")
 
@@ -188,6 +188,26 @@ def train_translation(data: TranslationData, methods, arch: ArchConfig, settings
     return runs, loss_note
 
 
+def train_seeds(datas: dict[int, TranslationData], methods, arch: ArchConfig, settings: TrainSettings, *, ckpt_dir,
+                rec_loss: str = "mse", vgg_weights: str = "auto", device="auto",
+                progress: bool = True) -> tuple[dict[int, dict], str]:
+    """train_translation once per seed: seed k trains on datas[k] with settings.seed = k, under seed_dir(ckpt_dir, k).
+
+    Returns:
+        ({seed: {model: TranslationRun}} in the order of datas, the reconstruction-loss sentence).
+    """
+    if not isinstance(datas, dict) or not datas:
+        raise ConfigError(f"datas must map each seed to its TranslationData, got {datas!r}")
+    if not isinstance(settings, TrainSettings):
+        raise ConfigError(f"settings must be a TrainSettings, got {type(settings).__name__}")
+    seed_runs, note = {}, ""
+    for s, data in datas.items():
+        seed_runs[s], note = train_translation(data, methods, arch, replace(settings, seed=s),
+                                               ckpt_dir=seed_dir(ckpt_dir, s), rec_loss=rec_loss,
+                                               vgg_weights=vgg_weights, device=device, progress=progress)
+    return seed_runs, note
+
+
 def evaluate_run(run: TranslationRun, data: TranslationData, *, n_pairs: int, seed: int, device="auto",
                  lpips_fn=None, max_probe_images: int = 3000) -> dict:
     """Every metric of one trained model (transfer on both splits where truth exists, leakage, KL, rec).
@@ -330,13 +350,15 @@ def write_table4(path, metrics: dict, references: dict, data: TranslationData, l
     return write_markdown(lines, path)
 
 
-def training_curves(runs: dict[str, TranslationRun], prefix: str = "") -> dict[str, list]:
-    """Per model: "<prefix><model>/losses" (the Trainer's history) and "<prefix><model>/code_kl" (the KL of each
-    code along training, the curve that shows the VAE's class code collapsing), for `sivae.runinfo.log_curves`."""
+def training_curves(seed_runs: dict[int, dict[str, TranslationRun]]) -> dict[str, list]:
+    """Per seed and model: "seed<k>/<model>/losses" (the Trainer's history) and "seed<k>/<model>/code_kl" (the KL
+    of each code along training, the curve that shows the VAE's class code collapsing), for
+    `sivae.runinfo.log_curves`. seed_runs: {seed: {model: TranslationRun}} (train_seeds)."""
     out = {}
-    for model, run in runs.items():
-        out[f"{prefix}{model}/losses"] = run.history
-        c = run.kl_curve
-        out[f"{prefix}{model}/code_kl"] = [{"step": s, "kl_class": a, "kl_content": b}
-                                   for s, a, b in zip(c["step"], c["kl_class"], c["kl_content"])]
+    for seed, runs in seed_runs.items():
+        for model, run in runs.items():
+            out[f"seed{seed}/{model}/losses"] = run.history
+            c = run.kl_curve
+            out[f"seed{seed}/{model}/code_kl"] = [{"step": s, "kl_class": a, "kl_content": b}
+                                                  for s, a, b in zip(c["step"], c["kl_class"], c["kl_content"])]
     return out
