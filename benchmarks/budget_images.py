@@ -1,0 +1,94 @@
+"""Image-generation budget experiment (section 6.3): the Frechet score after each epoch of one run per (model, seed).
+
+    python benchmarks/budget_images.py EPOCHS DATASET SEEDS OUT_DIR [MODELS] [KEY=VALUE ...]
+    e.g. python benchmarks/budget_images.py 3 mnist 0,1 /tmp/img3 vae,soft_intro_vae
+
+MODELS: a comma list of vae, soft_intro_vae, soft_intro_vae_cond (default: all three). Each run is trained as
+the images stage trains it (params.yaml's `images` section: batch size, lr, widths, loss weights, n_train;
+KEY=VALUE overrides keys of that section) for EPOCHS epochs, with a copy of the weights kept after every
+epoch (train_image_model's keep_epochs, so epoch 1 is the default profile's model itself), and each copy is
+scored as the stage scores it (sivae.images.study.score_models: the same samples, reference images,
+classifier, Inception when present). Checkpoints go under OUT_DIR/<model>_seed<k> (the layout of
+benchmarks/budget_ood.py, whose runs are the same models: its OUT_DIR can be reused and nothing retrains), so
+a killed run resumes. Prints one JSON line per (model, seed, epoch), then the seed means per epoch as the
+ledger's `6.3-*` findings judge them (sivae.findings.study.compare; lower is better). The budget statements
+for 6.3 in docs/findings.md come from this script.
+"""
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+from sivae.findings.study import Stat, compare
+from sivae.images.data import load_image_dataset, root_for
+from sivae.images.models import arch_for
+from sivae.images.study import score_models
+from sivae.images.training import train_image_model
+from sivae.params import parse_list, parse_seeds
+from sivae.runinfo import seed_stats
+from sivae.stage import stage_parameters
+
+MODELS = ("vae", "soft_intro_vae", "soft_intro_vae_cond")
+# (finding, lower side, higher side): "lower is below higher" is the finding (Frechet scores: lower is better)
+FINDINGS = (("sivae_samples_better_than_vae", "soft_intro_vae", "vae"),
+            ("conditional_better_than_unconditional", "soft_intro_vae_cond", "soft_intro_vae"))
+
+
+def at_epoch(model, state):
+    """A copy of a trained model carrying the weights kept after one epoch."""
+    m = copy.deepcopy(model)
+    m.encoder.load_state_dict(state["encoder"]), m.decoder.load_state_dict(state["decoder"])
+    return m
+
+
+def main(argv):
+    if len(argv) < 4:
+        sys.exit(__doc__)
+    epochs, ds, seeds, out = int(argv[0]), argv[1], parse_seeds("SEEDS", argv[2]), Path(argv[3])
+    rest = argv[4:]
+    models = parse_list("MODELS", rest.pop(0), MODELS) if rest and "=" not in rest[0] else list(MODELS)
+    im, _ = stage_parameters("images", overrides=dict(a.split("=", 1) for a in rest))
+    roots = dict(data_root=im["data_root"], paper_data_root=im["paper_data_root"])
+    data = load_image_dataset(ds, "train", root_for(ds, **roots), int(im["n_train"]) or None)
+    trained = {}
+    for key in models:
+        cond = key.endswith("_cond")
+        arch = arch_for(ds, data.shape[1], data.shape[0], im["channels"], im["z_dim"], cond)
+        for seed in seeds:
+            t0 = time.time()
+            trained[(key, seed)] = train_image_model(
+                data, arch, key.removesuffix("_cond"), seed, epochs=epochs, batch_size=int(im["batch_size"]),
+                lr=float(im["lr"]), beta_rec=float(im["beta_rec"]), beta_kl=float(im["beta_kl"]),
+                beta_neg=float(im["beta_neg"]), gamma_r=float(im["gamma_r"]), num_vae=float(im["num_vae"]),
+                ckpt_dir=out / f"{key}_seed{seed}", device="cpu", autocast="none", progress=False,
+                keep_epochs=list(range(1, epochs + 1)))
+            print(json.dumps({"dataset": ds, "model": key, "seed": seed, "train_s": round(time.time() - t0, 1)}),
+                  flush=True)
+    rows = []
+    for e in range(1, epochs + 1):
+        runs = {}
+        for (key, seed), model in trained.items():
+            per_epoch = model.step // epochs
+            runs[(ds, key, seed)] = at_epoch(model, model.kept[per_epoch * e])
+        scores = score_models(runs, **roots, n_fd_samples=int(im["n_fd_samples"]),
+                              classifier_dir=im["classifier_dir"], classifier_epochs=int(im["classifier_epochs"]),
+                              use_inception=bool(im["use_inception"]), seed=int(im["seed"]), device="cpu",
+                              fid_protocols=im["fid_protocols"], precision_recall_k=int(im["precision_recall_k"]),
+                              log=lambda *a: None)
+        for (_, key, seed), s in sorted(scores["runs"].items()):
+            row = {"dataset": ds, "model": key, "seed": seed, "epoch": e, "score": round(s["value"], 4),
+                   "precision": round(s.get("precision", float("nan")), 4),
+                   "recall": round(s.get("recall", float("nan")), 4), "kind": s["kind"].split(" ")[0]}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    for e in range(1, epochs + 1):
+        st = {k: seed_stats([r["score"] for r in rows if r["model"] == k and r["epoch"] == e]) for k in models}
+        s = {k: Stat(v["mean"], v["std"], v["n"]) for k, v in st.items()}
+        verdicts = {name: compare(s[lo], s[hi]) for name, lo, hi in FINDINGS if lo in s and hi in s}
+        print(json.dumps({"dataset": ds, "epoch": e, **{k: [round(v.mean, 2), round(v.std, 2)] for k, v in s.items()},
+                          **verdicts}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
