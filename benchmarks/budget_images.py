@@ -10,9 +10,9 @@ epoch (train_image_model's keep_epochs, so epoch 1 is the default profile's mode
 scored as the stage scores it (sivae.images.study.score_models: the same samples, reference images,
 classifier, Inception when present). Checkpoints go under OUT_DIR/<model>_seed<k> (the layout of
 benchmarks/budget_ood.py, whose runs are the same models: its OUT_DIR can be reused and nothing retrains), so
-a killed run resumes. Prints one JSON line per (model, seed, epoch), then the seed means per epoch as the
-ledger's `6.3-*` findings judge them (sivae.findings.study.compare; lower is better). The budget statements
-for 6.3 in docs/findings.md come from this script.
+a killed run resumes. Prints one JSON line per (model, seed, epoch); writes each epoch's seed means in the
+stage's format (OUT_DIR/epoch<e>/metrics.json, scores.md) and prints the ledger's own 6.3 verdicts on them
+(sivae.findings.study.build_ledger). The budget statements for 6.3 in docs/findings.md come from this script.
 """
 import copy
 import json
@@ -20,19 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from sivae.findings.study import Stat, compare
+from sivae.findings.study import build_ledger, load_stage
 from sivae.images.data import load_image_dataset, root_for
 from sivae.images.models import arch_for
-from sivae.images.study import score_models
+from sivae.images.study import score_models, summarize_scores, write_image_tables
 from sivae.images.training import train_image_model
 from sivae.params import parse_list, parse_seeds
-from sivae.runinfo import seed_stats
 from sivae.stage import stage_parameters
 
 MODELS = ("vae", "soft_intro_vae", "soft_intro_vae_cond")
-# (finding, lower side, higher side): "lower is below higher" is the finding (Frechet scores: lower is better)
-FINDINGS = (("sivae_samples_better_than_vae", "soft_intro_vae", "vae"),
-            ("conditional_better_than_unconditional", "soft_intro_vae_cond", "soft_intro_vae"))
 
 
 def at_epoch(model, state):
@@ -65,7 +61,6 @@ def main(argv):
                 keep_epochs=list(range(1, epochs + 1)))
             print(json.dumps({"dataset": ds, "model": key, "seed": seed, "train_s": round(time.time() - t0, 1)}),
                   flush=True)
-    rows = []
     for e in range(1, epochs + 1):
         runs = {}
         for (key, seed), model in trained.items():
@@ -80,14 +75,15 @@ def main(argv):
             row = {"dataset": ds, "model": key, "seed": seed, "epoch": e, "score": round(s["value"], 4),
                    "precision": round(s.get("precision", float("nan")), 4),
                    "recall": round(s.get("recall", float("nan")), 4), "kind": s["kind"].split(" ")[0]}
-            rows.append(row)
             print(json.dumps(row), flush=True)
-    for e in range(1, epochs + 1):
-        st = {k: seed_stats([r["score"] for r in rows if r["model"] == k and r["epoch"] == e]) for k in models}
-        s = {k: Stat(v["mean"], v["std"], v["n"]) for k, v in st.items()}
-        verdicts = {name: compare(s[lo], s[hi]) for name, lo, hi in FINDINGS if lo in s and hi in s}
-        print(json.dumps({"dataset": ds, "epoch": e, **{k: [round(v.mean, 2), round(v.std, 2)] for k, v in s.items()},
-                          **verdicts}), flush=True)
+        folder = out / f"epoch{e}"
+        write_image_tables(summarize_scores(scores), scores["classifiers"], folder / "metrics.json",
+                           folder / "scores.md", meta={"epochs": e, "channels": im["channels"]})
+        stage = load_stage(folder / "metrics.json")
+        stage["params"] = {"n_seeds": len(seeds)}
+        for f in build_ledger({"images": stage}):
+            if f.stage == "images" and f.id.endswith(f"-{ds}") and f.verdict != "not run":
+                print(json.dumps({"epoch": e, "finding": f.id, "verdict": f.verdict, "ours": f.ours}), flush=True)
 
 
 if __name__ == "__main__":
