@@ -22,13 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from sivae.findings.study import Stat, build_ledger, compare, load_stage, threshold
-from sivae.params import parse_numbers, parse_seeds
+from sivae.findings.study import CLASS_KL_COLLAPSED, Stat, build_ledger, compare, load_stage, threshold
+from sivae.params import parse_seeds
 from sivae.runinfo import seed_stats
 from sivae.stage import stage_parameters
-from sivae.translation import data as D
 from sivae.translation import metrics as M
-from sivae.translation import models as A
 from sivae.translation import study as S
 
 
@@ -38,14 +36,7 @@ def main(argv):
     n_epochs, seeds, out = float(argv[0]), parse_seeds("SEEDS", argv[1]), Path(argv[2])
     p, _ = stage_parameters("translation", overrides={k: yaml.safe_load(v) for k, v in
                                                              (a.split("=", 1) for a in argv[3:])})
-    settings = S.TrainSettings(n_epochs=n_epochs, batch_size=p["batch_size"], lr=p["lr"], beta_rec=p["beta_rec"],
-                               beta_kl=p["beta_kl"], beta_neg=p["beta_neg"], gamma_r=p["gamma_r"],
-                               num_vae=p["num_vae"], kl_every=p["kl_every"], seed=seeds[0])
-    channels = {k: parse_numbers(k, p[k], integer=True, positive=True) for k in ("enc_channels", "dec_channels")}
-    arch = A.ArchConfig(in_channels=D.channels_of(p["dataset"]), **channels, dec_hidden=p["dec_hidden"],
-                        fc_hidden=p["fc_hidden"], class_dim=p["class_dim"], content_dim=p["content_dim"])
-    datas = {s: D.get_translation_data(p["dataset"], n_classes=p["n_classes"], n_test_classes=p["n_test_classes"],
-                                       seed=s, data_root=p["data_root"]) for s in seeds}
+    settings, arch, datas = S.from_params({**p, "n_epochs": n_epochs}, seeds)   # what the stage builds
     t0 = time.time()
     seed_runs, loss_note = S.train_seeds(datas, p["methods"], arch, settings, ckpt_dir=out, rec_loss=p["rec_loss"],
                                          vgg_weights=p["vgg_weights"], device="cpu", progress=False)
@@ -71,7 +62,7 @@ def main(argv):
             continue
         print(json.dumps({"epoch": e, "step": step, "iterations_per_epoch": per_epoch,
                           **{f"kl_class_{m}": [round(v.mean, 4), round(v.std, 4)] for m, v in kl.items()},
-                          "vae_class_kl_vanishes": compare(kl["vae"], threshold(0.1)),
+                          "vae_class_kl_vanishes": compare(kl["vae"], threshold(CLASS_KL_COLLAPSED)),
                           "sivae_class_kl_above_vae": compare(kl["vae"], kl["soft_intro_vae"])}), flush=True)
     lpips_fn, lpips_note = M.load_lpips("cpu")
     per_seed, _ = S.evaluate_seeds(seed_runs, datas, n_pairs=p["n_pairs"], device="cpu", lpips_fn=lpips_fn)

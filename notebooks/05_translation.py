@@ -27,12 +27,10 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from sivae.params import parse_numbers, seeds_from
+from sivae.params import seeds_from
 from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.train import METHOD_TITLES
-from sivae.translation import data as D
 from sivae.translation import metrics as M
-from sivae.translation import models as A
 from sivae.translation import plots as P
 from sivae.translation import study as S
 
@@ -80,15 +78,7 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, dataset=dataset, data_r
               n_pairs=n_pairs, n_grid=n_grid)
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
-settings = S.TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
-                           beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seed)
-S.check_choices(methods, rec_loss)
-channels = {k: parse_numbers(k, v, integer=True, positive=True) for k, v in (("enc_channels", enc_channels),
-                                                                           ("dec_channels", dec_channels))}
-arch = A.ArchConfig(in_channels=D.channels_of(dataset), **channels, dec_hidden=dec_hidden,
-                    fc_hidden=fc_hidden, class_dim=class_dim, content_dim=content_dim)
-datas = {s: D.get_translation_data(dataset, n_classes=n_classes, n_test_classes=n_test_classes, seed=s,
-                                   data_root=data_root) for s in seeds_from(seed, n_seeds)}
+settings, arch, datas = S.from_params(params, seeds_from(seed, n_seeds))   # checks the choices first
 data = datas[seed]   # the figures show the first seed
 print(data.summary(), f"x {n_seeds} seed(s) ({time.time() - t0:.0f} s)")
 

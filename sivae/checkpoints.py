@@ -21,7 +21,9 @@ import hashlib
 import io
 import os
 import socket
+import sys
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -37,12 +39,35 @@ REQUIRED_KEYS = ("format", "step", "config", "encoder", "decoder", "opt_e", "opt
 REPAIR = "delete it to start over, or restore it from DVC (dvc checkout)"
 
 
+def _canonical(x):
+    """`x` with fresh containers and interned strings, so that the pickle's layout depends on the values only.
+
+    Pickle shares an object written twice (a memo reference), so equal states could be written as different
+    bytes: a run resumed from a checkpoint holds objects shared as the unpickler made them, a run from scratch
+    holds them as the trainer made them. Rebuilding the containers and interning every string gives one
+    layout for equal values, so equal runs give byte-identical checkpoints (and DVC hashes)."""
+    if type(x) is dict:
+        return {_canonical(k): _canonical(v) for k, v in x.items()}
+    if type(x) is OrderedDict:   # a module's state_dict: keep its type and the `_metadata` load_state_dict reads
+        out = OrderedDict((_canonical(k), _canonical(v)) for k, v in x.items())
+        if hasattr(x, "_metadata"):
+            out._metadata = _canonical(x._metadata)
+        return out
+    if type(x) in (list, tuple):
+        return type(x)(_canonical(v) for v in x)
+    if type(x) is str:
+        return sys.intern(x)
+    return x
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """Write `state` to `path` atomically (unique temp file + rename): a kill never leaves half a file."""
+    """Write `state` to `path` atomically (unique temp file + rename): a kill never leaves half a file.
+
+    Equal states give byte-identical files, however their objects were made (see `_canonical`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(_canonical(state), buf)
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest().encode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")

@@ -17,7 +17,7 @@ from conftest import run_in
 from nbutil import BIN, ROOT
 
 from sivae import CheckpointError, DataError, TrainConfig, Trainer
-from sivae.checkpoints import FolderLock, load_checkpoint, save_checkpoint
+from sivae.checkpoints import FORMAT, FolderLock, load_checkpoint, save_checkpoint
 from sivae.toy2d.data import get_toy_dataset
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
 
@@ -68,6 +68,23 @@ def test_a_flipped_byte_inside_a_checkpoint_is_refused_naming_the_file(tmp_path)
     path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match=f"{path}.*corrupt.*checksum"):
         load_checkpoint(path)
+
+
+def test_equal_states_give_byte_identical_checkpoints_however_their_objects_are_shared(tmp_path):
+    from collections import OrderedDict
+    key = "".join(["lo", "ss"])            # equal to "loss", another object
+    sd = OrderedDict(w=torch.ones(2))
+    sd._metadata = OrderedDict({"": {"version": 1}})
+    shared_row = {"loss": 1.5, "step": 1000}
+    a = {"format": FORMAT, "encoder": sd, "history": [shared_row, shared_row], "names": ["run", "run"]}
+    b = {"format": FORMAT, "encoder": sd, "history": [{key: 1.5, "step": 1000}, {key: 1.5, "step": 1000}],
+         "names": ["run", "".join(["r", "un"])]}
+    save_checkpoint(a, tmp_path / "a.pt"), save_checkpoint(b, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    again = load_checkpoint(tmp_path / "a.pt", required=("encoder",))
+    save_checkpoint(again, tmp_path / "c.pt")   # a loaded state, saved again: the same bytes
+    assert (tmp_path / "c.pt").read_bytes() == (tmp_path / "a.pt").read_bytes()
+    assert again["encoder"]._metadata == {"": {"version": 1}}   # load_state_dict's versions survive
 
 
 def test_a_sivae_checkpoint_missing_keys_is_named(tmp_path):

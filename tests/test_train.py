@@ -108,6 +108,7 @@ def test_resume_after_kill_gives_identical_result(tmp_path, method):
     assert_same(params(resumed.enc), params(full.enc), rtol=0, atol=0)
     assert_same(params(resumed.dec), params(full.dec), rtol=0, atol=0)
     assert resumed.history == full.history
+    assert (tmp_path / "killed" / "last.pt").read_bytes() == (tmp_path / "full" / "last.pt").read_bytes()
 
 
 def test_divergence_names_step_and_last_good_checkpoint(tmp_path):

@@ -271,6 +271,18 @@ def test_settings_reject_bad_values():
     assert S.n_iterations(100, S.TrainSettings(n_epochs=2.5, batch_size=32)) == 8
 
 
+def test_from_params_builds_the_stage_settings_and_checks_choices_first(monkeypatch):
+    from sivae.stage import stage_parameters
+    p, _ = stage_parameters("translation", overrides={"n_classes": 4, "n_test_classes": 2, "n_epochs": 0.5})
+    settings, arch, datas = S.from_params(p, [3, 4])
+    assert (settings.n_epochs, settings.seed, settings.beta_neg) == (0.5, 3, float(p["beta_neg"]))
+    assert arch.enc_channels == tuple(int(c) for c in p["enc_channels"].split(",")) and arch.class_dim == p["class_dim"]
+    assert set(datas) == {3, 4} and len(datas[3].train_class.unique()) == 4
+    monkeypatch.setattr(S, "get_translation_data", lambda *a, **k: pytest.fail("data built before the check"))
+    with pytest.raises(ConfigError, match="unknown method 'gan'"):
+        S.from_params({**p, "methods": "vae,gan"}, [0])
+
+
 def test_training_logs_both_kls_and_resumes_exactly(tmp_path, monkeypatch, procedural):
     data = procedural
     settings = S.TrainSettings(n_epochs=4 * 16 / len(data.train), batch_size=16, beta_neg=10.0, kl_every=2)

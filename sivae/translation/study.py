@@ -19,15 +19,15 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, check_choice, check_nonnegative
-from ..params import parse_bool, parse_int, parse_list, parse_seed
+from ..params import parse_bool, parse_int, parse_list, parse_numbers, parse_seed
 from ..runinfo import seed_stats, write_json, write_markdown
 from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, TrainConfig, Trainer, check_device
 from . import metrics as M
-from .data import TranslationData, make_batch_fn, to_float
+from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
 from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
 
-__all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "train_translation",
+__all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "from_params", "train_translation",
            "train_seeds", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds",
            "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
 
@@ -69,6 +69,22 @@ def check_choices(methods, rec_loss: str) -> list[str]:
     """Validate the model list and the reconstruction-loss name before any work; returns the models."""
     check_choice("rec_loss", rec_loss, REC_LOSSES)
     return parse_list("method", methods, MODELS)
+
+
+def from_params(p: dict, seeds: list[int]) -> tuple[TrainSettings, ArchConfig, dict[int, TranslationData]]:
+    """(settings, architecture, {seed: data}) from the translation stage's parameters (the notebook's names):
+    what notebook 05 trains, also for scripts that train it longer (benchmarks/budget_translation.py).
+    The first seed seeds the settings; choices are checked before any data is built."""
+    check_choices(p["methods"], p["rec_loss"])
+    settings = TrainSettings(n_epochs=p["n_epochs"], batch_size=p["batch_size"], lr=p["lr"], beta_rec=p["beta_rec"],
+                             beta_kl=p["beta_kl"], beta_neg=p["beta_neg"], gamma_r=p["gamma_r"], num_vae=p["num_vae"],
+                             kl_every=p["kl_every"], seed=seeds[0])
+    channels = {k: parse_numbers(k, p[k], integer=True, positive=True) for k in ("enc_channels", "dec_channels")}
+    arch = ArchConfig(in_channels=channels_of(p["dataset"]), **channels, dec_hidden=p["dec_hidden"],
+                      fc_hidden=p["fc_hidden"], class_dim=p["class_dim"], content_dim=p["content_dim"])
+    datas = {s: get_translation_data(p["dataset"], n_classes=p["n_classes"], n_test_classes=p["n_test_classes"],
+                                     seed=s, data_root=p["data_root"]) for s in seeds}
+    return settings, arch, datas
 
 
 def n_iterations(n_images: int, settings: TrainSettings) -> int:
@@ -318,6 +334,7 @@ def write_table4(path, metrics: dict, references: dict, data: TranslationData, l
         lpips_note, loss_note: the sentences of load_lpips and resolve_rec_loss. n_seeds: seeds averaged.
     """
     f = lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+    u = lambda v: "-" if v is None else f"{v:g}"   # active units: a count, or its mean over seeds
     lines = [f"Content transfer (class of A, content of B) on `{data.name}`, mean over {n_seeds} seed(s): test split "
              f"({len(data.test_class.unique())} classes) and training split; per-pixel MSE and LPIPS lower, SSIM "
              f"higher is better. {lpips_note}. {loss_note}.", ""]
@@ -344,7 +361,7 @@ def write_table4(path, metrics: dict, references: dict, data: TranslationData, l
               "|---|---|---|---|---|---|---|---|"]
     for m, x in metrics.items():
         lines.append(f"| {METHOD_TITLES[m]} | {f(x['kl_class'])} | {f(x['kl_content'])} | "
-                     f"{x.get('active_units_class')} / {x.get('active_units_content')} | "
+                     f"{u(x.get('active_units_class'))} / {u(x.get('active_units_content'))} | "
                      f"{f(x.get('probe_identity_from_class'))} | {f(x.get('probe_pose_from_content'))} | "
                      f"{f(x.get('probe_pose_from_class'))} | {f(x.get('probe_identity_from_content'))} |")
     return write_markdown(lines, path)
