@@ -4,6 +4,7 @@
 # make profile PROFILE=paper|default : switch params.yaml to another profile
 # make browser : install headless Chromium (Debian, as root) for the report's browser test
 # make gpu-check OUT=dir : the CUDA tests, the stack benchmark and the paper profile's Table 2 through the stack (GPU)
+# make readme-findings: copy the findings table (outputs/findings/findings.md) into README.md between its markers
 # make readme-figures : copy the figures README and docs/ show from outputs/ (after dvc repro) into docs/figures/
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.sivae-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 
-.PHONY: env data repro test profile lock bench gpu-check browser readme-figures clean-outputs
+.PHONY: env data repro test profile lock bench gpu-check browser readme-findings readme-figures clean-outputs
 
 env: $(STAMP)
 
@@ -66,6 +67,9 @@ README_FIGURES := theory_discrete:dstar_vs_gamma:theory_dstar_vs_gamma toy2d:fig
 	translation:translation_test:translation_grid_test translation:translation_train:translation_grid_train \
 	translation:kl_codes:translation_kl_codes toy2d:budget_kl:toy2d_budget_kl toy2d:budget_jsd:toy2d_budget_jsd \
 	findings:verdicts:findings_verdicts
+
+readme-findings: env
+	python -m sivae.findings.study README.md outputs/findings/findings.md
 
 readme-figures:
 	@mkdir -p docs/figures

@@ -36,7 +36,7 @@ from sivae.stability import study as S
 seed = 0                     # base seed; the seeds are seed, ..., seed+n_seeds-1
 device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 dataset = "8gaussians"       # the paper uses 8 Gaussians for both figures
-n_seeds = 2                  # seeds per configuration (mean and spread in Figure 3)
+n_seeds = 4                  # seeds per configuration (mean and spread in Figure 3)
 n_iter = 1200                # training iterations per run (paper: 30000)
 batch_size = 128             # paper: 512
 lr = 2e-4                    # Adam learning rate (paper: 2e-4)

@@ -66,6 +66,7 @@ def write_run_info(path: str | Path, params: dict, seed: int | None = None, **ex
     import torch
     info = {"seed": seed, "params": params, "packages": package_versions(), "git": git_commit(),
             "device": extra.pop("device", None), "cuda": torch.cuda.is_available(),
+            "torch_threads": torch.get_num_threads(),   # CPU results are bit-identical only at equal counts
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
     write_text(json.dumps(info, indent=2, default=str) + "\n", path)
     return info

@@ -17,6 +17,10 @@ What the runner adds:
   checkpoint and stops at a step boundary; a second signal ends the kernel at once;
 - if the process that started it (e.g. `dvc repro`) dies, the kernel is stopped rather than left
   running as an orphan that keeps writing outputs;
+- the kernel's torch runs on CPU_THREADS (2) CPU threads, or SIVAE_THREADS=n of them: CPU results are
+  bit-identical only at the same thread count (reductions are split by thread), so `dvc repro` on a
+  machine with more cores reproduces the committed run's numbers; SIVAE_THREADS=8 is faster, with
+  numbers that differ in their last digits (and a finding near its threshold may change verdict);
 - the kernel runs with SIVAE_STAGE=<stage>, under which a checkpoint written by another
   configuration is set aside and training starts fresh (the stage's checkpoint folders persist
   across `dvc repro` runs so that a killed stage resumes; see sivae.checkpoints).
@@ -40,6 +44,17 @@ __all__ = ["stage_notebook", "stage_parameters", "run_stage", "main"]
 
 SIVAE_ERRORS = ("SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError")
 NOT_A_PARAMETER = ("executed_notebook",)
+CPU_THREADS = 2   # torch threads of a stage's kernel (the committed run's); SIVAE_THREADS overrides
+
+
+def cpu_threads() -> int:
+    """The torch thread count a stage's kernel gets: SIVAE_THREADS if set (a positive integer), else CPU_THREADS."""
+    raw = os.environ.get("SIVAE_THREADS", "").strip()
+    if not raw:
+        return CPU_THREADS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"SIVAE_THREADS must be a positive integer (torch CPU threads), got {raw!r}")
+    return int(raw)
 
 
 def stage_notebook(stage: str, root: str | os.PathLike = ".") -> Path:
@@ -152,6 +167,7 @@ def run_stage(stage: str, params_file: str | os.PathLike = "params.yaml", overri
         raise ConfigError(f"params.yaml section {stage!r} has keys the notebook {nb_path} does not take: {unknown}")
     out.parent.mkdir(parents=True, exist_ok=True)
     os.environ["SIVAE_STAGE"] = stage
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(cpu_threads())   # read by the kernel's torch
 
     interrupts = []
 

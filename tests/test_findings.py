@@ -4,6 +4,7 @@ import json
 import pytest
 from nbutil import ROOT
 
+from sivae import DataError
 from sivae.findings import study as F
 from sivae.findings.study import Stat, band, combine, compare, threshold
 
@@ -93,7 +94,7 @@ def test_the_ledger_file_is_a_dvc_metrics_file(tmp_path):
     assert data["findings"]["6.1-kl-sivae-below-vae-8gaussians"] == 1 and data == out
     assert data["counts"]["holds"] + data["counts"]["inconclusive"] + data["counts"]["fails"] \
         + data["counts"]["not run"] == data["n_findings"] == len(findings)
-    assert (tmp_path / "f.md").read_text().startswith(F.summary_line(findings, "default"))
+    assert (tmp_path / "f.md").read_text().startswith(f"**{F.summary_line(findings, 'default')}**")
 
 
 def test_printed_fids_are_judged_only_with_inception_features():
@@ -121,3 +122,18 @@ def test_the_theory_contrast_row_is_judged_as_the_papers_critique_of_introvae(re
     assert led["4.1-introvae-eq2-not-covered-by-its-analysis"].verdict == verdict
     assert led["4.1-theory-claim-01"].verdict == "holds" and led["4.1-theory-claim-03"].verdict == "fails"
     assert "4.1-theory-claim-02" not in led
+
+
+def test_sync_readme_copies_the_table_between_the_markers_and_says_what_is_wrong(tmp_path):
+    table, readme = tmp_path / "findings.md", tmp_path / "README.md"
+    table.write_text("**1 of 1 findings hold**\n\n| a |\n|---|\n")
+    readme.write_text(f"intro\n{F.README_BEGIN}\nold table\n{F.README_END}\nrest\n")
+    assert F.sync_readme(readme, table, check=True) and "old table" in readme.read_text()   # check: nothing written
+    assert F.sync_readme(readme, table)
+    assert readme.read_text() == f"intro\n{F.README_BEGIN}\n**1 of 1 findings hold**\n\n| a |\n|---|\n{F.README_END}\nrest\n"
+    assert not F.sync_readme(readme, table)          # current: nothing to do
+    readme.write_text("no markers\n")
+    with pytest.raises(DataError, match="needs the two lines"):
+        F.sync_readme(readme, table)
+    with pytest.raises(DataError, match="run the findings stage first"):
+        F.sync_readme(readme, tmp_path / "missing.md")

@@ -180,3 +180,9 @@ def test_dvc_understands_the_pipeline():
     assert res.returncode == 0, res.stderr
     for stage in DVC["stages"]:
         assert stage in res.stdout
+
+
+def test_the_readme_shows_the_committed_findings_table():
+    from sivae.findings.study import sync_readme
+    assert not sync_readme(ROOT / "README.md", ROOT / "outputs" / "findings" / "findings.md", check=True), \
+        "README's findings table differs from outputs/findings/findings.md: run `make readme-findings`"

@@ -1,4 +1,5 @@
 """Profiles: every profile has params.yaml's keys; switching is a round trip. (dvc.yaml: test_layout.py.)"""
+import os
 import re
 
 import pytest
@@ -36,3 +37,25 @@ def test_profile_switch_round_trip(tmp_path):
     with pytest.raises(ValueError, match="unknown profile"):
         switch("huge", tmp_path)
     assert current(tmp_path) == "paper"
+
+
+def test_a_stage_kernel_runs_on_a_pinned_thread_count(monkeypatch):
+    """CPU results are bit-identical only at one torch thread count: the stage pins it (2, or SIVAE_THREADS)."""
+    import papermill
+
+    from sivae import ConfigError
+    from sivae import stage as st
+    seen = []
+    for name in ("MKL_NUM_THREADS", "SIVAE_STAGE"):   # run_stage sets them; monkeypatch restores them after
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    # nothing runs: execute_notebook only records the thread count the kernel would get
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: seen.append(os.environ["OMP_NUM_THREADS"]))
+    for env, want in (("", "2"), ("5", "5")):
+        monkeypatch.setenv("OMP_NUM_THREADS", "7")      # whatever the caller had does not decide
+        monkeypatch.setenv("SIVAE_THREADS", env)
+        st.run_stage("theory_discrete", params_file=ROOT / "params.yaml", root=ROOT)
+        assert seen[-1] == want
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SIVAE_THREADS", bad)
+        with pytest.raises(ConfigError, match="SIVAE_THREADS must be a positive integer"):
+            st.run_stage("theory_discrete", params_file=ROOT / "params.yaml", root=ROOT)
