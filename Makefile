@@ -1,7 +1,7 @@
 # make data   : fill data/ (MNIST, Fashion-MNIST; md5-verified): download, or MIRROR=dir for an offline mirror
 # make repro  : create the environment (from requirements.lock), fill data/, run the pipeline (dvc repro)
 # make test   : create the environment if needed and run the test suite
-# make profile PROFILE=paper|default : switch params.yaml to another profile
+# make profile PROFILE=paper|default|quick : switch params.yaml to another profile
 # make browser : install headless Chromium (Debian, as root) for the report's browser test
 # make gpu-check OUT=dir : the CUDA tests, the stack benchmark and the paper profile's Table 2 through the stack (GPU)
 # make readme-findings: copy the findings table (outputs/findings/findings.md) into README.md between its markers

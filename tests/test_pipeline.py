@@ -20,10 +20,31 @@ def _resolve(path: str) -> str:
 def test_profiles_share_keys_and_params_yaml_is_one_of_them():
     from sivae.profiles import available, current, keys
     profs = {n: load_yaml(f"profiles/{n}.yaml") for n in available(ROOT)}
-    assert {"default", "paper"} <= set(profs)
+    assert {"default", "paper", "quick"} <= set(profs)
     for name, tree in profs.items():
         assert keys(tree) == keys(PARAMS), f"profile {name} keys differ from params.yaml"
     assert current(ROOT) is not None, "params.yaml matches no profile"
+
+
+def test_quick_profile_only_shrinks_the_default_budgets():
+    """The quick profile is the default at smaller budgets: every value it changes is a smaller number, so it
+    cannot silently change a method, dataset or hyper-parameter."""
+    from sivae.profiles import keys
+    default, quick = load_yaml("profiles/default.yaml"), load_yaml("profiles/quick.yaml")
+
+    def value(tree, dotted):
+        for k in dotted.split("."):
+            tree = tree[k]
+        return tree
+
+    changed = {k: (value(default, k), value(quick, k)) for k in keys(default) if value(default, k) != value(quick, k)}
+    assert changed, "the quick profile equals the default"
+    budget_keys = ("n_iter", "n_seeds", "n_train", "n_fd_samples", "style_n_train", "n_eval", "train_n_train",
+                   "n_epochs", "epochs")
+    for k, (d, q) in changed.items():
+        assert k.split(".")[-1] in budget_keys, f"quick profile changes {k} ({d!r} -> {q!r}), not a budget"
+        d_all = {0: float("inf")}.get(d, d) if k.endswith("n_train") else d    # n_train 0 means all images
+        assert 0 < q < d_all, f"quick profile's {k} = {q!r} is not below the default's {d!r}"
 
 
 def test_profile_switch_round_trip(tmp_path):
