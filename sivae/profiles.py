@@ -1,7 +1,10 @@
-"""Parameter profiles: `python -m sivae.profiles NAME` copies profiles/NAME.yaml to params.yaml.
+"""Parameter profiles: `python -m sivae.profiles NAME` writes profile NAME to params.yaml.
 
 Profiles share every key and differ only in values (default: 2-core CPU; paper: the paper's
-settings, for a GPU). Run with no name to print which profile params.yaml matches.
+settings, for a GPU). A profile file either holds every key (it is copied as it is, comments and all) or
+starts with `extends: OTHER` and holds only the values it changes (quick = default at smaller budgets):
+it is resolved over OTHER, and params.yaml gets the whole resolved tree. Run with no name to print which
+profile params.yaml matches.
 """
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from .errors import ConfigError
+
+EXTENDS = "extends"   # a profile's top-level key naming the profile it changes
 
 
 def keys(tree: dict, prefix: str = "") -> set[str]:
@@ -53,36 +59,78 @@ def available(root: Path = Path(".")) -> dict[str, Path]:
     return {p.stem: p for p in sorted((_root(root) / "profiles").glob("*.yaml"))}
 
 
+def _path(name, root) -> Path:
+    profiles = available(root)
+    if not isinstance(name, str) or name not in profiles:
+        if not profiles:
+            raise ConfigError(f"unknown profile {name!r}: {_root(root) / 'profiles'} holds no *.yaml profile")
+        raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(profiles)}")
+    return profiles[name]
+
+
+def resolve(name: str, root: Path = Path("."), _chain: tuple = ()) -> dict:
+    """The whole parameter tree of profile `name`: its file, or, for a file with `extends: OTHER`, OTHER's tree
+    with this file's values put over it. A value for a key OTHER does not have, an unknown or cyclic base, or a
+    malformed file raises ConfigError naming the file."""
+    path = _path(name, root)
+    tree = read_params(path)
+    if EXTENDS not in tree:
+        return tree
+    base = tree.pop(EXTENDS)
+    if base == name or base in _chain:
+        raise ConfigError(f"{path}: 'extends: {base}' makes a cycle ({' -> '.join((*_chain, name, str(base)))})")
+    if not isinstance(base, str) or base not in available(root):
+        raise ConfigError(f"{path}: 'extends: {base!r}' names no profile; choose one of: {', '.join(available(root))}")
+    full = resolve(base, root, (*_chain, name))
+    unknown = sorted(keys(tree) - keys(full))
+    if unknown:
+        raise ConfigError(f"{path} sets keys that profile {base!r} does not have: {unknown}")
+    for dotted in keys(tree):
+        *sections, last = dotted.split(".")
+        src, dst = tree, full
+        for k in sections:
+            src, dst = src[k], dst[k]
+        dst[last] = src[last]
+    return full
+
+
 def current(root: Path = Path(".")) -> str | None:
     """Name of the profile whose values params.yaml holds, or None if it matches none.
 
     A missing or malformed params.yaml or profile raises ConfigError naming the file.
     """
     params = read_params(_root(root) / "params.yaml")
-    for name, path in available(root).items():
-        if read_params(path) == params:
+    for name in available(root):
+        if resolve(name, root) == params:
             return name
     return None
 
 
 def switch(name: str, root: Path = Path(".")) -> Path:
-    """Copy profiles/<name>.yaml over params.yaml after checking it has the same keys.
+    """Write profile `name` to params.yaml after checking it has params.yaml's keys: a whole profile is copied as
+    it is; one that extends another is written resolved, under a comment naming both files.
 
     An unknown name, or a malformed profile or params.yaml, raises ConfigError (naming the file) and leaves
     params.yaml unchanged.
     """
-    profiles = available(root)
-    if not isinstance(name, str) or name not in profiles:
-        if not profiles:
-            raise ConfigError(f"unknown profile {name!r}: {_root(root) / 'profiles'} holds no *.yaml profile")
-        raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(profiles)}")
-    new = read_params(profiles[name])
+    path = _path(name, root)
+    new = resolve(name, root)
     old_path = _root(root) / "params.yaml"
     if old_path.exists():
         old = read_params(old_path)
         if keys(old) != keys(new):
             raise ConfigError(f"profile {name} and params.yaml differ in keys: {sorted(keys(old) ^ keys(new))}")
-    shutil.copyfile(profiles[name], old_path)
+    if EXTENDS not in read_params(path):
+        shutil.copyfile(path, old_path)
+        return old_path
+    base = read_params(path)[EXTENDS]
+    text = (f"# The {name!r} profile: profiles/{name}.yaml put over profiles/{base}.yaml, written by\n"
+            f"# `python -m sivae.profiles {name}`. Edit the profiles, not this file.\n"
+            + yaml.safe_dump(new, sort_keys=False, default_flow_style=False, allow_unicode=True))
+    fd, tmp = tempfile.mkstemp(dir=old_path.parent, prefix=".params.", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, old_path)
     return old_path
 
 

@@ -18,8 +18,8 @@ def _resolve(path: str) -> str:
 
 
 def test_profiles_share_keys_and_params_yaml_is_one_of_them():
-    from sivae.profiles import available, current, keys
-    profs = {n: load_yaml(f"profiles/{n}.yaml") for n in available(ROOT)}
+    from sivae.profiles import available, current, keys, resolve
+    profs = {n: resolve(n, ROOT) for n in available(ROOT)}
     assert {"default", "paper", "quick"} <= set(profs)
     for name, tree in profs.items():
         assert keys(tree) == keys(PARAMS), f"profile {name} keys differ from params.yaml"
@@ -29,8 +29,8 @@ def test_profiles_share_keys_and_params_yaml_is_one_of_them():
 def test_quick_profile_only_shrinks_the_default_budgets():
     """The quick profile is the default at smaller budgets: every value it changes is a smaller number, so it
     cannot silently change a method, dataset or hyper-parameter."""
-    from sivae.profiles import keys
-    default, quick = load_yaml("profiles/default.yaml"), load_yaml("profiles/quick.yaml")
+    from sivae.profiles import keys, resolve
+    default, quick = resolve("default", ROOT), resolve("quick", ROOT)
 
     def value(tree, dotted):
         for k in dotted.split("."):
@@ -58,6 +58,34 @@ def test_profile_switch_round_trip(tmp_path):
     with pytest.raises(ValueError, match="unknown profile"):
         switch("huge", tmp_path)
     assert current(tmp_path) == "paper"
+
+
+def test_a_profile_that_extends_another_is_resolved_over_it(tmp_path):
+    """quick.yaml holds only what it changes: switching writes the whole resolved tree, `current` names it, and a
+    key the base does not have, a cycle or an unknown base is refused with params.yaml left as it was."""
+    from sivae.errors import ConfigError
+    from sivae.profiles import current, keys, resolve, switch
+    (tmp_path / "profiles").mkdir()
+    for n in ("default", "quick"):
+        (tmp_path / "profiles" / f"{n}.yaml").write_text((ROOT / "profiles" / f"{n}.yaml").read_text())
+    (tmp_path / "params.yaml").write_text((ROOT / "profiles" / "default.yaml").read_text())
+    default, quick = resolve("default", tmp_path), resolve("quick", tmp_path)
+    assert keys(quick) == keys(default) and "extends" not in quick
+    assert quick["toy2d"]["n_iter"] < default["toy2d"]["n_iter"] and quick["toy2d"]["lr"] == default["toy2d"]["lr"]
+    switch("quick", tmp_path)
+    assert load_yaml(tmp_path / "params.yaml") == quick and current(tmp_path) == "quick"
+    assert "profiles/quick.yaml put over profiles/default.yaml" in (tmp_path / "params.yaml").read_text()
+    switch("default", tmp_path)
+    assert (tmp_path / "params.yaml").read_text() == (ROOT / "profiles" / "default.yaml").read_text()
+    before = (tmp_path / "params.yaml").read_text()
+    for text, match in (("extends: default\ntoy2d:\n  n_itr: 5\n", r"bad.yaml sets keys .*toy2d.n_itr"),
+                        ("extends: default\ntoy2d: 5\n", r"bad.yaml sets keys .*'toy2d'"),
+                        ("extends: bad\n", "cycle"),
+                        ("extends: huge\n", "names no profile")):
+        (tmp_path / "profiles" / "bad.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            switch("bad", tmp_path)
+        assert (tmp_path / "params.yaml").read_text() == before
 
 
 def test_a_stage_kernel_runs_on_a_pinned_thread_count(monkeypatch):
