@@ -10,7 +10,7 @@ GRID (environment, default 64; the stage uses 1024) sets the density grid.
 The README's "budget it needs" numbers come from this script.
 
     python benchmarks/budget_toy2d.py judge RUNS.jsonl [...]
-judges the runs' last points with the findings ledger's rule (sivae.findings.study.compare, over seeds):
+judges every step the runs share with the findings ledger's rule (sivae.findings.study.compare, over seeds):
 Soft-IntroVAE below the VAE and IntroVAE in KL, JSD, gnELBO, and each introspective model's off-support share
 below the VAE's, per dataset.
 """
@@ -30,9 +30,9 @@ from sivae.train import TrainConfig, Trainer
 def judge(paths) -> None:
     """Print, per dataset and step, the ledger's verdicts over the seeds of the runs in the jsonl files."""
     from collections import defaultdict
-    from statistics import mean, stdev
 
     from sivae.findings.study import Stat, compare
+    from sivae.runinfo import seed_stats
     runs = defaultdict(list)   # (d, m) -> curves
     for path in paths:
         for line in open(path):
@@ -41,7 +41,7 @@ def judge(paths) -> None:
 
     def stat(d, m, step, col):
         vals = [c[step][col] for c in runs.get((d, m), []) if step in c and len(c[step]) > col]
-        return Stat(mean(vals), stdev(vals) if len(vals) > 1 else 0.0, len(vals)) if vals else None
+        return Stat(**seed_stats(vals)) if vals else None
 
     for d in sorted({d for d, _ in runs}):
         steps = sorted(set.intersection(*(set(c) for (dd, _), cs in runs.items() if dd == d for c in cs)))

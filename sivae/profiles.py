@@ -12,12 +12,12 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from .errors import ConfigError
+from .runinfo import write_text
 
 EXTENDS = "extends"   # a profile's top-level key naming the profile it changes
 
@@ -114,24 +114,18 @@ def switch(name: str, root: Path = Path(".")) -> Path:
     params.yaml unchanged.
     """
     path = _path(name, root)
-    new = resolve(name, root)
+    raw, new = read_params(path), resolve(name, root)
     old_path = _root(root) / "params.yaml"
     if old_path.exists():
         old = read_params(old_path)
         if keys(old) != keys(new):
             raise ConfigError(f"profile {name} and params.yaml differ in keys: {sorted(keys(old) ^ keys(new))}")
-    if EXTENDS not in read_params(path):
+    if EXTENDS not in raw:
         shutil.copyfile(path, old_path)
         return old_path
-    base = read_params(path)[EXTENDS]
-    text = (f"# The {name!r} profile: profiles/{name}.yaml put over profiles/{base}.yaml, written by\n"
-            f"# `python -m sivae.profiles {name}`. Edit the profiles, not this file.\n"
-            + yaml.safe_dump(new, sort_keys=False, default_flow_style=False, allow_unicode=True))
-    fd, tmp = tempfile.mkstemp(dir=old_path.parent, prefix=".params.", suffix=".yaml")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, old_path)
-    return old_path
+    return write_text(f"# The {name!r} profile: profiles/{name}.yaml put over profiles/{raw[EXTENDS]}.yaml, written by\n"
+                      f"# `python -m sivae.profiles {name}`. Edit the profiles, not this file.\n"
+                      + yaml.safe_dump(new, sort_keys=False, default_flow_style=False, allow_unicode=True), old_path)
 
 
 def main(argv=None) -> int:
