@@ -26,10 +26,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sivae.paper import TABLE5
 from sivae.toy2d.data import TOY_DATASETS, get_toy_dataset
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
 from sivae.toy2d.reference import reference_soft_intro_step
-from sivae.toy2d.study import TABLE5, evaluate_toy
+from sivae.toy2d.study import evaluate_toy
 from sivae.train import TrainConfig, Trainer
 
 BATCH = 512

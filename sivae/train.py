@@ -49,17 +49,14 @@ from .checkpoints import load_checkpoint
 from .engine import Engine
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
 from .lifecycle import ConfigurationChanged
+from .paper import METHODS
 from .params import SEED_MAX, parse_bool, parse_numbers
 from .runinfo import live_curve
 from .runtime import resolve_device
 
-__all__ = ["TrainConfig", "Trainer", "METHODS", "METHOD_TITLES", "resolve_device", "check_device",
+__all__ = ["TrainConfig", "Trainer", "METHODS", "resolve_device", "check_device",
            "epoch_batches", "MAX_BATCH_SIZE", "MAX_STEPS"]
 
-METHODS = ("vae", "introvae", "soft_intro_vae")
-# Display names of the methods (and of the class-conditional Soft-IntroVAE of the images section).
-METHOD_TITLES = {"vae": "VAE", "introvae": "IntroVAE", "soft_intro_vae": "Soft-IntroVAE",
-                 "soft_intro_vae_cond": "Soft-IntroVAE (cond.)"}
 AUTOCAST = ("none", "bf16", "fp16", "auto")
 MAX_BATCH_SIZE = 1_000_000   # larger batches only fail deep in torch (allocation)
 MAX_STEPS = 10**12           # bound of n_iter, num_vae, checkpoint_every and log_every

@@ -11,7 +11,7 @@ graph that is never used). Same losses (sivae.losses), same random draws in the 
 
 One deliberate difference from the public code: there the target x_r of Rec(x_r, D(z_rr)) in
 the encoder's expELBO is not detached, so a small gradient reaches the encoder through
-x_r = D(z); EQUATIONS.md (Eq. 7) detaches both fakes in the encoder step, and so do we.
+x_r = D(z); docs/EQUATIONS.md (Eq. 7) detaches both fakes in the encoder step, and so do we.
 """
 from __future__ import annotations
 

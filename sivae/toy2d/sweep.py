@@ -41,11 +41,12 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError, SivaeError, check_choice
+from ..paper import METHOD_TITLES, TABLE5
 from ..params import parse_list, parse_numbers, read_section, seeds_from
 from ..runinfo import write_json, write_markdown
-from ..train import METHOD_TITLES, METHODS
+from ..train import METHODS
 from .data import TOY_DATASETS
-from .study import TABLE5, TABLE5_SENTINEL, RunSpec, check_toy2d, flat_summary, resolve_hparams, run_specs, summarize
+from .study import TABLE5_SENTINEL, RunSpec, check_toy2d, flat_summary, resolve_hparams, run_specs, summarize
 
 __all__ = ["BETA_GRID", "BETA_NEG_GRID", "M_GRID", "SWEEP_RANGES", "queue_command",
            "collect_experiments", "best_configurations", "compare_with_table5", "HPARAMS",

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, check_choice, check_nonnegative
+from ..paper import METHOD_TITLES, PAPER_TABLE4
 from ..params import parse_bool, parse_int, parse_list, parse_numbers, parse_seed
 from ..runinfo import seed_stats, write_json, write_markdown
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, TrainConfig, Trainer, check_device
+from ..train import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, Trainer, check_device
 from . import metrics as M
 from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
@@ -33,9 +34,6 @@ __all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choi
 
 MODELS = ("vae", "soft_intro_vae")
 
-# Table 4 (Cars3D, content transfer, LPIPS; lower is better). The numbers did not survive the
-# conversion of our copy of the paper to text, so none are printed; fill them in from the PDF.
-PAPER_TABLE4 = {"LORD [13] (class labels)": None, "S-IntroVAE (no labels)": None}
 MAX_EPOCHS = 1_000_000       # n_epochs above this is a typo (the paper trains 400)
 
 
