@@ -88,7 +88,7 @@ style_fade = 0.5             # share of each resolution spent fading it in
 style_batch_size = 32        # authors (1 GPU): 128 at 4-16, 32, 16, 8, 4 at 256
 style_lr = 0.001             # authors: 0.0015
 style_beta_rec = 1.0         # authors' CelebA-HQ config: 0.05
-style_beta_kl = 0.1          # 1.0 collapses here (benchmarks/style_collapse.py); authors' CelebA-HQ: 0.2
+style_beta_kl = 0.1          # 1.0 collapses here (experiments/style_collapse.py); authors' CelebA-HQ: 0.2
 style_beta_neg = 256.0       # authors' CelebA-HQ config: 2048 at low resolutions down to 512
 released = ""                # authors weights to evaluate without training: comma list of kind:path
 #                              entries (kinds: celeba-hq, ffhq, cifar10; downloads: README)

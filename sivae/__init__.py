@@ -19,7 +19,8 @@ Where a new thing goes: a loss -> ``losses``; a network -> ``<section>/models``;
 ``<section>/data``; a figure -> ``<section>/plots``; a parser -> ``params``.
 """
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, SivaeError
-from .train import METHODS, TrainConfig, Trainer, resolve_device
+from .runtime import resolve_device
+from .train import METHODS, TrainConfig, Trainer
 
 __all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "TrainConfig",
            "Trainer", "METHODS", "resolve_device"]

@@ -52,10 +52,9 @@ from .lifecycle import ConfigurationChanged
 from .paper import METHODS
 from .params import SEED_MAX, parse_bool, parse_numbers
 from .runinfo import live_curve
-from .runtime import resolve_device
+from .runtime import check_device, resolve_device  # noqa: F401  (check_device: for older imports)
 
-__all__ = ["TrainConfig", "Trainer", "METHODS", "resolve_device", "check_device",
-           "epoch_batches", "MAX_BATCH_SIZE", "MAX_STEPS"]
+__all__ = ["TrainConfig", "Trainer", "METHODS", "MAX_BATCH_SIZE", "MAX_STEPS"]
 
 AUTOCAST = ("none", "bf16", "fp16", "auto")
 MAX_BATCH_SIZE = 1_000_000   # larger batches only fail deep in torch (allocation)
@@ -85,24 +84,6 @@ def _check_milestones(value) -> tuple:
     except TypeError:
         raise ConfigError(f"lr_milestones must be a sequence of fractions of n_iter, got {value!r}") from None
     return tuple(check_nonnegative("lr_milestones", f) for f in items)
-
-
-def check_device(device) -> torch.device:
-    """resolve_device for a device parameter of any type, limited to the devices sivae trains on.
-
-    'auto', None, 'cpu', 'cuda' or 'cuda:<index>' (an existing GPU), 'mps' where available; anything
-    else raises ConfigError naming `device`, before any work.
-    """
-    allowed = "use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
-    if device is not None and not isinstance(device, (str, torch.device)):
-        raise ConfigError(f"device must be a string; {allowed}, got {device!r}")
-    dev = resolve_device(str(device) if isinstance(device, torch.device) else device)
-    mps = dev.type == "mps" and torch.backends.mps.is_available()
-    if dev.type not in ("cpu", "cuda") and not mps:
-        raise ConfigError(f"unsupported device {device!r}; {allowed}")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA device(s) here")
-    return dev
 
 
 @dataclass
@@ -158,36 +139,6 @@ class TrainConfig:
         d["lr_milestones"] = list(d["lr_milestones"])
         return d
 
-
-
-def epoch_batches(n: int, batch_size: int, seed: int, *, seed_stride: int = 1_000_003, rank: int = 0,
-                  world: int = 1) -> tuple[Callable[[int], Tensor], int]:
-    """Indices of the batch of each step: epoch e visits 0..n-1 in a permutation drawn from (seed, e).
-
-    The batch of step t depends on t only (not on the generator the Trainer passes), so a resumed
-    run draws exactly the batches the uninterrupted one would have drawn. The incomplete last
-    batch of an epoch is dropped. With `world` processes each takes its own slice (rank).
-    `seed_stride`: the permutation of epoch e is seeded with seed_stride * seed + e (the images
-    section uses 1,000,003, the translation section 100,003; kept so that results stay as published).
-
-    Returns:
-        (indices(step) -> LongTensor of batch_size indices, steps per epoch).
-    """
-    per_epoch = n // (batch_size * world)
-    if per_epoch < 1:
-        raise ConfigError(f"{n} training images are fewer than one batch ({batch_size} x {world} processes): "
-                          f"lower batch_size or give more data")
-    cache: dict[int, Tensor] = {}
-
-    def indices(step: int) -> Tensor:
-        epoch, i = divmod(step, per_epoch)
-        if epoch not in cache:
-            cache.clear()
-            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed_stride * seed + epoch))
-        start = (i * world + rank) * batch_size
-        return cache[epoch][start:start + batch_size]
-
-    return indices, per_epoch
 
 
 BatchFn = Callable[[int, torch.Generator], "Tensor | tuple[Tensor, Tensor]"]

@@ -17,9 +17,10 @@ from ..errors import ConfigError, check_choice
 from ..losses import kl_divergence
 from ..paper import IMAGE_METHOD_TITLES, PAPER_FID, PAPER_TRAINING, RELEASED_KEY, STYLE_PREFIX
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, parse_seeds, split_items
-from ..runinfo import seed_stats, write_json, write_markdown
-from ..runtime import resolve_device
-from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS, check_device
+from ..runinfo import write_json, write_markdown
+from ..runtime import check_device, resolve_device
+from ..stats import seed_stats
+from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS
 from . import metrics as fid
 from . import released as weights
 from .data import DATASETS, load_image_dataset, root_for

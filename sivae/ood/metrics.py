@@ -35,8 +35,9 @@ from torch import Tensor
 from ..errors import ConfigError, DataError, check_choice
 from ..losses import kl_divergence
 from ..paper import METHOD_TITLES, PAPER_TABLE7
-from ..runinfo import seed_stats, write_json, write_markdown
+from ..runinfo import write_json, write_markdown
 from ..runtime import keep_freed_memory
+from ..stats import seed_stats
 
 __all__ = ["PAPER_TABLE7", "CONVERSIONS", "gaussian_log_likelihood", "log_importance_weights",
            "score_images", "ImageScores", "bits_per_dim", "auroc", "score_histograms",

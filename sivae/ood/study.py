@@ -28,7 +28,8 @@ from ..images.models import arch_for
 from ..images.study import check_training_length, load_released_runs
 from ..images.training import TrainedModel, load_trained, run_name, train_image_model
 from ..params import parse_bool, parse_int, parse_list, parse_seed, parse_seeds, split_items
-from ..train import METHODS, check_device
+from ..runtime import check_device
+from ..train import METHODS
 from .metrics import CONVERSIONS, OODResult, evaluate_ood
 
 __all__ = ["parse_pairs", "load_eval_set", "find_or_train_model", "OODRun", "run_ood_study", "check_study_args",

@@ -25,7 +25,8 @@ import numpy as np
 from ..errors import ConfigError, check_choice
 from ..paper import TABLE5
 from ..params import parse_numbers
-from ..runinfo import seed_stats, write_json
+from ..runinfo import write_json
+from ..stats import seed_stats
 from ..toy2d.study import ToyRun, check_toy2d, run_specs, specs_from_check, summarize
 from ..toy2d.study import training_curves as toy_curves
 

@@ -17,9 +17,11 @@ import torch
 from ..errors import ConfigError, DivergenceError, check_choice, check_nonnegative
 from ..paper import METHOD_TITLES, PAPER_TABLE2, TABLE5
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seeds
-from ..runinfo import seed_stats, write_json, write_markdown
+from ..runinfo import write_json, write_markdown
+from ..runtime import check_device, resolve_device
 from ..stack import StackRun, StackTrainer, stack_groups
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHODS, TrainConfig, Trainer, check_device, resolve_device
+from ..stats import seed_stats
+from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHODS, TrainConfig, Trainer
 from . import metrics as M
 from .data import TOY_DATASETS, get_toy_dataset
 from .models import MLPConfig, build_mlp_pair

@@ -21,8 +21,10 @@ from torch import Tensor
 from ..errors import ConfigError, check_choice, check_nonnegative
 from ..paper import METHOD_TITLES, PAPER_TABLE4
 from ..params import parse_bool, parse_int, parse_list, parse_numbers, parse_seed
-from ..runinfo import seed_stats, write_json, write_markdown
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, Trainer, check_device
+from ..runinfo import write_json, write_markdown
+from ..runtime import check_device
+from ..stats import seed_stats
+from ..train import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, Trainer
 from . import metrics as M
 from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
@@ -71,7 +73,7 @@ def check_choices(methods, rec_loss: str) -> list[str]:
 
 def from_params(p: dict, seeds: list[int]) -> tuple[TrainSettings, ArchConfig, dict[int, TranslationData]]:
     """(settings, architecture, {seed: data}) from the translation stage's parameters (the notebook's names):
-    what notebook 05 trains, also for scripts that train it longer (benchmarks/budget_translation.py).
+    what notebook 05 trains, also for scripts that train it longer (experiments/budget_translation.py).
     The first seed seeds the settings; choices are checked before any data is built."""
     check_choices(p["methods"], p["rec_loss"])
     settings = TrainSettings(n_epochs=p["n_epochs"], batch_size=p["batch_size"], lr=p["lr"], beta_rec=p["beta_rec"],

@@ -1,6 +1,6 @@
 """A straightforward Soft-IntroVAE iteration with the public code's pass structure.
 
-Kept as the yardstick of the optimised `Trainer.introspective_step`: tests check that both
+Kept as the yardstick of the optimised introspective step (sivae.engine): tests check that both
 give the same weights from the same state, and benchmarks/bench_toy2d_step.py times both.
 Its passes follow soft_intro_vae_2d/train_soft_intro_vae_2d.py: the encoder step toggles
 requires_grad, decodes the prior samples, encodes/decodes the real batch, runs an extra
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import losses as L
+from sivae import losses as L
 
 
 def _set_grad(net, flag: bool):
