@@ -1,6 +1,8 @@
 # make data   : fill data/ (MNIST, Fashion-MNIST; md5-verified): download, or MIRROR=dir for an offline mirror
 # make repro  : create the environment (from requirements.lock), fill data/, run the pipeline (dvc repro)
-# make test   : create the environment if needed and run the test suite
+# make test   : create the environment if needed and run the test suite (everything: what CI runs)
+# make test-fast : the fast tier (unit tests of losses, models, metrics, configs, trainers; no notebooks, dvc,
+#                  browser or long subprocesses: the tests not marked slow), for the edit-test loop
 # make profile PROFILE=paper|default|quick : switch params.yaml to another profile
 # make browser : install headless Chromium (Debian, as root) for the report's browser test
 # make gpu-check OUT=dir : the CUDA tests, the stack benchmark and the paper profile's Table 2 through the stack (GPU)
@@ -13,7 +15,7 @@ STAMP := $(VENV)/.sivae-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 
-.PHONY: env data repro test profile lock bench gpu-check browser readme-findings readme-figures clean-outputs
+.PHONY: env data repro test test-fast profile lock bench gpu-check browser readme-findings readme-figures clean-outputs
 
 env: $(STAMP)
 
@@ -32,6 +34,9 @@ repro: env data
 
 test: env
 	python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: env
+	python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 profile: env
 	python -m sivae.profiles $(PROFILE)

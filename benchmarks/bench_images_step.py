@@ -2,7 +2,7 @@
 
 Times, from the same seed and weights, (a) sivae's `Trainer.introspective_step` (reuses D(z) and
 D(z_p) across the two updates, per-network gradients, channels-last convolutions, and on a GPU
-bf16 autocast with float32 losses) and (b) `sivae.toy2d.reference.reference_soft_intro_step`, a
+bf16 autocast with float32 losses) and (b) `tests/reference_step.py.reference_soft_intro_step`, a
 straightforward iteration with the public code's pass structure (requires_grad toggling, every
 decoder pass recomputed, the extra deterministic pass, float32, default memory format, torch's
 default Adam; sivae uses the fused Adam).
@@ -20,12 +20,16 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from sivae.images.models import arch_for, build_image_pair
-from sivae.toy2d.reference import reference_soft_intro_step
-from sivae.train import TrainConfig, Trainer, resolve_device
+from sivae.runtime import resolve_device
+from sivae.train import TrainConfig, Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_step import reference_soft_intro_step  # noqa: E402  (the yardstick lives beside the tests)
 
 BATCH = 32
 

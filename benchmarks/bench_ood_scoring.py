@@ -32,7 +32,7 @@ import torch
 
 from sivae.images.models import arch_for, build_image_pair
 from sivae.ood.metrics import log_importance_weights, score_images
-from sivae.train import resolve_device
+from sivae.runtime import resolve_device
 
 SIGMA2 = 0.5
 

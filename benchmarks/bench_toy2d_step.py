@@ -1,7 +1,7 @@
 """Time one Soft-IntroVAE 2D training iteration at the paper's size (batch 512, 3x256 MLP, z=2).
 
 Prints (a) ms per iteration of sivae's step and of a straightforward transcription of the
-public code's iteration (sivae.toy2d.reference, with the public code's optimiser: torch's default
+public code's iteration (tests/reference_step.py, with the public code's optimiser: torch's default
 Adam), both from the same seed, and how far their losses and updated weights differ after one
 iteration from the same state; (b) the
 fraction of this machine's float32 matmul throughput that sivae's step achieves (its matmul
@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sivae.paper import TABLE5
 from sivae.toy2d.data import TOY_DATASETS, get_toy_dataset
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
-from sivae.toy2d.reference import reference_soft_intro_step
-from sivae.toy2d.study import TABLE5, evaluate_toy
+from sivae.toy2d.study import evaluate_toy
 from sivae.train import TrainConfig, Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_step import reference_soft_intro_step  # noqa: E402  (the yardstick lives beside the tests)
 
 BATCH = 512
 

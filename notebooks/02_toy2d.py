@@ -25,12 +25,12 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from sivae.paper import METHOD_TITLES, PAPER_TABLE2
 from sivae.params import parse_bool, seeds_from
 from sivae.plots import in_live_kernel
 from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.toy2d import plots
-from sivae.toy2d.study import PAPER_TABLE2, run_toy2d, summarize, training_curves, write_budget, write_table2
-from sivae.train import METHOD_TITLES
+from sivae.toy2d.study import run_toy2d, summarize, training_curves, write_budget, write_table2
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; the seeds are seed, seed+1, ..., seed+n_seeds-1

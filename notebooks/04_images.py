@@ -43,6 +43,7 @@ from sivae.images.training import (
     sample_images,
     square_interpolation,
 )
+from sivae.paper import IMAGE_METHOD_TITLES
 from sivae.params import parse_bool, seeds_from
 from sivae.runinfo import live_training, log_curves, write_run_info
 
@@ -87,7 +88,7 @@ style_fade = 0.5             # share of each resolution spent fading it in
 style_batch_size = 32        # authors (1 GPU): 128 at 4-16, 32, 16, 8, 4 at 256
 style_lr = 0.001             # authors: 0.0015
 style_beta_rec = 1.0         # authors' CelebA-HQ config: 0.05
-style_beta_kl = 0.1          # 1.0 collapses here (benchmarks/style_collapse.py); authors' CelebA-HQ: 0.2
+style_beta_kl = 0.1          # 1.0 collapses here (experiments/style_collapse.py); authors' CelebA-HQ: 0.2
 style_beta_neg = 256.0       # authors' CelebA-HQ config: 2048 at low resolutions down to 512
 released = ""                # authors weights to evaluate without training: comma list of kind:path
 #                              entries (kinds: celeba-hq, ffhq, cifar10; downloads: README)
@@ -145,12 +146,12 @@ print(f"trained {len(runs)} models and {len(style_runs)} style-based models in {
 tests = {ds: load_image_dataset(ds, "test", root_for(ds, data_root, paper_data_root)) for ds in names}
 for ds in names:
     first = {k[1]: m for k, m in runs.items() if k[0] == ds and k[2] == seed}
-    panels = {f"{ds} {imagestudy.METHOD_TITLES.get(k, k)}": sample_images(m, 64, seed=seed,
+    panels = {f"{ds} {IMAGE_METHOD_TITLES.get(k, k)}": sample_images(m, 64, seed=seed,
               y=torch.arange(64) % 10 if m.arch.conditional else None) for k, m in first.items()}
     imageplots.plot_grids(panels, 8, f"{fig_dir}/samples_{ds}.png")
     plt.show()
     x = tests[ds].x[:32]
-    rec = {"test images": x, **{f"{imagestudy.METHOD_TITLES.get(k, k)} recon.": reconstruct(
+    rec = {"test images": x, **{f"{IMAGE_METHOD_TITLES.get(k, k)} recon.": reconstruct(
         m, x, tests[ds].y[:32] if m.arch.conditional else None) for k, m in first.items()}}
     imageplots.plot_grids(rec, 8, f"{fig_dir}/reconstructions_{ds}.png")
     plt.show()
@@ -163,10 +164,10 @@ for ds in names:
 for ds in names:
     uncond = {k[1]: m for k, m in runs.items() if k[0] == ds and k[2] == seed and not m.arch.conditional}
     x = tests[ds].x
-    lines = {imagestudy.METHOD_TITLES[k]: interpolate(m, x[0], x[1], steps=10) for k, m in uncond.items()}
+    lines = {IMAGE_METHOD_TITLES[k]: interpolate(m, x[0], x[1], steps=10) for k, m in uncond.items()}
     imageplots.plot_grids(lines, 10, f"{fig_dir}/interpolation_{ds}.png", panel_width=5)
     plt.show()
-    squares = {imagestudy.METHOD_TITLES[k]: square_interpolation(m, x[2:6], n=6) for k, m in uncond.items()}
+    squares = {IMAGE_METHOD_TITLES[k]: square_interpolation(m, x[2:6], n=6) for k, m in uncond.items()}
     imageplots.plot_grids(squares, 6, f"{fig_dir}/square_interpolation_{ds}.png")
     plt.show()
 
@@ -194,7 +195,7 @@ for (ds, key, s), m in style_runs.items():
                           panel_width=2.4)
     plt.show()
     x = imagestudy.test_images_for(m, ds, data_root=data_root, paper_data_root=paper_data_root)
-    title = imagestudy.METHOD_TITLES[key]
+    title = IMAGE_METHOD_TITLES[key]
     imageplots.plot_grids({f"{title} samples": sample_images(m, 64, seed=seed), "test images": x,
                            "reconstructions": reconstruct(m, x)}, 8, f"{fig_dir}/style_samples_{ds}.png")
     plt.show()
@@ -210,7 +211,7 @@ for (ds, key, s), m in style_runs.items():
 # %%
 released_runs = imagestudy.load_released_runs(released, config=released_config, device=device)
 for (ds, key, s), m in released_runs.items():
-    panels = {f"{ds} {imagestudy.METHOD_TITLES[key]}": sample_images(m, 16, seed=seed),
+    panels = {f"{ds} {IMAGE_METHOD_TITLES[key]}": sample_images(m, 16, seed=seed),
               "latent walk": latent_walk(m, 8, seed=seed)}
     x = imagestudy.test_images_for(m, ds, data_root=data_root, paper_data_root=paper_data_root,
                                    folder=released_images, n=16)
@@ -261,5 +262,5 @@ write_run_info(run_info_path, params, seed=seed, device=str(runs[next(iter(runs)
 # %%
 if interactive:
     imageplots.interpolation_explorer(
-        {imagestudy.METHOD_TITLES[k[1]]: m for k, m in runs.items()
+        {IMAGE_METHOD_TITLES[k[1]]: m for k, m in runs.items()
          if k[0] == names[0] and k[2] == seed and not m.arch.conditional}, tests[names[0]].x[:100])

@@ -27,9 +27,9 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from sivae.paper import METHOD_TITLES
 from sivae.params import seeds_from
 from sivae.runinfo import live_training, log_curves, write_run_info
-from sivae.train import METHOD_TITLES
 from sivae.translation import metrics as M
 from sivae.translation import plots as P
 from sivae.translation import study as S

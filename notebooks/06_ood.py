@@ -35,7 +35,8 @@ from IPython.display import Markdown, display
 
 from sivae.ood.metrics import summarize_aurocs, write_table7
 from sivae.ood.plots import plot_figure8
-from sivae.ood.study import METHOD_TITLES, aurocs_rows, load_released_runs, parse_pairs, run_ood_study, save_scores
+from sivae.ood.study import aurocs_rows, load_released_runs, parse_pairs, run_ood_study, save_scores
+from sivae.paper import IMAGE_METHOD_TITLES
 from sivae.params import parse_list, seeds_from
 from sivae.runinfo import write_run_info
 from sivae.train import METHODS
@@ -99,7 +100,7 @@ print(f"scored {len(runs)} models in {time.time() - t0:.0f} s")
 summary = summarize_aurocs(aurocs_rows(runs))
 table = write_table7(summary, metrics_path, table_path,
                      meta=dict(M=n_importance, sigma2=sigma2, images_per_set=n_eval or "all", seeds=n_seeds),
-                     titles=METHOD_TITLES)
+                     titles=IMAGE_METHOD_TITLES)
 display(Markdown(table))
 
 # %% [markdown]

@@ -2,9 +2,12 @@
 
 Layout (checked by tests/test_layout.py):
 
-- Top level, what every section uses: ``losses`` (Eq. 1, 2, 7), ``train`` (the one Trainer for
-  VAE / IntroVAE / Soft-IntroVAE), ``checkpoints``, ``runtime`` (device, process settings),
-  ``errors``, ``params`` (parameter parsing), ``runinfo`` (run records), ``plots`` (shared
+- Top level, what every section uses: ``losses`` (Eq. 1, 2, 7), ``engine`` (the training step, loop
+  and checkpointing, written once), ``train`` (the Trainer of one run of VAE / IntroVAE / Soft-IntroVAE)
+  and ``stack`` (many 2D runs as one batched model), ``lifecycle`` (lock, resume, signals of a run),
+  ``batches`` (seeded epoch batches), ``paper`` (the paper's printed numbers and the method titles),
+  ``stats`` (the spread over seeds the findings compare), ``checkpoints``, ``runtime`` (device, process
+  settings), ``errors``, ``params`` (parameter parsing), ``runinfo`` (run records), ``plots`` (shared
   plotting helpers), ``profiles``, ``stage`` (runs a pipeline stage's notebook). The top level
   imports no section.
 - One sub-package per paper section, named after its DVC stage: ``theory_discrete``, ``toy2d``,
@@ -16,10 +19,12 @@ Layout (checked by tests/test_layout.py):
   only along the pipeline's edges (stability uses toy2d, ood uses images).
 
 Where a new thing goes: a loss -> ``losses``; a network -> ``<section>/models``; a dataset ->
-``<section>/data``; a figure -> ``<section>/plots``; a parser -> ``params``.
+``<section>/data``; a figure -> ``<section>/plots``; a parser -> ``params``; a number printed in the paper
+-> ``paper``.
 """
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, SivaeError
-from .train import METHODS, TrainConfig, Trainer, resolve_device
+from .runtime import resolve_device
+from .train import METHODS, TrainConfig, Trainer
 
 __all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "TrainConfig",
            "Trainer", "METHODS", "resolve_device"]

@@ -1,6 +1,6 @@
 """The losses of the paper, once, for every model and notebook.
 
-Per-sample building blocks (no batch reduction; see EQUATIONS.md, "Building blocks"):
+Per-sample building blocks (no batch reduction; see docs/EQUATIONS.md, "Building blocks"):
     kl_divergence          KL(q(z|x) || N(0, I)) of a diagonal Gaussian posterior
     reconstruction_error   squared error summed over every data dimension
     beta_negative_elbo     beta_rec * Rec + beta_kl * KL   (-ELBO_b of the paper)

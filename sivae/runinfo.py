@@ -12,19 +12,6 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-
-def seed_stats(values) -> dict:
-    """{"mean", "std", "n"} of one metric over seeds: std with ddof=1 (the sample spread the findings ledger's
-    decision rule compares), 0.0 for one seed. The one place where a stage turns per-seed values into a spread."""
-    vals = [float(v) for v in values]
-    if not vals:
-        raise ValueError("seed_stats needs at least one value")
-    n = len(vals)
-    mean = math.fsum(vals) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "n": n}
-
-
 PACKAGES = ("torch", "torchvision", "numpy", "matplotlib", "scikit-learn", "papermill", "jupytext", "dvc")
 
 
@@ -103,7 +90,6 @@ def write_markdown(lines: list[str], path: str | Path, note: str = "", meta: dic
 
 def _curve_values(row: dict) -> dict:
     """The numbers of one history row a curve plots: finite ints and floats, "step" and bools left out."""
-    import math
     return {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))
             and not isinstance(v, bool) and math.isfinite(float(v))}
 

@@ -26,7 +26,8 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["resolve_device", "keep_freed_memory"]
+__all__ = ["resolve_device", "check_device", "keep_freed_memory"]
+
 
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' -> cuda when available, else cpu; otherwise the named device, checked."""
@@ -40,6 +41,23 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use 'auto' or 'cpu'")
     return dev
 
+
+def check_device(device) -> torch.device:
+    """resolve_device for a device parameter of any type, limited to the devices sivae trains on.
+
+    'auto', None, 'cpu', 'cuda' or 'cuda:<index>' (an existing GPU), 'mps' where available; anything
+    else raises ConfigError naming `device`, before any work.
+    """
+    allowed = "use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"device must be a string; {allowed}, got {device!r}")
+    dev = resolve_device(str(device) if isinstance(device, torch.device) else device)
+    mps = dev.type == "mps" and torch.backends.mps.is_available()
+    if dev.type not in ("cpu", "cuda") and not mps:
+        raise ConfigError(f"unsupported device {device!r}; {allowed}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # mallopt parameters (glibc malloc.h)

@@ -32,14 +32,15 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from . import losses as L
-from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
+from .checkpoints import FORMAT, load_checkpoint
+from .engine import Engine
 from .errors import CheckpointError, ConfigError, DivergenceError
+from .lifecycle import ConfigurationChanged
 from .runinfo import live_curve
 from .runtime import resolve_device
-from .train import ConfigurationChanged, TrainConfig, _Stopped, fit_in_folder
+from .train import TrainConfig
 
 __all__ = ["StackRun", "StackedMLP", "StackTrainer", "stack_groups", "SHARED_FIELDS", "PER_RUN_FIELDS"]
 
@@ -137,13 +138,17 @@ def stack_groups(configs: dict, max_runs: int | None = None) -> list[list]:
     return out
 
 
-class StackTrainer:
-    """Train R runs (StackRun) of one method as one stacked model; see the module docstring.
+class StackTrainer(Engine):
+    """Train R runs (StackRun) of one method as one stacked model; see the module docstring. The step, loop
+    and checkpoints are sivae.engine.Engine's, the single-run Trainer's lines.
 
     After fit(): `history[name]` (the Trainer's history of each run), `diverged[name]` (step, loss,
     value of each run that diverged), `kept_states[name]` ({step: {"decoder": state_dict}}), and
     `modules(name)` -> the run's (encoder, decoder) with its trained weights.
     """
+
+    batch_dim = 1   # x is (R, B, d_x)
+    fuse = True     # MLPs: no batch statistics
 
     def __init__(self, runs: list[StackRun], ckpt_dir: str | os.PathLike | None = None,
                  device: str | torch.device = "auto", progress: bool | None = None):
@@ -178,29 +183,22 @@ class StackTrainer:
         self.beta_rec, self.beta_kl, self.beta_neg, self.m = (col(n) for n in ("beta_rec", "beta_kl", "beta_neg", "m"))
         self.s = first.scale if first.scale is not None else 1.0 / self.x_dim
         self.max_loss = torch.tensor([float(r.config.max_loss) for r in runs], device=self.device)
-        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
-        self.opt_e = torch.optim.Adam(self.enc.parameters(), lr=first.lr, **fused)
-        self.opt_d = torch.optim.Adam(self.dec.parameters(), lr=first.lr, **fused)
-        milestones = [round(f * first.n_iter) for f in first.lr_milestones]
-        self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, milestones, first.lr_gamma)
-        self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, first.lr_gamma)
+        self._setup_training(first.lr, first.n_iter, first.lr_milestones, first.lr_gamma)
         # the generators of each run, seeded as the single-run Trainer seeds them
         self.data_gens = [torch.Generator().manual_seed(r.config.seed) for r in runs]
         self.noise_gens = [torch.Generator(device=self.device).manual_seed(r.config.seed + 1) for r in runs]
         self.ckpt_path = Path(ckpt_dir) / "last.pt" if ckpt_dir is not None else None
-        self.step = 0
         self.history: dict[str, list] = {n: [] for n in names}
         self.diverged: dict[str, dict] = {}
         self.kept_states: dict[str, dict] = {n: {} for n in names}
         self.keep = [frozenset(int(s) for s in r.keep_states_at) for r in runs]
         self.active = torch.ones(self.R, dtype=torch.bool, device=self.device)
         self._frozen: dict[int, tuple] = {}
-        self.last_good_step: int | None = None
 
-    # ------------------------------------------------------------------ pieces
-    def _noise(self, shape) -> Tensor:
+    # ------------------------------------------------------------------ hooks of the Engine
+    def _noise(self, shape, dtype=None) -> Tensor:
         """(R, *shape) standard normal noise in the networks' dtype, run r's slice from run r's generator."""
-        dtype = self.enc.weights[0].dtype
+        dtype = dtype or self.enc.weights[0].dtype
         return torch.stack([torch.randn(shape, generator=g, device=self.device, dtype=dtype) for g in self.noise_gens])
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -222,22 +220,15 @@ class StackTrainer:
     def _kl(self, mu, logvar):
         return self._per_sample(L.kl_divergence, mu, logvar)
 
-    def _fake_terms(self, x_f: Tensor, x_r: Tensor, decode: bool, detach_z: bool = False, order=("f", "r")) -> dict:
-        """The Trainer's _fake_terms for fused (batch-statistics-free) networks, stacked."""
-        B = x_f.shape[1]
-        mu, lv = self.encode(torch.cat([x_f, x_r], dim=1))
-        (mu_f, mu_r), (lv_f, lv_r) = mu.split(B, dim=1), lv.split(B, dim=1)
-        out = {"kl_f": self._kl(mu_f, lv_f), "kl_r": self._kl(mu_r, lv_r)}
-        if decode:
-            eps = {k: self._noise(mu_f.shape[1:]) for k in order}
-            z_f = L.reparameterize(mu_f, lv_f, eps=eps["f"])
-            z_r = L.reparameterize(mu_r, lv_r, eps=eps["r"])
-            if detach_z:
-                z_f, z_r = z_f.detach(), z_r.detach()
-            d_f, d_r = self.decode(torch.cat([z_f, z_r], dim=1)).split(B, dim=1)
-            out["rec_f"] = self._rec(x_f.detach(), d_f)
-            out["rec_r"] = self._rec(x_r.detach(), d_r)
-        return out
+    def _weights(self) -> dict:
+        return {"beta_rec": self.beta_rec, "beta_kl": self.beta_kl, "beta_neg": self.beta_neg, "m": self.m}
+
+    def _scale(self, x: Tensor) -> float:
+        return self.s
+
+    def _summary(self, terms: dict) -> tuple[tuple, Tensor]:
+        """(keys, (R, len(keys)) values)."""
+        return tuple(terms), torch.stack(list(terms.values()), dim=1).detach()
 
     def _check(self, name: str, loss: Tensor):
         """Mark every active run whose loss is non-finite or above its max_loss as diverged."""
@@ -246,11 +237,9 @@ class StackTrainer:
             return
         values = loss.detach().cpu().tolist()
         for r in torch.nonzero(bad).flatten().tolist():
-            last = (f"{self.ckpt_path} (step {self.last_good_step})" if self.last_good_step is not None
-                    else "none (no checkpoint saved yet)")
             self.diverged[self.names[r]] = {"step": self.step, "loss": name, "value": values[r]}
             print(f"run {self.names[r]!r} diverged at step {self.step}: {name} = {values[r]!r} (method {self.cfg.method}); "
-                  f"it is stopped, the other runs go on. Last good checkpoint: {last}", flush=True)
+                  f"it is stopped, the other runs go on. Last good checkpoint: {self._last_good()}", flush=True)
             self.active[r] = False
             self._frozen[r] = (self.enc.run_state(r), self.dec.run_state(r))
         if not bool(self.active.any()):
@@ -258,21 +247,22 @@ class StackTrainer:
             raise DivergenceError(f"every run of the stack diverged ({where}); "
                                   f"try a smaller learning rate or beta_neg, or a larger warm-up (num_vae)")
 
-    def _apply(self, opt, net: StackedMLP, loss: Tensor, retain_graph: bool = False):
-        """One optimiser step of `net` on the sum of the active runs' losses."""
-        total = torch.where(self.active, loss, torch.zeros_like(loss)).sum()
-        params = list(net.parameters())
-        grads = torch.autograd.grad(total, params, retain_graph=retain_graph)
-        masked = not bool(self.active.all())
-        for p, g in zip(params, grads):
-            # in the parameter's layout: the gradient of a transposed weight comes back transposed, and the
-            # fused Adam walks parameter and gradient memory in the same order
-            g = g.contiguous()
-            p.grad = torch.where(self.active.view(-1, *[1] * (g.dim() - 1)), g, torch.zeros_like(g)) if masked else g
-        opt.step()
+    def _total(self, loss: Tensor) -> Tensor:
+        """The sum of the active runs' losses (their parameters are disjoint, so their gradients stay apart)."""
+        return torch.where(self.active, loss, torch.zeros_like(loss)).sum()
 
-    def _restore_frozen(self):
+    def _finish_grads(self, net: StackedMLP):
+        """Gradients in the parameter's layout (the gradient of a transposed weight comes back transposed, and
+        the fused Adam walks parameter and gradient memory in the same order), zero for the diverged runs."""
+        masked = not bool(self.active.all())
+        for p in net.parameters():
+            g = p.grad.contiguous()
+            p.grad = torch.where(self.active.view(-1, *[1] * (g.dim() - 1)), g, torch.zeros_like(g)) if masked else g
+
+    def _after_update(self):
         """Put the diverged runs back to their weights at divergence (Adam moves them with zero gradients)."""
+        if not self._frozen:
+            return
         with torch.no_grad():
             for r, (enc_state, dec_state) in self._frozen.items():
                 for net, state in ((self.enc, enc_state), (self.dec, dec_state)):
@@ -280,65 +270,9 @@ class StackTrainer:
                         w[r] = ws
                         b[r] = bs
 
-    # ------------------------------------------------------------------ steps
-    def vae_step(self, x: Tensor) -> Tensor:
-        mu, logvar = self.encode(x)
-        x_r = self.decode(L.reparameterize(mu, logvar, eps=self._noise(mu.shape[1:])))
-        rec, kl = self._rec(x, x_r), self._kl(mu, logvar)
-        loss = L.vae_loss(rec, kl, self.beta_rec, self.beta_kl)
-        self._check("loss", loss)
-        total = torch.where(self.active, loss, torch.zeros_like(loss)).sum()
-        self.opt_e.zero_grad(set_to_none=True)
-        self.opt_d.zero_grad(set_to_none=True)
-        total.backward()
-        if not bool(self.active.all()):
-            for p in [*self.enc.parameters(), *self.dec.parameters()]:
-                p.grad = torch.where(self.active.view(-1, *[1] * (p.dim() - 1)), p.grad, torch.zeros_like(p.grad))
-        self.opt_e.step()
-        self.opt_d.step()
-        return torch.stack([loss, rec.mean(-1), kl.mean(-1)], dim=1).detach()
-
-    def introspective_step(self, x: Tensor) -> Tensor:
-        soft = self.cfg.method == "soft_intro_vae"
-        s, c = self.s, self.cfg
-        z_p = self._noise((x.shape[1], self.z_dim))
-        mu, logvar = self.encode(x)
-        z = L.reparameterize(mu, logvar, eps=self._noise(mu.shape[1:]))
-        x_r, x_f = self.decode(z), self.decode(z_p)
-        rec, kl = self._rec(x, x_r), self._kl(mu, logvar)
-        f = self._fake_terms(x_f.detach(), x_r.detach(), decode=soft)
-        if soft:
-            loss_e = L.soft_intro_encoder_loss(rec, kl, f["rec_f"], f["kl_f"], f["rec_r"], f["kl_r"], s=s,
-                                               beta_rec=self.beta_rec, beta_kl=self.beta_kl, beta_neg=self.beta_neg,
-                                               alpha=c.alpha)
-        else:
-            loss_e = L.introvae_encoder_loss(rec, kl, f["kl_f"], f["kl_r"], beta_rec=self.beta_rec,
-                                             beta_kl=self.beta_kl, beta_neg=self.beta_neg, m=self.m)
-        self._check("loss_e", loss_e)
-        self._apply(self.opt_e, self.enc, loss_e, retain_graph=True)
-        g = self._fake_terms(x_f, x_r, decode=soft, detach_z=True, order=("r", "f"))
-        if soft:
-            loss_d = L.soft_intro_decoder_loss(rec, g["kl_f"], g["kl_r"], g["rec_f"], g["rec_r"], s=s,
-                                               beta_rec=self.beta_rec, beta_kl=self.beta_kl, gamma_r=c.gamma_r)
-        else:
-            loss_d = L.introvae_decoder_loss(rec, g["kl_f"], g["kl_r"], beta_rec=self.beta_rec, beta_neg=self.beta_neg)
-        self._check("loss_d", loss_d)
-        self._apply(self.opt_d, self.dec, loss_d)
-        cols = [loss_e, loss_d, rec.mean(-1), kl.mean(-1), f["kl_f"].mean(-1), f["kl_r"].mean(-1)]
-        if soft:
-            w = dict(s=s, beta_rec=self.beta_rec, beta_neg=self.beta_neg, alpha=c.alpha)
-            cols += [L.exp_elbo(f["rec_f"], f["kl_f"], **w), L.exp_elbo(f["rec_r"], f["kl_r"], **w)]
-        return torch.stack(cols, dim=1).detach()
-
-    def _keys(self) -> tuple:
-        if self.cfg.method == "vae" or self.step < self.cfg.num_vae:
-            return ("loss", "rec", "kl_real")
-        keys = ("loss_e", "loss_d", "rec", "kl_real", "kl_fake", "kl_rec")
-        return keys + (("exp_elbo_fake", "exp_elbo_rec") if self.cfg.method == "soft_intro_vae" else ())
-
-    def train_step(self) -> tuple[tuple, Tensor]:
-        """Draw every run's next batch and run one iteration; returns (keys, (R, len(keys)) values)."""
-        self.enc.train(), self.dec.train()
+    # ------------------------------------------------------------------ loop
+    def _next_batch(self) -> Tensor:
+        """Every run's next batch, (R, B, d_x) in the networks' dtype."""
         states = [g.get_state() for g in self.data_gens]
         try:
             x = torch.stack([r.batch_fn(self.step, g) for r, g in zip(self.runs, self.data_gens)]).to(self.device)
@@ -348,71 +282,30 @@ class StackTrainer:
             raise
         if x.dim() != 3 or x.shape[2] != self.x_dim:
             raise ConfigError(f"batch_fn must return (batch_size, {self.x_dim}) tensors; the stack got {tuple(x.shape[1:])}")
-        x = x.to(self.enc.weights[0].dtype)
-        self._clean = False
-        keys = self._keys()
-        out = self.vae_step(x) if keys[0] == "loss" else self.introspective_step(x)
-        if self._frozen:
-            self._restore_frozen()
-        self.sched_e.step()
-        self.sched_d.step()
-        self.step += 1
-        self._clean = True
-        return keys, out
+        return x.to(self.enc.weights[0].dtype)
 
-    def _record(self, keys, out: Tensor):
-        rows = out.cpu().tolist()
+    def _progress_desc(self) -> str:
+        return f"stack of {self.R} {self.cfg.method}"
+
+    def _open_live(self) -> dict:
+        """Every run's curve as it grows (sivae.runinfo.live_training)."""
+        return {n: w for n in self.names if n not in self.diverged
+                and (w := live_curve(n, self.history[n])) is not None}
+
+    def _keep_states(self):
+        for r, name in enumerate(self.names):
+            if self.step in self.keep[r]:
+                self.kept_states[name][self.step] = {"decoder": self._decoder_state(r)}
+
+    def _record(self, out: tuple[tuple, Tensor], live: dict | None):
+        keys, values = out
+        rows = values.cpu().tolist()
         for r, name in enumerate(self.names):
             if name not in self.diverged:
                 self.history[name].append({"step": self.step, **dict(zip(keys, rows[r]))})
-
-    def fit(self, resume: bool = True) -> dict[str, list]:
-        """Train every run to n_iter, resuming from ckpt_dir/last.pt; returns {name: history}.
-
-        The folder is locked for the run; SIGINT/SIGTERM stop at a step boundary with a checkpoint
-        (as Trainer.fit)."""
-        return fit_in_folder(self, resume, locked=self.ckpt_path is not None)
-
-    def _loop(self, stop):
-        c = self.cfg
-        bar = tqdm(total=c.n_iter, initial=self.step, disable=not self.progress, mininterval=5.0,
-                   desc=f"stack of {self.R} {c.method}", leave=False)
-        self._clean = True
-        live = {}
-        if self.step < c.n_iter:  # every run's curve as it grows (sivae.runinfo.live_training)
-            live = {n: w for n in self.names if n not in self.diverged
-                    and (w := live_curve(n, self.history[n])) is not None}
-        try:
-            while self.step < c.n_iter:
-                keys, out = self.train_step()
-                for r, name in enumerate(self.names):
-                    if self.step in self.keep[r]:
-                        self.kept_states[name][self.step] = {"decoder": self._decoder_state(r)}
-                logged = self.step % c.log_every == 0 or self.step == c.n_iter
-                if logged:
-                    self._record(keys, out)
-                    for n, w in live.items():
-                        if n not in self.diverged:
-                            w.log(self.history[n][-1])
-                if self.step % c.checkpoint_every == 0:
-                    self.save()
-                bar.update(1)
-                if stop.signum is not None and self.step < c.n_iter:
-                    if self.ckpt_path is not None:
-                        self.save()  # history only at log_every steps, as an uninterrupted run's
-                        where = f"checkpoint saved: {self.ckpt_path}"
-                    else:
-                        where = "no checkpoint folder: nothing saved"
-                    raise _Stopped(f"{stop.name} received: training stopped after step {self.step} "
-                                   f"of {c.n_iter} ({where}); run again to resume")
-        except _Stopped:
-            raise
-        except KeyboardInterrupt:
-            if self._clean:
-                self.save()
-            raise
-        finally:
-            bar.close()
+        for n, w in (live or {}).items():
+            if n not in self.diverged:
+                w.log(self.history[n][-1])
 
     # ------------------------------------------------------------ per run
     def _state(self, net: StackedMLP, r: int) -> dict:
@@ -444,20 +337,11 @@ class StackTrainer:
 
     def state_dict(self) -> dict:
         return {"format": FORMAT, "kind": KIND, "step": self.step, "runs": self._fingerprints(),
-                "encoder": self.enc.state_dict(), "decoder": self.dec.state_dict(),
-                "opt_e": self.opt_e.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "sched_e": self.sched_e.state_dict(), "sched_d": self.sched_d.state_dict(),
+                **self._training_state(),
                 "data_gens": [g.get_state() for g in self.data_gens],
                 "noise_gens": [g.get_state().cpu() for g in self.noise_gens],
                 "history": self.history, "diverged": self.diverged, "kept_states": self.kept_states,
                 "frozen": {str(r): [list(map(list, enc)), list(map(list, dec))] for r, (enc, dec) in self._frozen.items()}}
-
-    def save(self, path: str | os.PathLike | None = None):
-        path = Path(path) if path is not None else self.ckpt_path
-        if path is None:
-            return
-        save_checkpoint(self.state_dict(), path)
-        self.last_good_step = self.step
 
     def load(self, path: str | os.PathLike):
         state = load_checkpoint(path, map_location=self.device, required=("format", "step"))
@@ -475,13 +359,7 @@ class StackTrainer:
                     "the same runs with other settings")
             raise ConfigurationChanged(f"checkpoint {path} was written by another stack ({what}); "
                                        f"delete it or use another ckpt_dir")
-        try:
-            self.enc.load_state_dict(state["encoder"])
-            self.dec.load_state_dict(state["decoder"])
-            for name in ("opt_e", "opt_d", "sched_e", "sched_d"):
-                getattr(self, name).load_state_dict(state[name])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {path} does not fit this stack: {str(e).splitlines()[0]}") from None
+        self._load_training_state(state, path, "this stack")
         for g, st in zip(self.data_gens, state["data_gens"]):
             g.set_state(st)
         for g, st in zip(self.noise_gens, state["noise_gens"]):

@@ -8,6 +8,11 @@ import subprocess  # noqa: E402
 import pytest  # noqa: E402
 from nbutil import BIN, ROOT  # noqa: E402
 
+# Two tiers: `make test` runs everything (what CI runs); `make test-fast` (pytest -m "not slow") leaves out the
+# tests marked slow: whole files that run notebooks, `dvc repro`, a browser or killed subprocesses, every test
+# that clones the repository (the repo_copy fixture), and single tests marked @pytest.mark.slow in their file.
+SLOW_FILES = {"test_notebooks.py", "test_pipeline.py", "test_report.py", "test_reliability.py", "test_sweep_dvc.py",
+              "test_sweep_grid.py", "test_cuda.py"}
 OVERLAY = ("sivae", "notebooks", "dvc.yaml", "params.yaml", "profiles", "pyproject.toml", ".dvcignore")
 TINY = ("n_iter=3", "grid_size=16", "n_samples=200", "n_seeds=1", "batch_size=16", "num_vae=0")
 
@@ -39,3 +44,9 @@ def repo_copy(tmp_path):
     subprocess.run([str(BIN / "dvc"), "queue", "stop", "--kill"], cwd=repo, capture_output=True, timeout=60)
 
 
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES or "repo_copy" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

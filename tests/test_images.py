@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from nbutil import BIN, ROOT, write_tiny_idx
+from reference_step import reference_soft_intro_step
 
 from sivae.checkpoints import load_checkpoint
 from sivae.errors import CheckpointError, ConfigError, DataError
@@ -24,7 +25,6 @@ from sivae.images.training import (
     square_interpolation,
     train_image_model,
 )
-from sivae.toy2d.reference import reference_soft_intro_step
 from sivae.train import TrainConfig, Trainer, has_batch_statistics
 
 MIRROR = ROOT.parent / "shared" / "data"
@@ -240,7 +240,7 @@ def test_conditional_training_resume_and_reload(tmp_path):
 
 
 def test_kept_epochs_are_the_shorter_runs_themselves():
-    """Budget curves along one run (benchmarks/budget_ood.py): the weights kept after epoch 1 of a 2-epoch run are
+    """Budget curves along one run (experiments/budget_ood.py): the weights kept after epoch 1 of a 2-epoch run are
     the weights of a 1-epoch run (no lr schedule for image models), and the last kept state is the final model."""
     data = tiny_data(16)
     arch = arch_for("mnist", channels="4,4", z_dim=8)

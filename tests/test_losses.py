@@ -1,4 +1,4 @@
-"""Each loss against a direct transcription of EQUATIONS.md on fixed tensors."""
+"""Each loss against a direct transcription of docs/EQUATIONS.md on fixed tensors."""
 import math
 
 import pytest

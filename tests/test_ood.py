@@ -370,7 +370,8 @@ def test_released_models_are_scored_beside_the_trained_ones(tmp_path):
     from sivae.images.study import RELEASED_KEY
     from sivae.images.training import train_image_model
     from sivae.ood.metrics import summarize_aurocs, write_table7
-    from sivae.ood.study import METHOD_TITLES, aurocs_rows, parse_pairs, run_ood_study
+    from sivae.ood.study import aurocs_rows, parse_pairs, run_ood_study
+    from sivae.paper import IMAGE_METHOD_TITLES
     for name in ("mnist", "fashionmnist"):
         write_tiny_idx(tmp_path / "data", name, n_train=48, n_test=40)
     given = train_image_model(load_image_dataset("mnist", "train", tmp_path / "data"),
@@ -386,7 +387,7 @@ def test_released_models_are_scored_beside_the_trained_ones(tmp_path):
     assert [(r.in_dist, r.method) for r in runs] == [("mnist", "vae"), ("mnist", RELEASED_KEY)]
     assert any("cifar10 not scored" in n for n in notes)
     table = write_table7(summarize_aurocs(aurocs_rows(runs)), tmp_path / "m.json", tmp_path / "t.md",
-                         titles=METHOD_TITLES)
+                         titles=IMAGE_METHOD_TITLES)
     assert "Soft-IntroVAE (authors' weights) IW log-lik." in table and "VAE IW log-lik." in table
     with pytest.raises(ConfigError, match="released must map"):
         run_ood_study(parse_pairs("mnist", "fashionmnist"), ["vae"], [0], eval_seed=0, data_root=tmp_path / "data",

@@ -7,7 +7,8 @@ import pytest
 from sivae.errors import ConfigError
 from sivae.images.plots import smooth
 from sivae.params import parse_bool, seeds_from
-from sivae.runinfo import seed_stats, write_json, write_markdown, write_run_info, write_text
+from sivae.runinfo import write_json, write_markdown, write_run_info, write_text
+from sivae.stats import seed_stats
 
 
 def test_write_json_and_markdown(tmp_path):

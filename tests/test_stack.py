@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from sivae import CheckpointError, ConfigError, DivergenceError, TrainConfig, Trainer
+from sivae.lifecycle import ConfigurationChanged
 from sivae.stack import StackedMLP, StackRun, StackTrainer, stack_groups
 from sivae.toy2d.data import get_toy_dataset
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
-from sivae.train import ConfigurationChanged
 
 SMALL = MLPConfig(hidden=16, n_hidden=2)
 K = 12

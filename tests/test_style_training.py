@@ -120,7 +120,7 @@ def test_study_runs_a_folder_and_none(tmp_path):
     runs = study.train_style_runs(f"folder:{folder}", "vae", [0], **kw)
     (key, model), = runs.items()
     assert key == (f"folder:{folder}", "style_vae", 0) and model.arch.cdim == 3 and model.arch.image_size == 8
-    assert study.METHOD_TITLES["style_vae"] == "VAE (style-based)"
+    assert study.IMAGE_METHOD_TITLES["style_vae"] == "VAE (style-based)"
     x = study.test_images_for(model, f"folder:{folder}", data_root=tmp_path, paper_data_root=tmp_path, n=5)
     assert x.shape == (2, 3, 8, 8)   # the folder's test split (10%) at the model's size
     assert study.test_images_for(model, "ffhq", data_root=tmp_path, paper_data_root=tmp_path) is None

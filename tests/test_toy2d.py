@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from sivae import ConfigError, DataError
+from sivae.paper import TABLE5
 from sivae.toy2d.data import TOY_DATASETS, get_toy_dataset, sample_toy
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
-from sivae.toy2d.study import TABLE5, resolve_hparams, run_toy2d, summarize, write_table2
+from sivae.toy2d.study import resolve_hparams, run_toy2d, summarize, write_table2
 
 
 @pytest.mark.parametrize("name", list(TOY_DATASETS))

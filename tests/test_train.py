@@ -2,12 +2,12 @@
 resume after a kill, divergence detection, bad configuration and checkpoints."""
 import pytest
 import torch
+from reference_step import reference_soft_intro_step
 
 from sivae import CheckpointError, ConfigError, DivergenceError, TrainConfig, Trainer
 from sivae.checkpoints import load_checkpoint
 from sivae.toy2d.data import get_toy_dataset
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
-from sivae.toy2d.reference import reference_soft_intro_step
 
 SMALL = MLPConfig(hidden=32, n_hidden=2)
 

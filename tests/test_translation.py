@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from sivae import ConfigError, DataError
 from sivae.checkpoints import load_checkpoint
 from sivae.losses import kl_divergence
-from sivae.train import METHOD_TITLES
+from sivae.paper import METHOD_TITLES
 from sivae.translation import data as D
 from sivae.translation import metrics as M
 from sivae.translation import models as A

@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from ..images.study import METHOD_TITLES, PAPER_FID
-from ..ood.metrics import PAPER_TABLE7
+from ..paper import IMAGE_METHOD_TITLES, PAPER_FID, PAPER_TABLE2, PAPER_TABLE7
 from ..runinfo import write_json, write_markdown, write_text
-from ..toy2d.study import PAPER_TABLE2
 
 __all__ = ["VERDICTS", "CLASS_KL_COLLAPSED", "Stat", "compare", "combine", "band", "Finding", "build_ledger", "load_stage",
            "write_ledger", "summary_line", "ledger_markdown", "README_BEGIN", "README_END", "sync_readme"]
@@ -305,7 +303,7 @@ def _images(st) -> list[Finding]:
         if e and "fid_authors_code" in e:
             texts["FID, authors' code protocol"] = f"{e['fid_authors_code']:.4g}"
         out.append(Finding(f"6.3-fid-{d}-{m}", "6.3", "images",
-                           f"{METHOD_TITLES.get(m, m)} reaches FID {value:g} on {d} (50,000 samples against the "
+                           f"{IMAGE_METHOD_TITLES.get(m, m)} reaches FID {value:g} on {d} (50,000 samples against the "
                            f"training set).", f"our FID (Inception in eval mode) within {FID_TOLERANCE:.0%} of {value:g}",
                            "not run" if close is None else "holds" if close else "fails", texts, paper=f"{value:g}",
                            band="not run" if close is None else "in band" if close else "out of band"))

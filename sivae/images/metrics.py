@@ -39,7 +39,7 @@ from scipy import linalg
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from ..train import resolve_device
+from ..runtime import resolve_device
 from .data import ImageData
 
 __all__ = ["gaussian_stats", "frechet_distance", "FeatureClassifier", "train_classifier", "extract_features",

@@ -3,7 +3,7 @@
 For every (dataset, method, seed) one model is trained (or resumed, or loaded when finished)
 under <ckpt_dir>/<dataset>_<method>_seed<seed>/last.pt; optionally one class-conditional
 Soft-IntroVAE per dataset (<dataset>_soft_intro_vae_cond_seed<seed>). Scores per model:
-the Frechet score of `sivae.fid` (FID when possible, else the labelled classifier-feature
+the Frechet score of `sivae.images.metrics` (FID when possible, else the labelled classifier-feature
 distance), the per-pixel test reconstruction error and the test KL.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ import torch
 
 from ..errors import ConfigError, check_choice
 from ..losses import kl_divergence
+from ..paper import IMAGE_METHOD_TITLES, PAPER_FID, PAPER_TRAINING, RELEASED_KEY, STYLE_PREFIX
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, parse_seeds, split_items
-from ..runinfo import seed_stats, write_json, write_markdown
-from ..runtime import resolve_device
-from ..train import AUTOCAST, MAX_BATCH_SIZE, METHOD_TITLES, METHODS, check_device
+from ..runinfo import write_json, write_markdown
+from ..runtime import check_device, resolve_device
+from ..stats import seed_stats
+from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS
 from . import metrics as fid
 from . import released as weights
 from .data import DATASETS, load_image_dataset, root_for
@@ -37,27 +39,12 @@ from .training import (
     train_style_model,
 )
 
-__all__ = ["IMAGE_METHODS", "PAPER_FID", "train_runs", "check_train_args", "score_models", "check_score_args",
+__all__ = ["IMAGE_METHODS", "train_runs", "check_train_args", "score_models", "check_score_args",
            "summarize_scores", "write_image_tables", "training_curves", "parse_datasets", "check_training_length",
-           "train_style_runs", "METHOD_TITLES", "STYLE_PREFIX", "RELEASED_KEY", "load_released_runs",
+           "train_style_runs", "STYLE_PREFIX", "RELEASED_KEY", "load_released_runs",
            "test_images_for", "scorable"]
 
-STYLE_PREFIX = "style_"   # run keys of the style-based pair: style_<method>
-RELEASED_KEY = "released_soft_intro_vae"   # run key of a model loaded from the authors' released weights
-METHOD_TITLES = {**METHOD_TITLES, **{STYLE_PREFIX + m: f"{METHOD_TITLES[m]} (style-based)" for m in METHODS},
-                 RELEASED_KEY: "Soft-IntroVAE (authors' weights)"}
-
 IMAGE_METHODS = ("vae", "soft_intro_vae")
-# The paper's image FIDs (section 6.3 and 9.4.1; 50,000 samples vs the training set). The paper
-# reports none for MNIST / Fashion-MNIST.
-PAPER_FID = {("cifar10", "soft_intro_vae"): 4.6, ("cifar10", "soft_intro_vae_cond"): 4.07,
-             ("cifar10", "released_soft_intro_vae"): 4.6, ("celeba-hq", "released_soft_intro_vae"): 18.63,
-             ("ffhq", "released_soft_intro_vae"): 17.55}
-# Per-dataset training length and batch of the paper (Appendix 9.2.2: CIFAR-10 220 epochs, batch
-# 32) and the public code's recommended settings (MNIST / Fashion-MNIST: 200 epochs, batch 128;
-# SVHN: batch 32, trained like CIFAR-10). Used where the parameters say "paper".
-PAPER_TRAINING = {"mnist": {"epochs": 200, "batch_size": 128}, "fashionmnist": {"epochs": 200, "batch_size": 128},
-                  "cifar10": {"epochs": 220, "batch_size": 32}, "svhn": {"epochs": 220, "batch_size": 32}}
 
 
 def paper_or(name: str, value, dataset: str):
@@ -447,7 +434,7 @@ def write_image_tables(summary: dict, classifiers: dict, metrics_path, table_pat
             others = "; ".join(f"{k[len('value_'):]}: {e[k]:.3f}" for k in e
                                if k.startswith("value_") and not k.endswith("_std")) or "-"
             pr = f"{e['precision']:.3f} / {e['recall']:.3f}" if "precision" in e else "-"
-            lines.append(f"| {ds} | {METHOD_TITLES.get(method, method)} | {kind}, n={e['n_samples']} | "
+            lines.append(f"| {ds} | {IMAGE_METHOD_TITLES.get(method, method)} | {kind}, n={e['n_samples']} | "
                          f"{e['value']:.3f} ± {e['value_std']:.3f} | {others} | "
                          f"{paper if paper is not None else 'not reported'} | {pr} | "
                          f"{e['test_mse']:.4f} | {e['test_kl']:.1f} |")

@@ -28,10 +28,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..batches import epoch_batches
 from ..checkpoints import load_checkpoint
 from ..errors import CheckpointError, ConfigError, SivaeError, check_choice
 from ..params import parse_bool, parse_int, parse_number, parse_numbers, parse_seed
-from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS, TrainConfig, Trainer, check_device, epoch_batches, resolve_device
+from ..runtime import check_device, resolve_device
+from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS, TrainConfig, Trainer
 from .data import ImageData, load_image_dataset
 from .models import ImageArch, build_image_pair
 from .style import StyleArch

@@ -34,9 +34,10 @@ from torch import Tensor
 
 from ..errors import ConfigError, DataError, check_choice
 from ..losses import kl_divergence
-from ..runinfo import seed_stats, write_json, write_markdown
+from ..paper import METHOD_TITLES, PAPER_TABLE7
+from ..runinfo import write_json, write_markdown
 from ..runtime import keep_freed_memory
-from ..train import METHOD_TITLES
+from ..stats import seed_stats
 
 __all__ = ["PAPER_TABLE7", "CONVERSIONS", "gaussian_log_likelihood", "log_importance_weights",
            "score_images", "ImageScores", "bits_per_dim", "auroc", "score_histograms",
@@ -44,15 +45,6 @@ __all__ = ["PAPER_TABLE7", "CONVERSIONS", "gaussian_log_likelihood", "log_import
            "write_table7"]
 
 LOG_2PI = math.log(2 * math.pi)
-
-# Table 7 of the paper (Appendix 9.7): AUROC mean and std, {(in, ood): {method: (mean, std)}}.
-# Transcribed from the paper text (shared/paper/soft-intro-vae.txt, the "±" signs were lost there).
-PAPER_TABLE7 = {
-    ("mnist", "fashionmnist"): {"vae": (0.992, 0.002), "soft_intro_vae": (0.999, 0.0002)},
-    ("fashionmnist", "mnist"): {"vae": (0.996, 0.0009), "soft_intro_vae": (0.999, 0.0004)},
-    ("cifar10", "svhn"): {"vae": (0.378, 0.01), "soft_intro_vae": (0.9987, 0.008)},
-}
-
 
 # Documented conversions for sets whose images do not match the model (`convert` argument).
 CONVERSIONS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..paper import METHOD_TITLES
 from ..plots import finish_figure
-from ..train import METHOD_TITLES
 
 __all__ = ["plot_figure8"]
 

@@ -25,14 +25,15 @@ import torch
 from ..errors import CheckpointError, ConfigError, DataError, check_choice, check_nonnegative
 from ..images.data import DATASETS, load_image_dataset, root_for
 from ..images.models import arch_for
-from ..images.study import METHOD_TITLES, check_training_length, load_released_runs
+from ..images.study import check_training_length, load_released_runs
 from ..images.training import TrainedModel, load_trained, run_name, train_image_model
 from ..params import parse_bool, parse_int, parse_list, parse_seed, parse_seeds, split_items
-from ..train import METHODS, check_device
+from ..runtime import check_device
+from ..train import METHODS
 from .metrics import CONVERSIONS, OODResult, evaluate_ood
 
 __all__ = ["parse_pairs", "load_eval_set", "find_or_train_model", "OODRun", "run_ood_study", "check_study_args",
-           "aurocs_rows", "save_scores", "METHOD_TITLES",
+           "aurocs_rows", "save_scores",
            "load_released_runs"]
 
 TRAIN_KW = ("epochs", "batch_size", "channels", "n_train")   # the settings of models trained here

@@ -4,11 +4,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..paper import METHOD_TITLES
 from ..plots import finish_figure
 from ..toy2d.data import get_toy_dataset
 from ..toy2d.plots import plot_samples
 from ..toy2d.study import ToyRun
-from ..train import METHOD_TITLES
 
 __all__ = ["plot_margin_sweep", "plot_kl_fake_curves", "plot_collapse", "plot_beta_neg_sweep"]
 

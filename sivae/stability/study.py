@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, check_choice
+from ..paper import TABLE5
 from ..params import parse_numbers
-from ..runinfo import seed_stats, write_json
-from ..toy2d.study import TABLE5, ToyRun, check_toy2d, run_specs, specs_from_check, summarize
+from ..runinfo import write_json
+from ..stats import seed_stats
+from ..toy2d.study import ToyRun, check_toy2d, run_specs, specs_from_check, summarize
 from ..toy2d.study import training_curves as toy_curves
 
 __all__ = ["GRID_NAMES", "value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",

@@ -3,7 +3,7 @@
 Every sampler takes an explicit torch.Generator so that training batches are reproducible
 and a resumed run draws exactly the batches the uninterrupted run would have drawn.
 `plot_scale` sets the square [-2*plot_scale, 2*plot_scale]^2 of the metrics and plots
-(1 for 8 Gaussians, 2 otherwise, EQUATIONS.md section 6.1).
+(1 for 8 Gaussians, 2 otherwise, docs/EQUATIONS.md section 6.1).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""2D metrics of section 6.1 (Table 2), exactly as EQUATIONS.md and the public code define them.
+"""2D metrics of section 6.1 (Table 2), exactly as docs/EQUATIONS.md and the public code define them.
 
 - `paper_kl`, `paper_jsd`: on 100x100 numpy density histograms (density=True, so cells hold
   densities) of real and generated samples over [-limit, limit]^2, with torch's

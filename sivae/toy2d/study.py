@@ -15,47 +15,22 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DivergenceError, check_choice, check_nonnegative
+from ..paper import METHOD_TITLES, PAPER_TABLE2, TABLE5
 from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seeds
-from ..runinfo import seed_stats, write_json, write_markdown
+from ..runinfo import write_json, write_markdown
+from ..runtime import check_device, resolve_device
 from ..stack import StackRun, StackTrainer, stack_groups
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, METHODS, TrainConfig, Trainer, check_device, resolve_device
+from ..stats import seed_stats
+from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHODS, TrainConfig, Trainer
 from . import metrics as M
 from .data import TOY_DATASETS, get_toy_dataset
 from .models import MLPConfig, build_mlp_pair
 
-__all__ = ["TABLE5", "PAPER_TABLE2", "resolve_hparams", "toy_config", "train_toy", "evaluate_toy", "check_toy2d",
+__all__ = ["resolve_hparams", "toy_config", "train_toy", "evaluate_toy", "check_toy2d",
            "run_toy2d", "MAX_GRID_SIZE", "MAX_SAMPLES",
            "summarize", "flat_summary", "write_table2", "budget_steps", "sample_metrics", "budget_curve",
            "write_budget", "RunSpec", "train_and_evaluate", "specs_from_check", "run_specs", "ENGINES", "STACK_MAX_RUNS",
            "training_curves"]
-
-# Table 5: best 2D hyper-parameters (beta_rec, beta_kl, beta_neg, m); None where unused.
-TABLE5 = {
-    ("8gaussians", "vae"): (0.8, 0.05, None, None),
-    ("8gaussians", "introvae"): (0.3, 0.5, 1.0, 1.0),
-    ("8gaussians", "soft_intro_vae"): (0.2, 0.3, 0.9, None),
-    ("spiral", "vae"): (1.0, 0.05, None, None),
-    ("spiral", "introvae"): (0.2, 0.5, 0.5, 2.0),
-    ("spiral", "soft_intro_vae"): (0.2, 0.5, 1.0, None),
-    ("checkerboard", "vae"): (0.8, 0.1, None, None),
-    ("checkerboard", "introvae"): (0.4, 0.2, 0.2, 8.0),
-    ("checkerboard", "soft_intro_vae"): (0.2, 0.1, 0.2, None),
-    ("rings", "vae"): (0.8, 0.05, None, None),
-    ("rings", "introvae"): (0.8, 0.5, 0.5, 5.0),
-    ("rings", "soft_intro_vae"): (0.2, 0.2, 1.0, None),
-}
-
-# Table 2 of the paper (mean, std over seeds), as printed: the paper rescaled these values.
-PAPER_TABLE2 = {
-    "8gaussians": {"gnelbo": [(7.42, .07), (1.29, .76), (1.25, .35)], "kl": [(6.72, .46), (2.53, 1.07), (1.25, .11)],
-                   "jsd": [(16.04, .3), (1.67, .46), (0.96, .15)]},
-    "spiral": {"gnelbo": [(6.19, .06), (5.87, .03), (5.21, .04)], "kl": [(9.8, .48), (8.38, .45), (8.13, .3)],
-               "jsd": [(4.89, .05), (3.58, .04), (3.37, .04)]},
-    "checkerboard": {"gnelbo": [(8.53, .1), (8.54, .11), (4.47, .29)], "kl": [(20.91, .45), (19.03, .34), (20.27, .21)],
-                     "jsd": [(9.78, .04), (9.07, .1), (9.06, .15)]},
-    "rings": {"gnelbo": [(6.4, .04), (7.25, .18), (6.3, .08)], "kl": [(13.16, .55), (10.21, .49), (9.18, .33)],
-              "jsd": [(7.26, .07), (4.24, .11), (4.13, .09)]},
-}
 
 TABLE5_SENTINEL = "table5"
 # The paper prints gnELBO rescaled; x1e7 puts our values (~1e-7, a 1024^2 grid) on its printed

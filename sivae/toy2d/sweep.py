@@ -41,15 +41,16 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError, SivaeError, check_choice
+from ..paper import METHOD_TITLES, TABLE5
 from ..params import parse_list, parse_numbers, read_section, seeds_from
 from ..runinfo import write_json, write_markdown
-from ..train import METHOD_TITLES, METHODS
+from ..train import METHODS
 from .data import TOY_DATASETS
-from .study import TABLE5, TABLE5_SENTINEL, RunSpec, check_toy2d, flat_summary, resolve_hparams, run_specs, summarize
+from .study import TABLE5_SENTINEL, RunSpec, check_toy2d, flat_summary, resolve_hparams, run_specs, summarize
 
 __all__ = ["BETA_GRID", "BETA_NEG_GRID", "M_GRID", "SWEEP_RANGES", "queue_command",
            "collect_experiments", "best_configurations", "compare_with_table5", "HPARAMS",
-           "grid_points", "train_grid", "write_grid", "grid_settings", "run_grid", "GRID_PARAMS", "BASE_PARAMS",
+           "grid_points", "train_grid", "write_grid", "grid_settings", "run_sweep_grid", "GRID_PARAMS", "BASE_PARAMS",
            "SWEEP_SENTINEL", "GRID_METRICS"]
 
 HPARAMS = ("beta_rec", "beta_kl", "beta_neg", "m")
@@ -304,7 +305,7 @@ def grid_settings(section: str | None = None, params_file="params.yaml", overrid
     return out
 
 
-def run_grid(settings: dict, progress: bool = False) -> tuple[list[dict], dict]:
+def run_sweep_grid(settings: dict, progress: bool = False) -> tuple[list[dict], dict]:
     """train_grid with grid_settings' values, then write_grid; returns (rows, best)."""
     s = settings
     check_choice("metric", s["metric"], GRID_METRICS)   # before training, not after
@@ -393,7 +394,7 @@ def _grid_main(args) -> int:
     settings = grid_settings(args.section, args.params, overrides)
     if args.section:   # as under sivae.stage: a checkpoint of another configuration is retrained, not an error
         os.environ.setdefault("SIVAE_STAGE", args.section)
-    _, best = run_grid(settings, progress=not args.no_progress)
+    _, best = run_sweep_grid(settings, progress=not args.no_progress)
     print(Path(settings["table_path"]).read_text())
     print(f"-> {settings['metrics_path']}, {settings['points_path']}, {settings['table_path']}", file=sys.stderr)
     return 0 if best else 1

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..batches import epoch_batches
 from ..errors import ConfigError, DataError
-from ..train import epoch_batches
 from .render import N_AZIMUTH, N_ELEVATION, render_identities, sample_identities
 
 __all__ = ["TranslationData", "DATASETS", "get_translation_data", "make_procedural", "load_cars3d", "load_kth",

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..train import resolve_device
+from ..runtime import resolve_device
 from .data import TranslationData, to_float
 from .models import SplitDecoder, TwoCodeEncoder
 

@@ -13,7 +13,7 @@ The Trainer sees one encoder and one decoder over z = [z_class ; z_content] (d_z
 `TwoCodeEncoder` concatenates the two posteriors, `SplitDecoder` splits z again. The KL of the
 concatenation is KL(class) + KL(content) (a diagonal Gaussian factorises), and each part
 depends only on its own encoder's weights, so the single KL term of Eq. 7 is exactly the
-two-KL ELBO of EQUATIONS.md section 6.4. No BatchNorm anywhere: instance norms are per sample.
+two-KL ELBO of docs/EQUATIONS.md section 6.4. No BatchNorm anywhere: instance norms are per sample.
 """
 from __future__ import annotations
 

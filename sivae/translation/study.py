@@ -19,9 +19,12 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, check_choice, check_nonnegative
+from ..paper import METHOD_TITLES, PAPER_TABLE4
 from ..params import parse_bool, parse_int, parse_list, parse_numbers, parse_seed
-from ..runinfo import seed_stats, write_json, write_markdown
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, TrainConfig, Trainer, check_device
+from ..runinfo import write_json, write_markdown
+from ..runtime import check_device
+from ..stats import seed_stats
+from ..train import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, Trainer
 from . import metrics as M
 from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
@@ -33,9 +36,6 @@ __all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choi
 
 MODELS = ("vae", "soft_intro_vae")
 
-# Table 4 (Cars3D, content transfer, LPIPS; lower is better). The numbers did not survive the
-# conversion of our copy of the paper to text, so none are printed; fill them in from the PDF.
-PAPER_TABLE4 = {"LORD [13] (class labels)": None, "S-IntroVAE (no labels)": None}
 MAX_EPOCHS = 1_000_000       # n_epochs above this is a typo (the paper trains 400)
 
 
@@ -73,7 +73,7 @@ def check_choices(methods, rec_loss: str) -> list[str]:
 
 def from_params(p: dict, seeds: list[int]) -> tuple[TrainSettings, ArchConfig, dict[int, TranslationData]]:
     """(settings, architecture, {seed: data}) from the translation stage's parameters (the notebook's names):
-    what notebook 05 trains, also for scripts that train it longer (benchmarks/budget_translation.py).
+    what notebook 05 trains, also for scripts that train it longer (experiments/budget_translation.py).
     The first seed seeds the settings; choices are checked before any data is built."""
     check_choices(p["methods"], p["rec_loss"])
     settings = TrainSettings(n_epochs=p["n_epochs"], batch_size=p["batch_size"], lr=p["lr"], beta_rec=p["beta_rec"],

@@ -1,7 +1,7 @@
 """Stability budget experiment (section 6.2, Appendix 9.5): the stability stage's grids at another n_iter.
 
-    python benchmarks/budget_stability.py N_ITER OUT_DIR [KEY=VALUE ...]
-    e.g. python benchmarks/budget_stability.py 4800 /tmp/stab4800
+    python experiments/budget_stability.py N_ITER OUT_DIR [KEY=VALUE ...]
+    e.g. python experiments/budget_stability.py 4800 /tmp/stab4800
 
 Runs what notebooks/03_stability.py runs (the margin grid of IntroVAE, the beta_neg grid of Soft-IntroVAE, the
 collapse pair), with params.yaml's `stability` section and N_ITER iterations (the milestones are fractions of

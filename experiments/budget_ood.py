@@ -1,7 +1,7 @@
 """OOD budget experiment (section 6.5): AUROC after each epoch of one run per (method, seed).
 
-    python benchmarks/budget_ood.py EPOCHS IN_DIST OOD SEEDS OUT_DIR [KEY=VALUE ...]
-    e.g. python benchmarks/budget_ood.py 4 fashionmnist mnist 0,1 /tmp/ood4
+    python experiments/budget_ood.py EPOCHS IN_DIST OOD SEEDS OUT_DIR [KEY=VALUE ...]
+    e.g. python experiments/budget_ood.py 4 fashionmnist mnist 0,1 /tmp/ood4
 
 Each run is trained as the images stage trains it (params.yaml's `images` section: batch size, lr, widths, loss
 weights, n_train; KEY=VALUE overrides keys of that section, ood.KEY=VALUE those of `ood`), for EPOCHS
@@ -25,8 +25,8 @@ from sivae.images.training import train_image_model
 from sivae.ood.metrics import evaluate_ood
 from sivae.ood.study import load_eval_set
 from sivae.params import parse_seeds
-from sivae.runinfo import seed_stats
 from sivae.stage import stage_parameters
+from sivae.stats import seed_stats
 
 METHODS = ("vae", "soft_intro_vae")
 

@@ -1,15 +1,15 @@
 """2D budget experiment: KL/JSD at six points of one run per (dataset, method, seed), for other widths, batches, lr.
 
-    LR=2e-4 NUM_VAE=100 python benchmarks/budget_toy2d.py HIDDEN BATCH N_ITER DATASETS METHODS SEEDS [MILESTONES]
-    e.g. python benchmarks/budget_toy2d.py 256 128 6000 8gaussians,spiral soft_intro_vae,vae 0,1
-    the paper's schedule cut at 15,000: NUM_VAE=2000 python benchmarks/budget_toy2d.py 256 512 15000 spiral vae 0,1 0.666667
+    LR=2e-4 NUM_VAE=100 python experiments/budget_toy2d.py HIDDEN BATCH N_ITER DATASETS METHODS SEEDS [MILESTONES]
+    e.g. python experiments/budget_toy2d.py 256 128 6000 8gaussians,spiral soft_intro_vae,vae 0,1
+    the paper's schedule cut at 15,000: NUM_VAE=2000 python experiments/budget_toy2d.py 256 512 15000 spiral vae 0,1 0.666667
 
 Prints one JSON line per run: curve = [[step, KL, JSD, gnELBO on a GRIDxGRID grid (not Table 2's scale), seconds,
 share of the density's mass off the data support (as the toy2d stage's off_support_mass, on that grid)], ...].
 GRID (environment, default 64; the stage uses 1024) sets the density grid.
 The README's "budget it needs" numbers come from this script.
 
-    python benchmarks/budget_toy2d.py judge RUNS.jsonl [...]
+    python experiments/budget_toy2d.py judge RUNS.jsonl [...]
 judges every step the runs share with the findings ledger's rule (sivae.findings.study.compare, over seeds):
 Soft-IntroVAE below the VAE and IntroVAE in KL, JSD, gnELBO, and each introspective model's off-support share
 below the VAE's, per dataset.
@@ -32,7 +32,7 @@ def judge(paths) -> None:
     from collections import defaultdict
 
     from sivae.findings.study import Stat, compare
-    from sivae.runinfo import seed_stats
+    from sivae.stats import seed_stats
     runs = defaultdict(list)   # (d, m) -> curves
     for path in paths:
         for line in open(path):

@@ -1,7 +1,7 @@
 """Image-generation budget experiment (section 6.3): the Frechet score after each epoch of one run per (model, seed).
 
-    python benchmarks/budget_images.py EPOCHS DATASET SEEDS OUT_DIR [MODELS] [KEY=VALUE ...]
-    e.g. python benchmarks/budget_images.py 3 mnist 0,1 /tmp/img3 vae,soft_intro_vae
+    python experiments/budget_images.py EPOCHS DATASET SEEDS OUT_DIR [MODELS] [KEY=VALUE ...]
+    e.g. python experiments/budget_images.py 3 mnist 0,1 /tmp/img3 vae,soft_intro_vae
 
 MODELS: a comma list of vae, soft_intro_vae, soft_intro_vae_cond (default: all three). Each run is trained as
 the images stage trains it (params.yaml's `images` section: batch size, lr, widths, loss weights, n_train;
@@ -9,7 +9,7 @@ KEY=VALUE overrides keys of that section) for EPOCHS epochs, with a copy of the 
 epoch (train_image_model's keep_epochs, so epoch 1 is the default profile's model itself), and each copy is
 scored as the stage scores it (sivae.images.study.score_models: the same samples, reference images,
 classifier, Inception when present). Checkpoints go under OUT_DIR/<model>_seed<k> (the layout of
-benchmarks/budget_ood.py, whose runs are the same models: its OUT_DIR can be reused and nothing retrains), so
+experiments/budget_ood.py, whose runs are the same models: its OUT_DIR can be reused and nothing retrains), so
 a killed run resumes. Prints one JSON line per (model, seed, epoch); writes each epoch's seed means in the
 stage's format (OUT_DIR/epoch<e>/metrics.json, scores.md) and prints the ledger's own 6.3 verdicts on them
 (sivae.findings.study.build_ledger). The budget statements for 6.3 in docs/findings.md come from this script.

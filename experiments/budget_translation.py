@@ -1,7 +1,7 @@
 """Translation budget experiment (section 6.4): the translation stage's models trained longer, judged as the ledger judges.
 
-    python benchmarks/budget_translation.py N_EPOCHS SEEDS OUT_DIR [KEY=VALUE ...]
-    e.g. python benchmarks/budget_translation.py 8 0,1 /tmp/tr8
+    python experiments/budget_translation.py N_EPOCHS SEEDS OUT_DIR [KEY=VALUE ...]
+    e.g. python experiments/budget_translation.py 8 0,1 /tmp/tr8
 
 Each seed trains both models as the translation stage trains them (params.yaml's `translation` section:
 data, widths, batch size, lr, loss weights; KEY=VALUE overrides keys of that section) for N_EPOCHS passes,
@@ -24,8 +24,8 @@ import yaml
 
 from sivae.findings.study import CLASS_KL_COLLAPSED, Stat, build_ledger, compare, load_stage, threshold
 from sivae.params import parse_seeds
-from sivae.runinfo import seed_stats
 from sivae.stage import stage_parameters
+from sivae.stats import seed_stats
 from sivae.translation import metrics as M
 from sivae.translation import study as S
 

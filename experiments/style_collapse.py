@@ -1,6 +1,6 @@
 """Why does the style-based pair collapse at the default budget? One variant per line, the rest as the default profile.
 
-    OMP_NUM_THREADS=1 python benchmarks/style_collapse.py [VARIANT ...]
+    OMP_NUM_THREADS=1 python experiments/style_collapse.py [VARIANT ...]
 
 Variants (each a run of the default profile's style settings: MNIST, 6,400 images, 4x4 -> 32x32,
 widths 32,32,16,8, z = w = 32, one epoch per resolution, batch 32, lr 1e-3, beta_neg 256):

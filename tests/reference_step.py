@@ -1,6 +1,6 @@
 """A straightforward Soft-IntroVAE iteration with the public code's pass structure.
 
-Kept as the yardstick of the optimised `Trainer.introspective_step`: tests check that both
+Kept as the yardstick of the optimised introspective step (sivae.engine): tests check that both
 give the same weights from the same state, and benchmarks/bench_toy2d_step.py times both.
 Its passes follow soft_intro_vae_2d/train_soft_intro_vae_2d.py: the encoder step toggles
 requires_grad, decodes the prior samples, encodes/decodes the real batch, runs an extra
@@ -11,13 +11,13 @@ graph that is never used). Same losses (sivae.losses), same random draws in the 
 
 One deliberate difference from the public code: there the target x_r of Rec(x_r, D(z_rr)) in
 the encoder's expELBO is not detached, so a small gradient reaches the encoder through
-x_r = D(z); EQUATIONS.md (Eq. 7) detaches both fakes in the encoder step, and so do we.
+x_r = D(z); docs/EQUATIONS.md (Eq. 7) detaches both fakes in the encoder step, and so do we.
 """
 from __future__ import annotations
 
 import torch
 
-from .. import losses as L
+from sivae import losses as L
 
 
 def _set_grad(net, flag: bool):
