@@ -127,6 +127,27 @@ def test_one_flipped_byte_in_genuine_mnist_is_refused(tmp_path):
     assert res.returncode == 1 and f"BAD  {f}" in res.stdout
 
 
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "mnist_test.npz").exists(), reason="no ../shared/data mirror")
+def test_a_flipped_byte_with_its_old_mtime_restored_is_refused(tmp_path, monkeypatch):
+    """#31 probe 6: the md5 cache must not trust path + size + mtime (bit rot restored by `cp -p`, rsync -t, tar)."""
+    from sivae.images import data as D
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    D.fetch(["mnist"], tmp_path, ROOT.parent / "shared" / "data", log=lambda *a: None)
+    assert len(D.load_image_dataset("mnist", "test", tmp_path)) == 10000   # its md5 is now cached
+    f = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    st = f.stat()
+    raw = bytearray(f.read_bytes())
+    raw[5000] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))   # the old mtime back: same path, size and mtime
+    assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
+    with pytest.raises(DataError, match=f"{f}.*corrupt"):
+        D.load_image_dataset("mnist", "test", tmp_path)
+    D._md5_memo.clear()   # a new process: only the cache file remembers
+    with pytest.raises(DataError, match=f"{f}.*corrupt"):
+        D.load_image_dataset("mnist", "test", tmp_path)
+
+
 # ----------------------------------------------------------------- 4. signals save and stop
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_saves_that_step_and_resuming_gives_the_same_run(tmp_path, sig):

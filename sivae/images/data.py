@@ -183,10 +183,16 @@ def _md5_cache_file() -> Path:
 
 
 def cached_md5(path: Path) -> str:
-    """md5 of a file, remembered by (absolute path, size, mtime) in memory and in ~/.cache/sivae/md5.json."""
+    """md5 of a file, remembered in memory and in ~/.cache/sivae/md5.json by (absolute path, size, mtime,
+    inode, ctime).
+
+    The mtime alone can be put back (`touch -d`, `os.utime`, `cp -p`, `rsync -t`, tar): the ctime cannot, as
+    every write and every change of the mtime sets it to now, and a copy is a new inode. So a file whose
+    bytes changed after its md5 was remembered is hashed again, whatever its mtime says.
+    """
     import json
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
     if key in _md5_memo:
         return _md5_memo[key]
     cache_file = _md5_cache_file()
