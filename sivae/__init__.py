@@ -18,9 +18,9 @@ Layout (checked by tests/test_layout.py):
 Where a new thing goes: a loss -> ``losses``; a network -> ``<section>/models``; a dataset ->
 ``<section>/data``; a figure -> ``<section>/plots``; a parser -> ``params``.
 """
-from .errors import CheckpointError, ConfigError, DataError, DivergenceError, SivaeError
+from .errors import CheckpointError, ConfigError, DataError, DivergenceError, OutputError, SivaeError
 from .train import METHODS, TrainConfig, Trainer, resolve_device
 
-__all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "TrainConfig",
+__all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "OutputError", "TrainConfig",
            "Trainer", "METHODS", "resolve_device"]
 __version__ = "0.1.0"
