@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import losses as L
-from .checkpoints import FolderLock, load_checkpoint, save_checkpoint
+from .checkpoints import FolderLock, bring_back, load_checkpoint, save_checkpoint, set_aside
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
 from .params import SEED_MAX, parse_bool, parse_numbers
 from .runinfo import live_curve
@@ -589,14 +589,19 @@ def fit_in_folder(trainer, resume: bool, locked: bool) -> list | dict:
 
 def resume_or_restart(trainer):
     """Load trainer.ckpt_path. Under a pipeline stage (SIVAE_STAGE set by sivae.stage) a checkpoint of another
-    configuration is removed and training starts fresh instead of failing."""
+    configuration is set aside, never deleted (sivae.checkpoints.set_aside), and a set-aside checkpoint of this
+    configuration is resumed if there is one; else training starts fresh. Outside a stage: the error."""
     try:
         trainer.load(trainer.ckpt_path)
     except ConfigurationChanged as e:
         if not os.environ.get("SIVAE_STAGE"):
             raise
-        print(f"{e}: stage {os.environ['SIVAE_STAGE']} retrains from step 0", flush=True)
-        trainer.ckpt_path.unlink()
+        aside = set_aside(trainer.ckpt_path)
+        back = bring_back(trainer.ckpt_path, trainer.load, ConfigurationChanged)
+        then = f"resumes the run of this configuration set aside earlier (step {trainer.step})" if back else \
+            "retrains from step 0"
+        print(f"{str(e).split('; delete it')[0]}; it is kept as {aside}; stage {os.environ['SIVAE_STAGE']} "
+              f"{then}", file=sys.stderr, flush=True)
 
 
 class _Stopped(KeyboardInterrupt):

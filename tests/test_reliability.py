@@ -93,6 +93,45 @@ def test_a_sivae_checkpoint_missing_keys_is_named(tmp_path):
         trainer(tmp_path).fit()
 
 
+# ----------------------------------------------------------------- #31 probe 3: overrides never destroy a run
+def test_an_override_sets_the_finished_run_aside_and_going_back_reuses_it(tmp_path, monkeypatch, capsys):
+    """Under a stage, `-p n_iter ...` then back to the default: the finished run is loaded, not retrained."""
+    from sivae.checkpoints import ASIDE
+    monkeypatch.setenv("SIVAE_STAGE", "toy2d")
+    calls = []
+
+    def counting(step, g):
+        calls.append(step)
+        return DATA.sample(16, g)
+
+    first = trainer(tmp_path, n_iter=30, batch_fn=counting)
+    first.fit()
+    weights = {k: v.clone() for k, v in first.dec.state_dict().items()}
+    other = trainer(tmp_path, n_iter=40, batch_fn=counting)   # a one-off override, in the same folder
+    other.fit()
+    assert other.step == 40
+    assert "it is kept as" in capsys.readouterr().err
+    assert len(list((tmp_path / ASIDE).glob("*/last.pt"))) == 1      # the finished run, kept
+    calls.clear()
+    again = trainer(tmp_path, n_iter=30, batch_fn=counting)   # back to the original parameters
+    again.fit()
+    assert calls == [], "the finished run was trained again"
+    assert again.step == 30
+    assert all(torch.equal(weights[k], v) for k, v in again.dec.state_dict().items())
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 30
+    assert [load_checkpoint(p)["step"] for p in (tmp_path / ASIDE).glob("*/last.pt")] == [40]   # the override's
+
+
+def test_outside_a_stage_another_configuration_is_an_error_and_nothing_moves(tmp_path, monkeypatch):
+    from sivae.train import ConfigurationChanged
+    monkeypatch.delenv("SIVAE_STAGE", raising=False)
+    trainer(tmp_path, n_iter=20).fit()
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(ConfigurationChanged, match="another configuration.*n_iter"):
+        trainer(tmp_path, n_iter=25).fit()
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
 # ----------------------------------------------------------------- 2. data checked before use
 def _official_size_but_wrong(raw, images_name, n, labels_name):
     import numpy as np
@@ -325,6 +364,13 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
     assert "retrains from step 0" in (repo_copy / "outputs/toy2d/02_toy2d.ipynb").read_text()
     assert load_checkpoint(last, required=("format", "step"))["step"] == TOY["n_iter"] + 10
     assert json.loads((repo_copy / "outputs/toy2d/metrics.json").read_text()) != json.loads(baseline)
+    # #31 probe 3: back to the original parameters, the original run is reused (set aside, not deleted)
+    _set_toy(repo_copy, n_iter=TOY["n_iter"])
+    run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
+    assert "resumes the run of this configuration set aside earlier" in (
+        repo_copy / "outputs/toy2d/02_toy2d.ipynb").read_text()
+    assert load_checkpoint(last, required=("format", "step"))["step"] == TOY["n_iter"]
+    assert (repo_copy / "outputs/toy2d/metrics.json").read_text() == baseline
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
