@@ -688,3 +688,22 @@ def test_run_grid_refuses_the_loss_weights_it_does_not_vary(tmp_path):
         with pytest.raises(ConfigError, match=f"^{list(extra)[0]}: run_grid varies {name}"):
             run_grid("8gaussians", "introvae", name, [1.0], [0], ckpt_dir=tmp_path, n_iter=1, batch_size=8, **extra)
         assert files_in(tmp_path) == []
+
+
+# ----------------------------------------------------------------- #31: typo bounds and checks before training
+@pytest.mark.parametrize("name,value", [("n_iter", "1e9"), ("n_iter", 10**9), ("num_vae", 2 * 10**7)])
+def test_toy2d_budget_typos_are_refused_naming_the_bound(name, value):
+    from sivae.params import MAX_ITERATIONS
+    from sivae.toy2d.study import check_toy2d
+    kw = dict(n_iter=10, batch_size=8, num_vae=0)
+    kw[name] = value
+    with pytest.raises(ConfigError, match=rf"{name} must be an integer >= \d and <= {MAX_ITERATIONS}"):
+        check_toy2d("8gaussians", "vae", [0], **kw)
+
+
+def test_translation_budget_typos_are_refused_naming_the_bound():
+    from sivae.params import MAX_ITERATIONS
+    from sivae.translation.study import TrainSettings
+    for name in ("num_vae", "kl_every"):
+        with pytest.raises(ConfigError, match=rf"{name} must be an integer .*<= {MAX_ITERATIONS}"):
+            TrainSettings(**{name: 10**9})

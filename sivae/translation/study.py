@@ -19,9 +19,9 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, check_choice, check_nonnegative
-from ..params import parse_bool, parse_int, parse_list, parse_numbers, parse_seed
+from ..params import MAX_ITERATIONS, parse_bool, parse_int, parse_list, parse_numbers, parse_seed
 from ..runinfo import seed_stats, write_json, write_markdown
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHOD_TITLES, TrainConfig, Trainer, check_device
+from ..train import MAX_BATCH_SIZE, METHOD_TITLES, TrainConfig, Trainer, check_device
 from . import metrics as M
 from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
@@ -55,13 +55,13 @@ class TrainSettings:
     def __post_init__(self):
         for name in ("n_epochs", "lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r"):
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
-        for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_STEPS)):
+        for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_ITERATIONS)):
             setattr(self, name, parse_int(name, getattr(self, name), 1, top))
         if self.n_epochs == 0:
             raise ConfigError("n_epochs must be > 0")
         if self.n_epochs > MAX_EPOCHS:
             raise ConfigError(f"n_epochs must be at most {MAX_EPOCHS}, got {self.n_epochs!r}")
-        self.num_vae = parse_int("num_vae", self.num_vae, 0, MAX_STEPS)
+        self.num_vae = parse_int("num_vae", self.num_vae, 0, MAX_ITERATIONS)
         self.seed = parse_seed("seed", self.seed)
 
 
