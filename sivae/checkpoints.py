@@ -37,7 +37,7 @@ import torch
 from .errors import CheckpointError
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "FolderLock", "REQUIRED_KEYS", "ASIDE",
-           "configuration_key", "set_aside", "bring_back"]
+           "configuration_key", "set_aside", "bring_back", "identity_changes"]
 
 FORMAT = "sivae-checkpoint-v1"          # the "format" key inside the state (unchanged since v1)
 MAGIC = b"SIVAE-CHECKPOINT v2\n"
@@ -174,6 +174,19 @@ class FolderLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _norm(v):
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def identity_changes(saved_extra: dict, current_extra: dict) -> dict:
+    """{key: (checkpoint's value, current value)} of the identity entries (IDENTITY_KEYS: architecture, dataset,
+    n_train, ...) that the current run records in its extra and the checkpoint records otherwise (or not at
+    all): a checkpoint of another model or other data is another run, never resumed or returned as trained."""
+    saved = saved_extra if isinstance(saved_extra, dict) else {}
+    now = current_extra if isinstance(current_extra, dict) else {}
+    return {k: (saved.get(k), now[k]) for k in IDENTITY_KEYS if k in now and _norm(saved.get(k)) != _norm(now[k])}
 
 
 # ------------------------------------------------------------------ other configurations: kept, never deleted

@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import losses as L
-from .checkpoints import FolderLock, bring_back, load_checkpoint, save_checkpoint, set_aside
+from .checkpoints import FolderLock, bring_back, identity_changes, load_checkpoint, save_checkpoint, set_aside
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
 from .params import SEED_MAX, parse_bool, parse_numbers
 from .runinfo import live_curve
@@ -543,9 +543,10 @@ class Trainer:
     def load(self, path: str | os.PathLike):
         """Restore everything from a checkpoint written by `save`, with clear errors."""
         state = load_checkpoint(path, map_location=self.device)
-        if state["config"] != self.cfg.fingerprint():
+        changed = identity_changes(state.get("extra"), self.cfg.extra)   # the model and data (image runs)
+        if state["config"] != self.cfg.fingerprint() or changed:
             diff = {k: (state["config"].get(k), v) for k, v in self.cfg.fingerprint().items()
-                    if state["config"].get(k) != v}
+                    if state["config"].get(k) != v} | changed
             raise ConfigurationChanged(f"checkpoint {path} was written by another configuration "
                                        f"(checkpoint vs now: {diff}); delete it or use another ckpt_dir")
         try:
