@@ -18,16 +18,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, check_choice, check_nonnegative
-from ..params import MAX_ITERATIONS, parse_bool, parse_int, parse_list, parse_numbers, parse_seed
-from ..runinfo import seed_stats, write_json, write_markdown
+from ..errors import ConfigError, DataError, check_choice, check_nonnegative
+from ..params import MAX_ITERATIONS, parse_bool, parse_int, parse_list, parse_numbers, parse_seed, seeds_from
+from ..runinfo import check_writable, seed_stats, write_json, write_markdown
 from ..train import MAX_BATCH_SIZE, METHOD_TITLES, TrainConfig, Trainer, check_device
 from . import metrics as M
 from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
-from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
+from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, find_vgg_weights, resolve_rec_loss, vgg_missing
 
-__all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "from_params", "train_translation",
+__all__ = ["check_parameters",
+           "MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "from_params", "train_translation",
            "train_seeds", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds",
            "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
 
@@ -37,6 +38,9 @@ MODELS = ("vae", "soft_intro_vae")
 # conversion of our copy of the paper to text, so none are printed; fill them in from the PDF.
 PAPER_TABLE4 = {"LORD [13] (class labels)": None, "S-IntroVAE (no labels)": None}
 MAX_EPOCHS = 1_000_000       # n_epochs above this is a typo (the paper trains 400)
+MAX_GRID = 64                # class x content sources of the translation grids (the paper's figures: < 10)
+MAX_PAIRS = 1_000_000        # transfer pairs scored per split
+MAX_CLASSES = 100_000        # procedural identities (Cars3D has 183 models)
 
 
 @dataclass
@@ -85,6 +89,53 @@ def from_params(p: dict, seeds: list[int]) -> tuple[TrainSettings, ArchConfig, d
     datas = {s: get_translation_data(p["dataset"], n_classes=p["n_classes"], n_test_classes=p["n_test_classes"],
                                      seed=s, data_root=p["data_root"]) for s in seeds}
     return settings, arch, datas
+
+
+def check_parameters(*, seed, n_seeds, device, dataset, data_root, n_classes, n_test_classes, methods, enc_channels,
+                     dec_channels, dec_hidden, fc_hidden, class_dim, content_dim, n_epochs, batch_size, lr, beta_rec,
+                     beta_kl, beta_neg, gamma_r, num_vae, rec_loss, vgg_weights, kl_every, n_pairs, n_grid,
+                     ckpt_dir="outputs/translation/checkpoints", outputs=()) -> dict:
+    """The translation stage's preflight, in well under a second, before any data is built, anything trained or
+    written: every parameter of notebook 05 (one ConfigError naming it), the architecture, the dataset's folder
+    (cars3d, kth: DataError), the VGG16 weights file when rec_loss is 'vgg' (DataError naming it: never a
+    silent MSE), and the output folders writable (OutputError).
+
+    Returns:
+        seeds, methods, settings (TrainSettings) and arch (ArchConfig).
+    """
+    seeds = seeds_from(seed, n_seeds)
+    methods = check_choices(methods, rec_loss)
+    check_device(device)
+    settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
+                             beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seeds[0])
+    channels = {k: parse_numbers(k, v, integer=True, positive=True) for k, v in
+                (("enc_channels", enc_channels), ("dec_channels", dec_channels))}
+    sizes = {k: parse_int(k, v, 1, 1 << 16) for k, v in
+             (("dec_hidden", dec_hidden), ("fc_hidden", fc_hidden), ("class_dim", class_dim),
+              ("content_dim", content_dim))}
+    arch = ArchConfig(in_channels=channels_of(dataset), **channels, **sizes)
+    n_cls = parse_int("n_classes", n_classes, 1, MAX_CLASSES)
+    n_test = parse_int("n_test_classes", n_test_classes, 1, MAX_CLASSES)
+    parse_int("n_pairs", n_pairs, 1, MAX_PAIRS)
+    parse_int("n_grid", n_grid, 1, MAX_GRID)
+    if dataset == "procedural" and settings.batch_size > n_cls * 96:
+        raise ConfigError(f"batch_size {settings.batch_size} is larger than the {n_cls * 96} training images of "
+                          f"{n_cls} procedural identities (n_classes): lower batch_size")
+    if dataset != "procedural":
+        if data_root in (None, "", "none"):
+            raise ConfigError(f"dataset {dataset!r} needs data_root (the folder of its files)")
+        root = Path(data_root)
+        if not root.is_dir():
+            raise DataError(f"data_root {root} (dataset {dataset}) does not exist")
+        if dataset == "cars3d" and len(list(root.glob("*.mat"))) <= n_test:
+            raise DataError(f"Cars3D folder {root} (data_root) holds {len(list(root.glob('*.mat')))} .mat files; "
+                            f"need more than n_test_classes={n_test}")
+    if vgg_weights is not None and not isinstance(vgg_weights, (str, os.PathLike)):
+        raise ConfigError(f"vgg_weights must be 'auto' or a file path, got {vgg_weights!r}")
+    if rec_loss == "vgg" and find_vgg_weights(vgg_weights) is None:
+        raise vgg_missing(vgg_weights)
+    check_writable(ckpt_dir, *outputs)
+    return dict(seeds=seeds, methods=methods, settings=settings, arch=arch)
 
 
 def n_iterations(n_images: int, settings: TrainSettings) -> int:
