@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, check_choice
+from ..errors import CheckpointError, ConfigError, DataError, check_choice
 from ..losses import kl_divergence
 from ..params import (
     parse_bool,
@@ -323,7 +323,10 @@ def check_released(spec, config="", images="") -> list[tuple[str, str]]:
     for kind in overrides:
         check_choice("released_config kind", kind, weights.KINDS)
     if str(images or "").strip():
-        check_dataset(f"folder:{str(images).strip()}")
+        try:
+            check_dataset(f"folder:{str(images).strip()}")
+        except DataError as e:
+            raise DataError(f"released_images: {e}") from None
     return entries
 
 
