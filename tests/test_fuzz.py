@@ -787,16 +787,20 @@ def _notebook_cells(stem: str) -> list[str]:
 NOTEBOOK_BAD = [("04_images", "style_resolution", 33), ("04_images", "released", "ffhq:/no/such.pth"),
                 ("04_images", "fid_protocols", "bogus"), ("04_images", "n_fd_samples", 0),
                 ("03_stability", "collapse_beta_kl", -1), ("05_translation", "n_grid", 100000),
-                ("05_translation", "rec_loss", "vgg")]
+                ("05_translation", "rec_loss", "vgg"), ("02_toy2d", "out", "a file where the outputs go"),
+                ("03_stability", "out", "a file where the outputs go"), ("04_images", "out", "a file"),
+                ("05_translation", "out", "a file where the outputs go")]
 
 
 @pytest.mark.parametrize("stem,name,value", NOTEBOOK_BAD)
 def test_notebooks_check_every_parameter_before_training_or_writing(stem, name, value, tiny_mnist, tmp_path,
                                                                     monkeypatch):
     """Run the notebook's cells as papermill would (parameters, then the injected values): the bad value is named
-    by the first code cell after the parameters, before any training (Trainer.fit raises here) or output."""
+    by the first code cell after the parameters, before any training (Trainer.fit raises here) or output.
+    name "out": the output folder is a file (not writable): an OutputError naming it, before any training."""
     import matplotlib
     matplotlib.use("Agg")
+    from sivae.errors import OutputError
     from sivae.stack import StackTrainer
     from sivae.train import Trainer
 
@@ -805,6 +809,8 @@ def test_notebooks_check_every_parameter_before_training_or_writing(stem, name, 
     monkeypatch.setattr(Trainer, "fit", no_training)
     monkeypatch.setattr(StackTrainer, "fit", no_training)
     out = tmp_path / "out"
+    if name == "out":
+        out.write_text(value)
     ns: dict = {}
     raised, after_params = None, None
     for i, cell in enumerate(_notebook_cells(stem)):
@@ -815,15 +821,19 @@ def test_notebooks_check_every_parameter_before_training_or_writing(stem, name, 
             for k, v in list(ns.items()):
                 if isinstance(v, str) and k.endswith(("_dir", "_path", "_root")) and not k.startswith("_"):
                     ns[k] = str(out / k)
-            ns.update({"datasets": "mnist", "style_datasets": "mnist", "data_root": str(tiny_mnist),
-                       "vgg_weights": str(tmp_path / "vgg16.pth"), "interactive": False, name: value})
+            ns.update({"vgg_weights": str(tmp_path / "vgg16.pth"), "interactive": False})
+            if stem == "04_images":   # the tiny data: MNIST only
+                ns.update({"datasets": "mnist", "style_datasets": "mnist", "data_root": str(tiny_mnist)})
+            if name != "out":
+                ns[name] = value
             after_params = 0
             continue
         try:
             exec(compile(cell, f"cell{i}", "exec"), ns)
-        except NAMED as e:
+        except (*NAMED, OutputError) as e:
             raised = e
             break
     assert raised is not None and names_one_of(str(raised), {name, "vgg_weights"}), raised
+    assert isinstance(raised, OutputError) == (name == "out"), raised
     assert after_params == 1, f"named only in the {after_params}th code cell after the parameters"
-    assert not out.exists() or files_in(out) == [], f"written before the check: {files_in(out)}"
+    assert not out.is_dir() or files_in(out) == [], f"written before the check: {files_in(out)}"
