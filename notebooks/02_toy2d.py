@@ -28,7 +28,7 @@ from IPython.display import Markdown, display
 from sivae.paper import METHOD_TITLES, PAPER_TABLE2
 from sivae.params import parse_bool, seeds_from
 from sivae.plots import in_live_kernel
-from sivae.runinfo import live_training, log_curves, write_run_info
+from sivae.runinfo import check_writable, live_training, log_curves, write_run_info
 from sivae.toy2d import plots
 from sivae.toy2d.study import run_toy2d, summarize, training_curves, write_budget, write_table2
 
@@ -66,6 +66,7 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
               beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, m=m, n_samples=n_samples,
               grid_size=grid_size, engine=engine)
 interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
+check_writable(ckpt_dir, fig_dir, metrics_path, table_path, run_info_path, budget_path, live_dir)  # before training
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
 runs = run_toy2d(datasets, methods, seeds_from(seed, n_seeds), n_iter=n_iter, batch_size=batch_size, lr=lr,

@@ -27,7 +27,6 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from sivae.params import parse_numbers, seeds_from
 from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.stability import plots as P
 from sivae.stability import study as S
@@ -64,9 +63,8 @@ params = dict(seed=seed, device=device, dataset=dataset, n_seeds=n_seeds, n_iter
               curve_margins=curve_margins, beta_negs=beta_negs, collapse_beta_rec=collapse_beta_rec,
               collapse_beta_kl=collapse_beta_kl, collapse_beta_neg=collapse_beta_neg, n_samples=n_samples,
               grid_size=grid_size, engine=engine)
-ms, curve_ms, bnegs = (list(parse_numbers(k, params[k], positive=True)) for k in ("margins", "curve_margins", "beta_negs"))
-S.check_subset("curve_margins", curve_ms, ms)
-seeds = seeds_from(seed, n_seeds)
+ok = S.check_parameters(**params, ckpt_dir=ckpt_dir, outputs=(fig_dir, metrics_path, run_info_path, live_dir))
+ms, curve_ms, bnegs, seeds = ok["margins"], ok["curve_margins"], ok["beta_negs"], ok["seeds"]
 common = dict(n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae,
               gamma_r=gamma_r, device=device, n_samples=n_samples, grid_size=grid_size, engine=engine)
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)

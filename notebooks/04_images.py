@@ -115,6 +115,9 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, meth
               style_fade=style_fade, style_batch_size=style_batch_size, style_lr=style_lr,
               style_beta_rec=style_beta_rec, style_beta_kl=style_beta_kl, style_beta_neg=style_beta_neg,
               released=released, released_config=released_config, released_images=released_images)
+imagestudy.check_parameters(**params, data_root=data_root, paper_data_root=paper_data_root, ckpt_dir=ckpt_dir,
+                            classifier_dir=classifier_dir,
+                            outputs=(fig_dir, metrics_path, table_path, live_dir, run_info_path))  # preflight
 conditional = parse_bool("conditional", conditional)       # DVC writes booleans as true/false
 use_inception = parse_bool("use_inception", use_inception)
 interactive = parse_bool("interactive", interactive)

@@ -76,6 +76,8 @@ params = dict(seed=seed, n_seeds=n_seeds, device=device, dataset=dataset, data_r
               n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
               gamma_r=gamma_r, num_vae=num_vae, rec_loss=rec_loss, vgg_weights=vgg_weights, kl_every=kl_every,
               n_pairs=n_pairs, n_grid=n_grid)
+S.check_parameters(**params, ckpt_dir=ckpt_dir,  # preflight: every parameter, file and output folder
+                   outputs=(fig_dir, metrics_path, table_path, run_info_path, live_dir))
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
 settings, arch, datas = S.from_params(params, seeds_from(seed, n_seeds))   # checks the choices first

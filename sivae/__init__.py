@@ -22,10 +22,10 @@ Where a new thing goes: a loss -> ``losses``; a network -> ``<section>/models``;
 ``<section>/data``; a figure -> ``<section>/plots``; a parser -> ``params``; a number printed in the paper
 -> ``paper``.
 """
-from .errors import CheckpointError, ConfigError, DataError, DivergenceError, SivaeError
+from .errors import CheckpointError, ConfigError, DataError, DivergenceError, OutputError, SivaeError
 from .runtime import resolve_device
 from .train import METHODS, TrainConfig, Trainer
 
-__all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "TrainConfig",
+__all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "OutputError", "TrainConfig",
            "Trainer", "METHODS", "resolve_device"]
 __version__ = "0.1.0"

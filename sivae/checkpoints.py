@@ -11,6 +11,11 @@ reads the payload with `torch.load(weights_only=True)`: tensors and plain contai
 file carrying a pickled program is refused before anything in it runs. Checkpoints of format
 v1 (a bare `torch.save` file, without checksum) are still read, also with weights_only=True.
 
+A checkpoint of another configuration is never deleted: `set_aside` moves it into
+`<folder>/other_configurations/<key>/`, the key a digest of its configuration, and `bring_back` moves a
+set-aside checkpoint of the current configuration back into place. So a one-off override (`-p n_iter 3000`)
+and a return to the original parameters resumes, or just loads, the original run.
+
 `FolderLock` keeps two trainers from writing one checkpoint folder: the second gets one error
 naming the folder and the process that holds it. The lock is an OS file lock (fcntl.flock), so a
 process that dies releases it; temporary files are unique per process.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import socket
 import sys
@@ -30,13 +36,17 @@ import torch
 
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "FolderLock", "REQUIRED_KEYS"]
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "FolderLock", "REQUIRED_KEYS", "ASIDE",
+           "configuration_key", "set_aside", "bring_back", "identity_changes"]
 
 FORMAT = "sivae-checkpoint-v1"          # the "format" key inside the state (unchanged since v1)
 MAGIC = b"SIVAE-CHECKPOINT v2\n"
 REQUIRED_KEYS = ("format", "step", "config", "encoder", "decoder", "opt_e", "opt_d", "sched_e", "sched_d",
                  "data_gen", "noise_gen", "history")
 REPAIR = "delete it to start over, or restore it from DVC (dvc checkout)"
+ASIDE = "other_configurations"   # <folder>/ASIDE/<key>/<name>: checkpoints of other configurations, kept
+# what else, beside the training configuration, makes a run another run (the image runs' architecture and data)
+IDENTITY_KEYS = ("kind", "arch", "dataset", "n_train", "growth", "world", "steps_per_epoch")
 
 
 def _canonical(x):
@@ -164,3 +174,71 @@ class FolderLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _norm(v):
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def identity_changes(saved_extra: dict, current_extra: dict) -> dict:
+    """{key: (checkpoint's value, current value)} of the identity entries (IDENTITY_KEYS: architecture, dataset,
+    n_train, ...) that the current run records in its extra and the checkpoint records otherwise (or not at
+    all): a checkpoint of another model or other data is another run, never resumed or returned as trained."""
+    saved = saved_extra if isinstance(saved_extra, dict) else {}
+    now = current_extra if isinstance(current_extra, dict) else {}
+    return {k: (saved.get(k), now[k]) for k in IDENTITY_KEYS if k in now and _norm(saved.get(k)) != _norm(now[k])}
+
+
+# ------------------------------------------------------------------ other configurations: kept, never deleted
+def configuration_key(state: dict) -> str:
+    """A short digest of what makes a checkpoint's run that run: its training configuration (a Trainer's
+    "config", a stack's "runs") and the identity entries of its "extra" (architecture, dataset, n_train, ...)."""
+    extra = state.get("extra") if isinstance(state.get("extra"), dict) else {}
+    ident = {"config": state.get("config"), "runs": state.get("runs"),
+             "identity": {k: extra[k] for k in IDENTITY_KEYS if k in extra}}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Move the checkpoint `path` (of a configuration that is not the current one) to
+    `<folder>/other_configurations/<key>/<name>` and return where it went; an earlier set-aside checkpoint of
+    that same configuration is replaced (it is older). Nothing is deleted that a later run could resume."""
+    path = Path(path)
+    key = configuration_key(load_checkpoint(path, required=("format", "step")))
+    dest = path.parent / ASIDE / key / path.name
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} of another configuration could not be set aside to {dest} "
+                              f"({e.strerror}); nothing was deleted. Move it away yourself, or give this run "
+                              f"another ckpt_dir") from None
+    return dest
+
+
+def bring_back(path: str | os.PathLike, load, mismatch: type) -> Path | None:
+    """Find a set-aside checkpoint of the current configuration and move it back to `path`.
+
+    `load(candidate)` loads a candidate into the trainer, raising `mismatch` (before changing anything)
+    when it is of another configuration. The newest candidate that loads is moved into place and returned;
+    None when there is none (the run starts fresh). A candidate that matches but cannot be loaded is
+    named in a CheckpointError (the trainer may hold part of it)."""
+    path = Path(path)
+    candidates = sorted((path.parent / ASIDE).glob(f"*/{path.name}"), key=lambda p: p.stat().st_mtime_ns,
+                        reverse=True)
+    for cand in candidates:
+        try:
+            load(cand)
+        except mismatch:
+            continue
+        except CheckpointError as e:
+            raise CheckpointError(f"set-aside checkpoint {cand} is of this configuration but cannot be resumed "
+                                  f"({e}); delete it to start over") from None
+        os.replace(cand, path)
+        try:
+            cand.parent.rmdir()
+            (path.parent / ASIDE).rmdir()
+        except OSError:
+            pass   # other files (another configuration) remain
+        return cand
+    return None

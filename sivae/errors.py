@@ -20,6 +20,10 @@ class CheckpointError(SivaeError):
     """A checkpoint is missing, corrupt, or belongs to another configuration."""
 
 
+class OutputError(SivaeError, OSError):
+    """An output file or folder cannot be written (disk full, read-only, a file in the way); names the path."""
+
+
 class DivergenceError(SivaeError, FloatingPointError):
     """Training produced a non-finite or exploding loss."""
 

@@ -6,7 +6,8 @@ Every trainer (sivae.train.Trainer, sivae.stack.StackTrainer: both sivae.engine.
 - the checkpoint folder is locked for the run (sivae.checkpoints.FolderLock: a second trainer on it
   gets CheckpointError);
 - an existing `last.pt` is resumed; under a pipeline stage (SIVAE_STAGE set by sivae.stage) a
-  checkpoint of another configuration is removed and the run starts over instead of failing;
+  checkpoint of another configuration is set aside under `other_configurations/` (never deleted) and a
+  set-aside run of the current configuration is brought back, else the run starts over;
 - SIGINT (Ctrl-C) and SIGTERM are caught (`StopOnSignal`): the loop ends at the next step boundary
   with a checkpoint and raises `Stopped` naming the step; a second signal stops at once;
 - the last state is saved when the loop ends.
@@ -18,7 +19,7 @@ import signal
 import sys
 import threading
 
-from .checkpoints import FolderLock
+from .checkpoints import FolderLock, bring_back, set_aside
 from .errors import CheckpointError
 
 __all__ = ["fit_in_folder", "resume_or_restart", "Stopped", "ConfigurationChanged", "StopOnSignal"]
@@ -50,14 +51,19 @@ def fit_in_folder(trainer, resume: bool, locked: bool) -> list | dict:
 
 def resume_or_restart(trainer):
     """Load trainer.ckpt_path. Under a pipeline stage (SIVAE_STAGE set by sivae.stage) a checkpoint of another
-    configuration is removed and training starts fresh instead of failing."""
+    configuration is set aside, never deleted (sivae.checkpoints.set_aside), and a set-aside checkpoint of this
+    configuration is resumed if there is one; else training starts fresh. Outside a stage: the error."""
     try:
         trainer.load(trainer.ckpt_path)
     except ConfigurationChanged as e:
         if not os.environ.get("SIVAE_STAGE"):
             raise
-        print(f"{e}: stage {os.environ['SIVAE_STAGE']} retrains from step 0", flush=True)
-        trainer.ckpt_path.unlink()
+        aside = set_aside(trainer.ckpt_path)
+        back = bring_back(trainer.ckpt_path, trainer.load, ConfigurationChanged)
+        then = f"resumes the run of this configuration set aside earlier (step {trainer.step})" if back else \
+            "retrains from step 0"
+        print(f"{str(e).split('; delete it')[0]}; it is kept as {aside}; stage {os.environ['SIVAE_STAGE']} "
+              f"{then}", file=sys.stderr, flush=True)
 
 
 class StopOnSignal:

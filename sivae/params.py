@@ -15,10 +15,13 @@ from pathlib import Path
 from .errors import ConfigError, check_choice, check_nonnegative
 
 __all__ = ["split_items", "parse_list", "parse_bool", "parse_numbers", "parse_number", "parse_int", "parse_seed",
-           "seeds_from", "read_section", "SEED_MAX", "MAX_SEEDS"]
+           "seeds_from", "read_section", "SEED_MAX", "MAX_SEEDS", "MAX_ITERATIONS"]
 
 SEED_MAX = 2**32 - 1     # seeds are integers in [0, SEED_MAX] (numpy's range; torch takes them all)
 MAX_SEEDS = 10_000       # most seeds of one run
+# Typo guards of the budget-like integers of every stage (n_iter, num_vae, ...): far above any real run (the
+# paper's longest: 30,000 iterations), far below what would run for years (`-p n_iter 1e9` is refused).
+MAX_ITERATIONS = 10_000_000
 
 
 def split_items(name: str, value, allow_empty: bool = False) -> list[str]:

@@ -9,10 +9,15 @@ __all__ = ["save_figure", "finish_figure", "image_grid", "in_live_kernel"]
 
 
 def save_figure(fig, path) -> Path:
-    """Save `fig` to `path` (parents created, 120 dpi, tight) and return the path."""
+    """Save `fig` to `path` (parents created, 120 dpi, tight) and return the path.
+
+    Written to a temporary file beside it and moved into place (sivae.runinfo.atomic_path): a full disk leaves
+    the previous figure intact and raises one OutputError naming the file."""
+    from .runinfo import atomic_path
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fmt = path.suffix[1:].lower() or None
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=fmt)
     return path
 
 

@@ -1,6 +1,7 @@
 """Provenance: what produced an output (seed, parameters, package versions, git commit)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -59,19 +60,70 @@ def write_run_info(path: str | Path, params: dict, seed: int | None = None, **ex
     return info
 
 
-def write_text(text: str, path: str | Path) -> Path:
-    """Write `text` atomically (temp file + rename, parents created): an error leaves any old file intact."""
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e) or type(e).__name__
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path` to write; on success it replaces `path` (os.replace, atomic).
+
+    On any error the temporary file is removed and the old `path`, if any, is left as it was: a full disk
+    or a kill never leaves a truncated output where a good one was. An OSError (disk full, read-only folder,
+    a file where a folder should be) becomes one OutputError naming `path`.
+    """
+    from .errors import OutputError
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: its folder {path.parent} is not writable ({_reason(e)})") from None
+    try:
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    except OSError as e:
+        raise OutputError(f"could not write {path} ({_reason(e)}); the previous {path.name}, if any, is "
+                          f"unchanged") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write `text` atomically (temp file + rename, parents created): an error leaves any old file intact
+    and is one OutputError naming the file (see atomic_path)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
     return path
+
+
+def check_writable(*paths) -> None:
+    """Before any work: OutputError naming the first output path that could not be written.
+
+    Each path is a file or folder to be (re)written. Nothing is created: the nearest existing folder above it
+    must be a writable folder (a temporary file is made there and removed at once), and nothing on the way
+    may be a file.
+    """
+    from .errors import ConfigError, OutputError
+    for p in paths:
+        if not isinstance(p, (str, os.PathLike)) or not str(p).strip():
+            raise ConfigError(f"an output path must be a file or folder name, got {p!r}")
+        path = Path(p)
+        probe = path if path.is_dir() else path.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise OutputError(f"cannot write {path}: {probe} is a file, not a folder")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=probe, prefix=".sivae-writable.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: folder {probe} is not writable ({_reason(e)})") from None
 
 
 def write_json(obj, path: str | Path, sort_keys: bool = False) -> Path:

@@ -45,7 +45,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from . import losses as L
-from .checkpoints import load_checkpoint
+from .checkpoints import identity_changes, load_checkpoint
 from .engine import Engine
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
 from .lifecycle import ConfigurationChanged
@@ -299,9 +299,10 @@ class Trainer(Engine):
     def load(self, path: str | os.PathLike):
         """Restore everything from a checkpoint written by `save`, with clear errors."""
         state = load_checkpoint(path, map_location=self.device)
-        if state["config"] != self.cfg.fingerprint():
+        changed = identity_changes(state.get("extra"), self.cfg.extra)   # the model and data (image runs)
+        if state["config"] != self.cfg.fingerprint() or changed:
             diff = {k: (state["config"].get(k), v) for k, v in self.cfg.fingerprint().items()
-                    if state["config"].get(k) != v}
+                    if state["config"].get(k) != v} | changed
             raise ConfigurationChanged(f"checkpoint {path} was written by another configuration "
                                        f"(checkpoint vs now: {diff}); delete it or use another ckpt_dir")
         self._load_training_state(state, path, "these networks")

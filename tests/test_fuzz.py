@@ -688,3 +688,152 @@ def test_run_grid_refuses_the_loss_weights_it_does_not_vary(tmp_path):
         with pytest.raises(ConfigError, match=f"^{list(extra)[0]}: run_grid varies {name}"):
             run_grid("8gaussians", "introvae", name, [1.0], [0], ckpt_dir=tmp_path, n_iter=1, batch_size=8, **extra)
         assert files_in(tmp_path) == []
+
+
+# ----------------------------------------------------------------- #31: typo bounds and checks before training
+@pytest.mark.parametrize("name,value", [("n_iter", "1e9"), ("n_iter", 10**9), ("num_vae", 2 * 10**7)])
+def test_toy2d_budget_typos_are_refused_naming_the_bound(name, value):
+    from sivae.params import MAX_ITERATIONS
+    from sivae.toy2d.study import check_toy2d
+    kw = dict(n_iter=10, batch_size=8, num_vae=0)
+    kw[name] = value
+    with pytest.raises(ConfigError, match=rf"{name} must be an integer >= \d and <= {MAX_ITERATIONS}"):
+        check_toy2d("8gaussians", "vae", [0], **kw)
+
+
+def test_translation_budget_typos_are_refused_naming_the_bound():
+    from sivae.params import MAX_ITERATIONS
+    from sivae.translation.study import TrainSettings
+    for name in ("num_vae", "kl_every"):
+        with pytest.raises(ConfigError, match=rf"{name} must be an integer .*<= {MAX_ITERATIONS}"):
+            TrainSettings(**{name: 10**9})
+
+
+# ----------------------------------------------------------------- #31 probe 5: stage preflights
+def _defaults(section: str) -> dict:
+    """The notebook parameters of a params.yaml section (paths and the executed notebook left out)."""
+    import yaml
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    skip = ("_dir", "_path", "_root", "executed_notebook")
+    return {**{k: v for k, v in tree[section].items() if not k.endswith(skip)}, "seed": 0, "device": "cpu"}
+
+
+IMAGE_PREFLIGHT_BAD = [("released", "bogus"), ("released", "ffhq:/no/such/ffhq.pth"), ("released_config", "{x"),
+                       ("released_config", '{"celeba": {}}'), ("fid_protocols", "paper,fancy"),
+                       ("style_resolution", 33), ("n_fd_samples", 0), ("style_channels", "8,8"),
+                       ("channels", "4,8,16,32,64,128"), ("released_images", "/no/such/folder"),
+                       ("precision_recall_k", -1), ("classifier_epochs", "1e9")]
+
+
+@pytest.mark.parametrize("name,value", IMAGE_PREFLIGHT_BAD)
+def test_images_preflight_names_each_bad_value_in_seconds(name, value, tiny_mnist, tmp_path):
+    import time
+
+    from sivae.images.study import check_parameters
+    params = {**_defaults("images"), "datasets": "mnist", name: value}
+    t0 = time.time()
+    check_named(lambda: check_parameters(**params, data_root=tiny_mnist, paper_data_root=tmp_path / "paper",
+                                         ckpt_dir=tmp_path / "ck", classifier_dir=tmp_path / "clf",
+                                         outputs=(tmp_path / "fig", tmp_path / "m.json")),
+                {name}, tmp_path)
+    assert time.time() - t0 < 10
+
+
+def test_images_preflight_accepts_the_defaults_and_names_missing_data(tiny_mnist, tmp_path):
+    from sivae.images.study import check_parameters
+    kw = dict(paper_data_root=tmp_path, ckpt_dir=tmp_path / "ck", classifier_dir=tmp_path / "clf")
+    ok = check_parameters(**{**_defaults("images"), "datasets": "mnist"}, data_root=tiny_mnist, **kw)
+    assert ok["seeds"] == [0, 1] and ok["datasets"] == ["mnist"]
+    with pytest.raises(DataError, match="fashionmnist.*missing"):    # the tiny root has no Fashion-MNIST
+        check_parameters(**_defaults("images"), data_root=tiny_mnist, **kw)
+    with pytest.raises(DataError, match="cifar10.*missing"):
+        check_parameters(**{**_defaults("images"), "datasets": "mnist", "style_datasets": "cifar10"},
+                         data_root=tiny_mnist, **kw)
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("name,value", [("collapse_beta_kl", -1), ("collapse_beta_rec", "x"), ("n_iter", "1e9"),
+                                        ("curve_margins", "0.3"), ("margins", "0,1")])
+def test_stability_preflight_names_each_bad_value(name, value, tmp_path):
+    from sivae.stability.study import check_parameters
+    check_named(lambda: check_parameters(**{**_defaults("stability"), name: value}, ckpt_dir=tmp_path / "ck",
+                                         outputs=(tmp_path / "fig",)), {name}, tmp_path)
+
+
+@pytest.mark.parametrize("name,value", [("n_grid", 100000), ("n_pairs", 0), ("rec_loss", "vgg"),
+                                        ("dataset", "cars3d"), ("dec_channels", "8,8")])
+def test_translation_preflight_names_each_bad_value(name, value, tmp_path):
+    from sivae.translation.study import check_parameters
+    params = {**_defaults("translation"), "vgg_weights": str(tmp_path / "vgg16.pth"), name: value}
+    check_named(lambda: check_parameters(**params, data_root="none", ckpt_dir=tmp_path / "ck",
+                                         outputs=(tmp_path / "fig",)),
+                {name}, tmp_path, also_named=("data_root", "vgg_weights"))
+
+
+def test_preflights_refuse_an_output_folder_that_cannot_be_written(tmp_path):
+    from sivae.errors import OutputError
+    from sivae.translation.study import check_parameters
+    (tmp_path / "outputs").write_text("a file where the output folder should be")
+    with pytest.raises(OutputError, match="outputs"):
+        check_parameters(**_defaults("translation"), data_root="none", ckpt_dir=tmp_path / "outputs" / "ck")
+
+
+def _notebook_cells(stem: str) -> list[str]:
+    text = (ROOT / "notebooks" / f"{stem}.py").read_text()
+    cells = [c for c in re.split(r"^# %%.*$", text, flags=re.M) if c.strip() and not c.lstrip().startswith("# ---")]
+    return [c for c in cells if not all(line.startswith("#") or not line.strip() for line in c.splitlines())]
+
+
+NOTEBOOK_BAD = [("04_images", "style_resolution", 33), ("04_images", "released", "ffhq:/no/such.pth"),
+                ("04_images", "fid_protocols", "bogus"), ("04_images", "n_fd_samples", 0),
+                ("03_stability", "collapse_beta_kl", -1), ("05_translation", "n_grid", 100000),
+                ("05_translation", "rec_loss", "vgg"), ("02_toy2d", "out", "a file where the outputs go"),
+                ("03_stability", "out", "a file where the outputs go"), ("04_images", "out", "a file"),
+                ("05_translation", "out", "a file where the outputs go")]
+
+
+@pytest.mark.parametrize("stem,name,value", NOTEBOOK_BAD)
+def test_notebooks_check_every_parameter_before_training_or_writing(stem, name, value, tiny_mnist, tmp_path,
+                                                                    monkeypatch):
+    """Run the notebook's cells as papermill would (parameters, then the injected values): the bad value is named
+    by the first code cell after the parameters, before any training (Trainer.fit raises here) or output.
+    name "out": the output folder is a file (not writable): an OutputError naming it, before any training."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from sivae.errors import OutputError
+    from sivae.stack import StackTrainer
+    from sivae.train import Trainer
+
+    def no_training(*a, **k):
+        raise AssertionError("training started before the parameters were checked")
+    monkeypatch.setattr(Trainer, "fit", no_training)
+    monkeypatch.setattr(StackTrainer, "fit", no_training)
+    out = tmp_path / "out"
+    if name == "out":
+        out.write_text(value)
+    ns: dict = {}
+    raised, after_params = None, None
+    for i, cell in enumerate(_notebook_cells(stem)):
+        if after_params is not None:
+            after_params += 1
+        if "fig_dir = " in cell and "params = " not in cell:   # the parameters cell
+            exec(compile(cell, f"cell{i}", "exec"), ns)
+            for k, v in list(ns.items()):
+                if isinstance(v, str) and k.endswith(("_dir", "_path", "_root")) and not k.startswith("_"):
+                    ns[k] = str(out / k)
+            ns.update({"vgg_weights": str(tmp_path / "vgg16.pth"), "interactive": False})
+            if stem == "04_images":   # the tiny data: MNIST only
+                ns.update({"datasets": "mnist", "style_datasets": "mnist", "data_root": str(tiny_mnist)})
+            if name != "out":
+                ns[name] = value
+            after_params = 0
+            continue
+        try:
+            exec(compile(cell, f"cell{i}", "exec"), ns)
+        except (*NAMED, OutputError) as e:
+            raised = e
+            break
+    assert raised is not None and names_one_of(str(raised), {name, "vgg_weights"}), raised
+    assert isinstance(raised, OutputError) == (name == "out"), raised
+    assert after_params == 1, f"named only in the {after_params}th code cell after the parameters"
+    assert not out.is_dir() or files_in(out) == [], f"written before the check: {files_in(out)}"

@@ -93,6 +93,45 @@ def test_a_sivae_checkpoint_missing_keys_is_named(tmp_path):
         trainer(tmp_path).fit()
 
 
+# ----------------------------------------------------------------- #31 probe 3: overrides never destroy a run
+def test_an_override_sets_the_finished_run_aside_and_going_back_reuses_it(tmp_path, monkeypatch, capsys):
+    """Under a stage, `-p n_iter ...` then back to the default: the finished run is loaded, not retrained."""
+    from sivae.checkpoints import ASIDE
+    monkeypatch.setenv("SIVAE_STAGE", "toy2d")
+    calls = []
+
+    def counting(step, g):
+        calls.append(step)
+        return DATA.sample(16, g)
+
+    first = trainer(tmp_path, n_iter=30, batch_fn=counting)
+    first.fit()
+    weights = {k: v.clone() for k, v in first.dec.state_dict().items()}
+    other = trainer(tmp_path, n_iter=40, batch_fn=counting)   # a one-off override, in the same folder
+    other.fit()
+    assert other.step == 40
+    assert "it is kept as" in capsys.readouterr().err
+    assert len(list((tmp_path / ASIDE).glob("*/last.pt"))) == 1      # the finished run, kept
+    calls.clear()
+    again = trainer(tmp_path, n_iter=30, batch_fn=counting)   # back to the original parameters
+    again.fit()
+    assert calls == [], "the finished run was trained again"
+    assert again.step == 30
+    assert all(torch.equal(weights[k], v) for k, v in again.dec.state_dict().items())
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 30
+    assert [load_checkpoint(p)["step"] for p in (tmp_path / ASIDE).glob("*/last.pt")] == [40]   # the override's
+
+
+def test_outside_a_stage_another_configuration_is_an_error_and_nothing_moves(tmp_path, monkeypatch):
+    from sivae.train import ConfigurationChanged
+    monkeypatch.delenv("SIVAE_STAGE", raising=False)
+    trainer(tmp_path, n_iter=20).fit()
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(ConfigurationChanged, match="another configuration.*n_iter"):
+        trainer(tmp_path, n_iter=25).fit()
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
 # ----------------------------------------------------------------- 2. data checked before use
 def _official_size_but_wrong(raw, images_name, n, labels_name):
     import numpy as np
@@ -125,6 +164,27 @@ def test_one_flipped_byte_in_genuine_mnist_is_refused(tmp_path):
     res = subprocess.run([sys.executable, "-m", "sivae.images.data", "verify", "--root", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and f"BAD  {f}" in res.stdout
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "mnist_test.npz").exists(), reason="no ../shared/data mirror")
+def test_a_flipped_byte_with_its_old_mtime_restored_is_refused(tmp_path, monkeypatch):
+    """#31 probe 6: the md5 cache must not trust path + size + mtime (bit rot restored by `cp -p`, rsync -t, tar)."""
+    from sivae.images import data as D
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    D.fetch(["mnist"], tmp_path, ROOT.parent / "shared" / "data", log=lambda *a: None)
+    assert len(D.load_image_dataset("mnist", "test", tmp_path)) == 10000   # its md5 is now cached
+    f = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    st = f.stat()
+    raw = bytearray(f.read_bytes())
+    raw[5000] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))   # the old mtime back: same path, size and mtime
+    assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
+    with pytest.raises(DataError, match=f"{f}.*corrupt"):
+        D.load_image_dataset("mnist", "test", tmp_path)
+    D._md5_memo.clear()   # a new process: only the cache file remembers
+    with pytest.raises(DataError, match=f"{f}.*corrupt"):
+        D.load_image_dataset("mnist", "test", tmp_path)
 
 
 # ----------------------------------------------------------------- 4. signals save and stop
@@ -304,6 +364,13 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
     assert "retrains from step 0" in (repo_copy / "outputs/toy2d/02_toy2d.ipynb").read_text()
     assert load_checkpoint(last, required=("format", "step"))["step"] == TOY["n_iter"] + 10
     assert json.loads((repo_copy / "outputs/toy2d/metrics.json").read_text()) != json.loads(baseline)
+    # #31 probe 3: back to the original parameters, the original run is reused (set aside, not deleted)
+    _set_toy(repo_copy, n_iter=TOY["n_iter"])
+    run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
+    assert "resumes the run of this configuration set aside earlier" in (
+        repo_copy / "outputs/toy2d/02_toy2d.ipynb").read_text()
+    assert load_checkpoint(last, required=("format", "step"))["step"] == TOY["n_iter"]
+    assert (repo_copy / "outputs/toy2d/metrics.json").read_text() == baseline
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])

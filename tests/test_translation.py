@@ -244,8 +244,10 @@ def test_no_lpips_here_is_reported_not_silent(monkeypatch):
 
 def test_vgg_without_weights_falls_back_loudly(tmp_path):
     with pytest.warns(UserWarning, match="NOT the VGG perceptual loss"):
-        kind, extractor, note = resolve_rec_loss("vgg", str(tmp_path / "none.pth"))
+        kind, extractor, note = resolve_rec_loss("auto", str(tmp_path / "none.pth"))
     assert kind == "mse" and extractor is None and "no pretrained VGG16 weights" in note
+    with pytest.raises(DataError, match=r"rec_loss='vgg' needs .*none\.pth does not exist"):   # #31: asked for by name
+        resolve_rec_loss("vgg", str(tmp_path / "none.pth"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert resolve_rec_loss("mse")[0] == "mse"

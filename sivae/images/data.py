@@ -128,6 +128,61 @@ def load_image_dataset(name: str, split: str = "train", root: str | os.PathLike 
     return data
 
 
+SHAPES = {"mnist": (1, 28, 28), "fashionmnist": (1, 28, 28), "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
+TORCHVISION_FILES = {"cifar10": {"train": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)],
+                                 "test": ["cifar-10-batches-py/test_batch"]},
+                     "svhn": {"train": ["train_32x32.mat"], "test": ["test_32x32.mat"]}}
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+        return True
+    except OSError:
+        return False
+
+
+def check_dataset(name: str, split: str = "train", root: str | os.PathLike = "data", size: int = 64,
+                  channels: int = 3) -> tuple:
+    """A stage's preflight: DataError unless the split is present and readable, in a fraction of a second
+    (MNIST-format: files complete and of the official md5, cached; CIFAR-10 / SVHN: torchvision's files
+    present and readable; a folder: it exists and holds image files). Nothing is loaded.
+
+    Returns:
+        the (C, H, W) of the images load_image_dataset will give (a folder: channels, size, size).
+    """
+    if name.startswith("folder:"):
+        folder = Path(name[len("folder:"):])
+        if not folder.is_dir():
+            raise DataError(f"image folder {folder} does not exist")
+        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*")):
+            raise DataError(f"image folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        check_choice("channels", channels, (1, 3))
+        return (int(channels), int(size), int(size))
+    check_choice("dataset", name, DATASETS + ("folder:<path>",))
+    check_choice("split", split, SPLITS)
+    root = Path(root)
+    if name in IDX_DATASETS:
+        files = [root / IDX_DATASETS[name].folder / "raw" / f for f in IDX_FILES[split]]
+    else:
+        files = [root / f for f in TORCHVISION_FILES[name][split]]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        if name in IDX_DATASETS:
+            raise _missing(name, root, missing)
+        raise DataError(f"dataset {name!r} ({split}) is missing under {root}: {', '.join(map(str, missing))} not "
+                        f"found. Download it with `python -m sivae.images.data fetch {name} --root {root}`")
+    unreadable = [f for f in files if not _readable(f)]
+    if unreadable:
+        raise DataError(f"dataset {name!r}: {', '.join(map(str, unreadable))} cannot be read (permissions?)")
+    if name in IDX_DATASETS:
+        for f in files:
+            check_idx_file(f)
+            check_official_md5(name, f, root)
+    return SHAPES[name]
+
+
 def _missing(name: str, root: Path, files) -> DataError:
     return DataError(f"dataset {name!r} is missing from {root}: {', '.join(str(f) for f in files)} not found. "
                      f"Fill it with `python -m sivae.images.data fetch {name} --root {root}` (online), or "
@@ -183,10 +238,16 @@ def _md5_cache_file() -> Path:
 
 
 def cached_md5(path: Path) -> str:
-    """md5 of a file, remembered by (absolute path, size, mtime) in memory and in ~/.cache/sivae/md5.json."""
+    """md5 of a file, remembered in memory and in ~/.cache/sivae/md5.json by (absolute path, size, mtime,
+    inode, ctime).
+
+    The mtime alone can be put back (`touch -d`, `os.utime`, `cp -p`, `rsync -t`, tar): the ctime cannot, as
+    every write and every change of the mtime sets it to now, and a copy is a new inode. So a file whose
+    bytes changed after its md5 was remembered is hashed again, whatever its mtime says.
+    """
     import json
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
     if key in _md5_memo:
         return _md5_memo[key]
     cache_file = _md5_cache_file()

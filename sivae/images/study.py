@@ -13,17 +13,27 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, check_choice
+from ..errors import CheckpointError, ConfigError, DataError, check_choice
 from ..losses import kl_divergence
 from ..paper import IMAGE_METHOD_TITLES, PAPER_FID, PAPER_TRAINING, RELEASED_KEY, STYLE_PREFIX
-from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed, parse_seeds, split_items
-from ..runinfo import write_json, write_markdown
+from ..params import (
+    parse_bool,
+    parse_int,
+    parse_list,
+    parse_number,
+    parse_numbers,
+    parse_seed,
+    parse_seeds,
+    seeds_from,
+    split_items,
+)
+from ..runinfo import check_writable, write_json, write_markdown
 from ..runtime import check_device, resolve_device
 from ..stats import seed_stats
 from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS
 from . import metrics as fid
 from . import released as weights
-from .data import DATASETS, load_image_dataset, root_for
+from .data import DATASETS, check_dataset, load_image_dataset, root_for
 from .models import arch_for
 from .style import StyleArch
 from .training import (
@@ -39,7 +49,8 @@ from .training import (
     train_style_model,
 )
 
-__all__ = ["IMAGE_METHODS", "train_runs", "check_train_args", "score_models", "check_score_args",
+__all__ = ["check_parameters", "check_style_args", "check_released",
+           "IMAGE_METHODS", "train_runs", "check_train_args", "score_models", "check_score_args",
            "summarize_scores", "write_image_tables", "training_curves", "parse_datasets", "check_training_length",
            "train_style_runs", "STYLE_PREFIX", "RELEASED_KEY", "load_released_runs",
            "test_images_for", "scorable"]
@@ -193,6 +204,48 @@ def train_style_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_
     """
     if str(methods).strip().lower() in ("", "none"):
         return {}
+    ok = check_style_args(datasets, methods, seeds, n_train=n_train, resolution=resolution, channels=channels,
+                          z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers, epochs_per_lod=epochs_per_lod,
+                          fade=fade, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
+                          beta_neg=beta_neg, gamma_r=gamma_r, data_root=data_root, paper_data_root=paper_data_root,
+                          ckpt_dir=ckpt_dir, device=device, autocast=autocast)
+    names, ms, seed_list, n, batch_size = ok["datasets"], ok["methods"], ok["seeds"], ok["n_train"], ok["batch_size"]
+    fade, resolution = ok["fade"], ok["resolution"]
+    loaded, archs = {}, {}
+    for ds in names:
+        folder_kw = {"size": resolution} if ds.startswith("folder:") else {}   # folders load at the final size
+        data = loaded[ds] = load_image_dataset(ds, "train", root_for(ds, data_root, paper_data_root),
+                                               None if n <= 0 else n, **folder_kw)
+        if len(data) < batch_size:
+            raise ConfigError(f"{ds} has {len(data)} training images, fewer than one batch "
+                              f"(style_batch_size {batch_size}): lower style_batch_size")
+        archs[ds] = ok["arch"](ds, data.shape[0])
+    runs = {}
+    for ds in names:
+        for method in ms:
+            key = STYLE_PREFIX + method
+            for seed in seed_list:
+                model = train_style_model(loaded[ds], archs[ds], method, seed, epochs_per_lod=epochs_per_lod,
+                                          fade=fade, batch_size=batch_size, lr=lr, beta_rec=beta_rec,
+                                          beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r,
+                                          ckpt_dir=Path(ckpt_dir) / run_name(ds, key, seed), device=device,
+                                          autocast=autocast, progress=progress)
+                log(f"{ds} {key} seed {seed}: {model.step} steps, grown to {archs[ds].image_size}x{archs[ds].image_size}")
+                runs[(ds, key, seed)] = model
+    return runs
+
+
+def check_style_args(datasets, methods, seeds, *, n_train, resolution, channels, z_dim, w_dim, mapping_layers,
+                     epochs_per_lod, fade, batch_size, lr, beta_rec, beta_kl, beta_neg, gamma_r, data_root,
+                     paper_data_root, ckpt_dir, device, autocast) -> dict:
+    """Check every argument of train_style_runs without loading data: one ConfigError naming it (the style_*
+    parameter). The architecture is built on paper for one image channel to prove that style_channels fit
+    style_resolution (one width per resolution from 4x4 up).
+
+    Returns:
+        datasets, methods, seeds, n_train, batch_size, fade and resolution parsed, and arch(dataset, cdim) ->
+        the StyleArch of a dataset with cdim image channels.
+    """
     names = parse_datasets(datasets)
     ms = parse_list("style_methods", methods, METHODS)
     seed_list = parse_seeds("seeds", seeds)
@@ -211,35 +264,119 @@ def train_style_runs(datasets, methods, seeds, *, data_root, paper_data_root, n_
     check_choice("autocast", autocast, AUTOCAST)
     check_device(device)
     resolution = parse_int("style_resolution", resolution, 4, 4096)
-    loaded, archs = {}, {}
-    for ds in names:
-        folder_kw = {"size": resolution} if ds.startswith("folder:") else {}   # folders load at the final size
-        data = loaded[ds] = load_image_dataset(ds, "train", root_for(ds, data_root, paper_data_root),
-                                               None if n <= 0 else n, **folder_kw)
-        if len(data) < batch_size:
-            raise ConfigError(f"{ds} has {len(data)} training images, fewer than one batch "
-                              f"(style_batch_size {batch_size}): lower style_batch_size")
+    sizes = dict(z_dim=parse_int("style_z_dim", z_dim, 1, MAX_Z_DIM), w_dim=parse_int("style_w_dim", w_dim, 1, MAX_Z_DIM),
+                 mapping_layers=parse_int("style_mapping_layers", mapping_layers, 1, 64))
+
+    def arch(ds: str, cdim: int) -> StyleArch:
         try:
-            archs[ds] = StyleArch(dataset=ds, image_size=resolution,
-                                  cdim=data.shape[0], channels=tuple(int(w) for w in widths),
-                                  z_dim=parse_int("style_z_dim", z_dim, 1, MAX_Z_DIM),
-                                  w_dim=parse_int("style_w_dim", w_dim, 1, MAX_Z_DIM),
-                                  mapping_layers=parse_int("style_mapping_layers", mapping_layers, 1, 64))
+            return StyleArch(dataset=ds, image_size=resolution, cdim=cdim, channels=tuple(int(w) for w in widths),
+                             **sizes)
         except ConfigError as e:
-            raise ConfigError(f"style-based model for {ds}: {e}") from None
-    runs = {}
-    for ds in names:
-        for method in ms:
-            key = STYLE_PREFIX + method
-            for seed in seed_list:
-                model = train_style_model(loaded[ds], archs[ds], method, seed, epochs_per_lod=epochs_per_lod,
-                                          fade=fade, batch_size=batch_size, lr=lr, beta_rec=beta_rec,
-                                          beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r,
-                                          ckpt_dir=Path(ckpt_dir) / run_name(ds, key, seed), device=device,
-                                          autocast=autocast, progress=progress)
-                log(f"{ds} {key} seed {seed}: {model.step} steps, grown to {archs[ds].image_size}x{archs[ds].image_size}")
-                runs[(ds, key, seed)] = model
-    return runs
+            raise ConfigError(f"style-based model for {ds} (style_resolution {resolution}, style_channels "
+                              f"{channels!r}): {e}") from None
+
+    arch(names[0], 1)
+    return dict(datasets=names, methods=ms, seeds=seed_list, n_train=n, batch_size=batch_size, fade=fade,
+                resolution=resolution, arch=arch)
+
+
+def check_released(spec, config="", images="") -> list[tuple[str, str]]:
+    """Check the released-weights parameters without loading them: every `released` entry <kind>:<path> with a
+    known kind and a readable file, `released_config` a JSON object of {kind: {overrides}} (kinds of KINDS),
+    `released_images` empty or a folder of images. Returns [(kind, path)]."""
+    import json
+    entries = []
+    for item in split_items("released", spec, allow_empty=True):
+        kind, sep, path = item.partition(":")
+        kind, path = kind.strip(), path.strip()
+        if not sep or not path:
+            raise ConfigError(f"released entries are <kind>:<path>, got {item!r}")
+        check_choice("released kind", kind, weights.KINDS)
+        if not Path(path).is_file():
+            raise CheckpointError(f"released weights file {path} (released {kind}) does not exist; the download "
+                                  f"links are in the README")
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise CheckpointError(f"released weights file {path} cannot be read ({e.strerror})") from None
+        entries.append((kind, path))
+    try:
+        overrides = json.loads(config) if str(config).strip() else {}
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ConfigError(f"released_config must be a JSON object or empty, got {config!r} ({e})") from None
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise ConfigError(f"released_config must be a JSON object {{kind: {{...}}}}, got {config!r}")
+    for kind in overrides:
+        check_choice("released_config kind", kind, weights.KINDS)
+    if str(images or "").strip():
+        try:
+            check_dataset(f"folder:{str(images).strip()}")
+        except DataError as e:
+            raise DataError(f"released_images: {e}") from None
+    return entries
+
+
+def check_parameters(*, seed, n_seeds, device, datasets, methods, conditional, n_train, epochs, batch_size, lr,
+                     beta_rec, beta_kl, beta_neg, gamma_r, num_vae, channels, z_dim, autocast, n_fd_samples,
+                     use_inception, classifier_epochs, fid_protocols, precision_recall_k, style_datasets,
+                     style_methods, style_n_train, style_resolution, style_channels, style_z_dim, style_w_dim,
+                     style_mapping_layers, style_epochs_per_lod, style_fade, style_batch_size, style_lr,
+                     style_beta_rec, style_beta_kl, style_beta_neg, released, released_config, released_images,
+                     data_root="data", paper_data_root="data_paper", ckpt_dir="outputs/images/checkpoints",
+                     classifier_dir="outputs/images/classifiers", outputs=()) -> dict:
+    """The images stage's preflight, in seconds, before anything is trained or written: every parameter of
+    notebook 04 (one ConfigError naming it), every dataset present and readable (DataError, nothing loaded),
+    every architecture fitting its images (residual: channels and z_dim at the dataset's size; style-based:
+    style_channels at style_resolution), the released weights files readable and their config well-formed,
+    the scoring settings (n_fd_samples, fid_protocols, ...), and the output folders writable (OutputError).
+
+    Returns:
+        check_train_args' parsed values (seeds: seed .. seed + n_seeds - 1).
+    """
+    seed_list = seeds_from(seed, n_seeds)
+    ok = check_train_args(datasets, methods, seed_list, data_root=data_root, paper_data_root=paper_data_root,
+                          n_train=n_train, epochs=epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec,
+                          beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, channels=channels,
+                          z_dim=z_dim, ckpt_dir=ckpt_dir, device=device, autocast=autocast, conditional=conditional)
+    parse_int("n_fd_samples", n_fd_samples, 1, MAX_FD_SAMPLES)
+    parse_int("classifier_epochs", classifier_epochs, 0, MAX_CLASSIFIER_EPOCHS)
+    parse_int("precision_recall_k", precision_recall_k, 0, 1000)
+    parse_bool("use_inception", use_inception)
+    parse_list("fid_protocols", fid_protocols, fid.FID_PROTOCOLS)
+    _check_path("classifier_dir", classifier_dir)
+    jobs = [(m, False) for m in ok["methods"]] + ([("soft_intro_vae", True)] if ok["conditional"] else [])
+    for ds in ok["datasets"]:
+        root = root_for(ds, data_root, paper_data_root)
+        c, h, _w = check_dataset(ds, "train", root)
+        if not ds.startswith("folder:"):
+            check_dataset(ds, "test", root)
+        for method, cond in jobs:
+            try:
+                arch_for(ds, h, c, channels, ok["z_dim"], cond)
+            except ConfigError as e:
+                raise ConfigError(f"channels={channels!r}, z_dim={z_dim!r} do not fit {ds} ({h}x{h} images): "
+                                  f"{e}") from None
+    if str(style_methods).strip().lower() not in ("", "none"):
+        st = check_style_args(style_datasets, style_methods, [seed_list[0]], n_train=style_n_train,
+                              resolution=style_resolution, channels=style_channels, z_dim=style_z_dim,
+                              w_dim=style_w_dim, mapping_layers=style_mapping_layers,
+                              epochs_per_lod=style_epochs_per_lod, fade=style_fade, batch_size=style_batch_size,
+                              lr=style_lr, beta_rec=style_beta_rec, beta_kl=style_beta_kl, beta_neg=style_beta_neg,
+                              gamma_r=gamma_r, data_root=data_root, paper_data_root=paper_data_root,
+                              ckpt_dir=ckpt_dir, device=device, autocast=autocast)
+        for ds in st["datasets"]:
+            root = root_for(ds, data_root, paper_data_root)
+            c, _h, _w = check_dataset(ds, "train", root, size=st["resolution"])
+            if not ds.startswith("folder:"):
+                check_dataset(ds, "test", root)
+            st["arch"](ds, c)
+    for kind, _path in check_released(released, released_config, released_images):
+        if kind == "cifar10":   # scored against CIFAR-10 from paper_data_root
+            for split in ("train", "test"):
+                check_dataset("cifar10", split, paper_data_root)
+    check_writable(ckpt_dir, classifier_dir, *outputs)
+    return ok
 
 
 def load_released_runs(spec, *, config="", device="cpu", log=print) -> dict:

@@ -24,13 +24,13 @@ import numpy as np
 
 from ..errors import ConfigError, check_choice
 from ..paper import TABLE5
-from ..params import parse_numbers
-from ..runinfo import write_json
+from ..params import parse_number, parse_numbers, seeds_from
+from ..runinfo import check_writable, write_json
 from ..stats import seed_stats
 from ..toy2d.study import ToyRun, check_toy2d, run_specs, specs_from_check, summarize
 from ..toy2d.study import training_curves as toy_curves
 
-__all__ = ["GRID_NAMES", "value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",
+__all__ = ["check_parameters", "GRID_NAMES", "value_key", "run_grid", "summarize_grid", "run_collapse", "summarize_collapse",
            "spread_ratio", "write_metrics", "table5_value", "check_subset", "margin_table",
            "training_curves"]
 
@@ -43,6 +43,38 @@ def check_subset(name: str, values, allowed):
 
 
 GRID_NAMES = ("m", "beta_neg", "beta_rec", "beta_kl")   # the hyper-parameters run_grid can vary
+
+
+def check_parameters(*, seed, device, dataset, n_seeds, n_iter, batch_size, lr, lr_milestones, num_vae, gamma_r,
+                     margins, curve_margins, beta_negs, collapse_beta_rec, collapse_beta_kl, collapse_beta_neg,
+                     n_samples, grid_size, engine, ckpt_dir="outputs/stability/checkpoints", outputs=()) -> dict:
+    """The stage's preflight: every parameter of notebook 03 checked in a second, before anything is trained or
+    written: one ConfigError naming the bad one (the margin grid, the beta_neg grid and both collapse runs, each
+    through check_toy2d as run_grid / run_collapse will), then OutputError if ckpt_dir or one of `outputs`
+    (figure folder, metrics, run info, live folder) cannot be written.
+
+    Returns:
+        seeds, margins, curve_margins and beta_negs parsed.
+    """
+    ms, curve_ms, bnegs = (list(parse_numbers(k, v, positive=True)) for k, v in
+                           (("margins", margins), ("curve_margins", curve_margins), ("beta_negs", beta_negs)))
+    check_subset("curve_margins", curve_ms, ms)
+    seeds = seeds_from(seed, n_seeds)
+    kw = dict(n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae,
+              gamma_r=gamma_r, device=device, n_samples=n_samples, grid_size=grid_size, engine=engine,
+              ckpt_dir=ckpt_dir)
+    for m in ms:
+        check_toy2d(dataset, "introvae", seeds, m=m, **kw)
+    for b in bnegs:
+        check_toy2d(dataset, "soft_intro_vae", seeds, beta_neg=b, **kw)
+    collapse = {"beta_rec": collapse_beta_rec, "beta_kl": collapse_beta_kl}
+    for name, v in (*collapse.items(), ("beta_neg", collapse_beta_neg)):   # named as the notebook's parameters
+        parse_number(f"collapse_{name}", v)
+    check_toy2d(dataset, "vae", seeds, **collapse, **kw)
+    check_toy2d(dataset, "soft_intro_vae", seeds, **collapse, beta_neg=collapse_beta_neg, **kw)
+    check_writable(ckpt_dir, *outputs)
+    return dict(seeds=seeds, margins=ms, curve_margins=curve_ms, beta_negs=bnegs)
+
 
 
 def _check_run_args(kw: dict, fixed: tuple, ckpt_dir) -> None:

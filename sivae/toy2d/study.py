@@ -16,12 +16,12 @@ import torch
 
 from ..errors import ConfigError, DivergenceError, check_choice, check_nonnegative
 from ..paper import METHOD_TITLES, PAPER_TABLE2, TABLE5
-from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seeds
+from ..params import MAX_ITERATIONS, parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seeds
 from ..runinfo import write_json, write_markdown
 from ..runtime import check_device, resolve_device
 from ..stack import StackRun, StackTrainer, stack_groups
 from ..stats import seed_stats
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, METHODS, TrainConfig, Trainer
+from ..train import MAX_BATCH_SIZE, METHODS, TrainConfig, Trainer
 from . import metrics as M
 from .data import TOY_DATASETS, get_toy_dataset
 from .models import MLPConfig, build_mlp_pair
@@ -252,8 +252,8 @@ def check_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter, batch_size
                 budget=False, engine="single") -> dict:
     """Check every argument of run_toy2d without training: one ConfigError naming the first bad one.
 
-    Checks: datasets / methods (known names), seeds (integers in [0, SEED_MAX]), n_iter (1..MAX_STEPS),
-    batch_size (1..MAX_BATCH_SIZE), num_vae (0..MAX_STEPS), n_samples (1..MAX_SAMPLES), grid_size
+    Checks: datasets / methods (known names), seeds (integers in [0, SEED_MAX]), n_iter (1..MAX_ITERATIONS),
+    batch_size (1..MAX_BATCH_SIZE), num_vae (0..MAX_ITERATIONS), n_samples (1..MAX_SAMPLES), grid_size
     (2..MAX_GRID_SIZE), lr and gamma_r (finite, >= 0), lr_milestones (fractions in [0, 1]), the beta / m
     overrides (finite, >= 0, or 'table5'), ckpt_dir (a path), device, progress and budget (booleans),
     engine (one of ENGINES), and the TrainConfig of every run.
@@ -264,9 +264,9 @@ def check_toy2d(datasets="all", methods="all", seeds=(0,), *, n_iter, batch_size
     """
     ds, ms = parse_list("datasets", datasets, list(TOY_DATASETS)), parse_list("methods", methods, METHODS)
     seed_list = parse_seeds("seeds", seeds)
-    ints = dict(n_iter=parse_int("n_iter", n_iter, 1, MAX_STEPS),
+    ints = dict(n_iter=parse_int("n_iter", n_iter, 1, MAX_ITERATIONS),
                 batch_size=parse_int("batch_size", batch_size, 1, MAX_BATCH_SIZE),
-                num_vae=parse_int("num_vae", num_vae, 0, MAX_STEPS),
+                num_vae=parse_int("num_vae", num_vae, 0, MAX_ITERATIONS),
                 n_samples=parse_int("n_samples", n_samples, 1, MAX_SAMPLES),
                 grid_size=parse_int("grid_size", grid_size, 2, MAX_GRID_SIZE))
     floats = dict(lr=parse_number("lr", lr), gamma_r=parse_number("gamma_r", gamma_r))

@@ -43,7 +43,7 @@ import yaml
 from ..errors import ConfigError, SivaeError, check_choice
 from ..paper import METHOD_TITLES, TABLE5
 from ..params import parse_list, parse_numbers, read_section, seeds_from
-from ..runinfo import write_json, write_markdown
+from ..runinfo import write_json, write_markdown, write_text
 from ..train import METHODS
 from .data import TOY_DATASETS
 from .study import TABLE5_SENTINEL, RunSpec, check_toy2d, flat_summary, resolve_hparams, run_specs, summarize
@@ -373,8 +373,7 @@ def main(argv=None) -> int:
             table = compare_with_table5(best, args.metric)
             print(table)
             if args.out:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(table)
+                write_text(table, args.out)   # atomic; an OutputError names the file
     except (SivaeError, RuntimeError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

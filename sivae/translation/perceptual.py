@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..errors import check_choice
+from ..errors import DataError, check_choice
 
-__all__ = ["REC_LOSSES", "VGG16_FILE", "find_vgg_weights", "vgg_features", "resolve_rec_loss",
+__all__ = ["REC_LOSSES", "VGG16_FILE", "find_vgg_weights", "vgg_features", "resolve_rec_loss", "vgg_missing",
            "FeatureTarget", "PerceptualDecoder"]
 
 REC_LOSSES = ("mse", "vgg", "auto")
@@ -61,11 +61,20 @@ def vgg_features(weights: Path) -> nn.Module:
     return Normalised().eval()
 
 
+def vgg_missing(vgg_weights) -> DataError:
+    """The error of rec_loss='vgg' without its weights file, naming the file and the way out."""
+    where = (f"{VGG16_FILE} is not in the torch hub cache ({Path(torch.hub.get_dir()) / 'checkpoints'})"
+             if vgg_weights in ("auto", "", None) else f"vgg_weights file {vgg_weights} does not exist")
+    return DataError(f"rec_loss='vgg' needs the pretrained VGG16 weights, but {where}: put the file there "
+                     f"(README), or use rec_loss=auto (falls back to pixel MSE, said in the outputs) or mse")
+
+
 def resolve_rec_loss(rec_loss: str, vgg_weights: str = "auto") -> tuple[str, nn.Module | None, str]:
     """Decide the reconstruction loss; never falls back silently.
 
     Args:
-        rec_loss: 'mse', 'vgg' or 'auto' (vgg when its weights are present, else mse).
+        rec_loss: 'mse', 'vgg' (DataError when its weights are missing) or 'auto' (vgg when its weights are
+            present, else mse, with a warning and a note in the outputs).
         vgg_weights: path of the VGG16 weight file, or 'auto' (torch hub cache).
     Returns:
         (kind used: 'mse' or 'vgg', the feature extractor or None, a sentence for the log and metrics).
@@ -74,6 +83,8 @@ def resolve_rec_loss(rec_loss: str, vgg_weights: str = "auto") -> tuple[str, nn.
     if rec_loss == "mse":
         return "mse", None, "reconstruction loss: pixel MSE (as asked)"
     weights = find_vgg_weights(vgg_weights)
+    if weights is None and rec_loss == "vgg":   # asked for by name: an error, never a silent (or loud) MSE
+        raise vgg_missing(vgg_weights)
     if weights is None:
         # named without this machine's absolute paths: the message lands in run_info.json and table4.md
         where = (f"{VGG16_FILE} not in the torch hub cache (<torch.hub.get_dir()>/checkpoints)"

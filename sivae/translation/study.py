@@ -18,25 +18,29 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, check_choice, check_nonnegative
+from ..errors import ConfigError, DataError, check_choice, check_nonnegative
 from ..paper import METHOD_TITLES, PAPER_TABLE4
-from ..params import parse_bool, parse_int, parse_list, parse_numbers, parse_seed
-from ..runinfo import write_json, write_markdown
+from ..params import MAX_ITERATIONS, parse_bool, parse_int, parse_list, parse_numbers, parse_seed, seeds_from
+from ..runinfo import check_writable, write_json, write_markdown
 from ..runtime import check_device
 from ..stats import seed_stats
-from ..train import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, Trainer
+from ..train import MAX_BATCH_SIZE, TrainConfig, Trainer
 from . import metrics as M
 from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
 from .models import ArchConfig, build_translation_pair, code_kl
-from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, resolve_rec_loss
+from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, find_vgg_weights, resolve_rec_loss, vgg_missing
 
-__all__ = ["MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "from_params", "train_translation",
+__all__ = ["check_parameters",
+           "MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "from_params", "train_translation",
            "train_seeds", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds",
            "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
 
 MODELS = ("vae", "soft_intro_vae")
 
 MAX_EPOCHS = 1_000_000       # n_epochs above this is a typo (the paper trains 400)
+MAX_GRID = 64                # class x content sources of the translation grids (the paper's figures: < 10)
+MAX_PAIRS = 1_000_000        # transfer pairs scored per split
+MAX_CLASSES = 100_000        # procedural identities (Cars3D has 183 models)
 
 
 @dataclass
@@ -55,13 +59,13 @@ class TrainSettings:
     def __post_init__(self):
         for name in ("n_epochs", "lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r"):
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
-        for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_STEPS)):
+        for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_ITERATIONS)):
             setattr(self, name, parse_int(name, getattr(self, name), 1, top))
         if self.n_epochs == 0:
             raise ConfigError("n_epochs must be > 0")
         if self.n_epochs > MAX_EPOCHS:
             raise ConfigError(f"n_epochs must be at most {MAX_EPOCHS}, got {self.n_epochs!r}")
-        self.num_vae = parse_int("num_vae", self.num_vae, 0, MAX_STEPS)
+        self.num_vae = parse_int("num_vae", self.num_vae, 0, MAX_ITERATIONS)
         self.seed = parse_seed("seed", self.seed)
 
 
@@ -85,6 +89,53 @@ def from_params(p: dict, seeds: list[int]) -> tuple[TrainSettings, ArchConfig, d
     datas = {s: get_translation_data(p["dataset"], n_classes=p["n_classes"], n_test_classes=p["n_test_classes"],
                                      seed=s, data_root=p["data_root"]) for s in seeds}
     return settings, arch, datas
+
+
+def check_parameters(*, seed, n_seeds, device, dataset, data_root, n_classes, n_test_classes, methods, enc_channels,
+                     dec_channels, dec_hidden, fc_hidden, class_dim, content_dim, n_epochs, batch_size, lr, beta_rec,
+                     beta_kl, beta_neg, gamma_r, num_vae, rec_loss, vgg_weights, kl_every, n_pairs, n_grid,
+                     ckpt_dir="outputs/translation/checkpoints", outputs=()) -> dict:
+    """The translation stage's preflight, in well under a second, before any data is built, anything trained or
+    written: every parameter of notebook 05 (one ConfigError naming it), the architecture, the dataset's folder
+    (cars3d, kth: DataError), the VGG16 weights file when rec_loss is 'vgg' (DataError naming it: never a
+    silent MSE), and the output folders writable (OutputError).
+
+    Returns:
+        seeds, methods, settings (TrainSettings) and arch (ArchConfig).
+    """
+    seeds = seeds_from(seed, n_seeds)
+    methods = check_choices(methods, rec_loss)
+    check_device(device)
+    settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
+                             beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seeds[0])
+    channels = {k: parse_numbers(k, v, integer=True, positive=True) for k, v in
+                (("enc_channels", enc_channels), ("dec_channels", dec_channels))}
+    sizes = {k: parse_int(k, v, 1, 1 << 16) for k, v in
+             (("dec_hidden", dec_hidden), ("fc_hidden", fc_hidden), ("class_dim", class_dim),
+              ("content_dim", content_dim))}
+    arch = ArchConfig(in_channels=channels_of(dataset), **channels, **sizes)
+    n_cls = parse_int("n_classes", n_classes, 1, MAX_CLASSES)
+    n_test = parse_int("n_test_classes", n_test_classes, 1, MAX_CLASSES)
+    parse_int("n_pairs", n_pairs, 1, MAX_PAIRS)
+    parse_int("n_grid", n_grid, 1, MAX_GRID)
+    if dataset == "procedural" and settings.batch_size > n_cls * 96:
+        raise ConfigError(f"batch_size {settings.batch_size} is larger than the {n_cls * 96} training images of "
+                          f"{n_cls} procedural identities (n_classes): lower batch_size")
+    if dataset != "procedural":
+        if data_root in (None, "", "none"):
+            raise ConfigError(f"dataset {dataset!r} needs data_root (the folder of its files)")
+        root = Path(data_root)
+        if not root.is_dir():
+            raise DataError(f"data_root {root} (dataset {dataset}) does not exist")
+        if dataset == "cars3d" and len(list(root.glob("*.mat"))) <= n_test:
+            raise DataError(f"Cars3D folder {root} (data_root) holds {len(list(root.glob('*.mat')))} .mat files; "
+                            f"need more than n_test_classes={n_test}")
+    if vgg_weights is not None and not isinstance(vgg_weights, (str, os.PathLike)):
+        raise ConfigError(f"vgg_weights must be 'auto' or a file path, got {vgg_weights!r}")
+    if rec_loss == "vgg" and find_vgg_weights(vgg_weights) is None:
+        raise vgg_missing(vgg_weights)
+    check_writable(ckpt_dir, *outputs)
+    return dict(seeds=seeds, methods=methods, settings=settings, arch=arch)
 
 
 def n_iterations(n_images: int, settings: TrainSettings) -> int:
@@ -293,7 +344,7 @@ def seed_metrics(runs: dict, references: dict) -> dict:
 
 def average_seeds(trees: list[dict]) -> dict:
     """Seed means of nested metric dicts of one shape: each number becomes its mean, with `<key>_std` beside it
-    (sivae.runinfo.seed_stats: ddof=1, 0.0 for one seed); a value equal in every seed that is not a float
+    (sivae.stats.seed_stats: ddof=1, 0.0 for one seed); a value equal in every seed that is not a float
     (an iteration count, a name) is kept as it is. Keys missing from some seed are an error, not skipped."""
     if not trees:
         raise ConfigError("average_seeds needs the metrics of at least one seed")
