@@ -19,7 +19,18 @@ Where a new thing goes: a loss -> ``losses``; a network -> ``<section>/models``;
 ``<section>/data``; a figure -> ``<section>/plots``; a parser -> ``params``.
 """
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, SivaeError
-from .train import METHODS, TrainConfig, Trainer, resolve_device
+
+_FROM_TRAIN = ("METHODS", "TrainConfig", "Trainer", "resolve_device")
+
+
+def __getattr__(name):
+    # torch is imported on first use, not by `import sivae`: `python -m sivae.stage` must start watching
+    # the process that ran it before any heavy import (sivae.stage)
+    if name in _FROM_TRAIN:
+        from . import train
+        return getattr(train, name)
+    raise AttributeError(f"module 'sivae' has no attribute {name!r}")
+
 
 __all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "TrainConfig",
            "Trainer", "METHODS", "resolve_device"]

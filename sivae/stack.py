@@ -32,11 +32,11 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from . import losses as L
 from .checkpoints import FORMAT, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, DivergenceError
+from .progress import progress
 from .runinfo import live_curve
 from .runtime import resolve_device
 from .train import ConfigurationChanged, TrainConfig, _Stopped, fit_in_folder
@@ -375,8 +375,8 @@ class StackTrainer:
 
     def _loop(self, stop):
         c = self.cfg
-        bar = tqdm(total=c.n_iter, initial=self.step, disable=not self.progress, mininterval=5.0,
-                   desc=f"stack of {self.R} {c.method}", leave=False)
+        bar = progress(c.n_iter, f"stack of {self.R} {c.method}", initial=self.step, enabled=self.progress)
+        stopped = True
         self._clean = True
         live = {}
         if self.step < c.n_iter:  # every run's curve as it grows (sivae.runinfo.live_training)
@@ -394,25 +394,34 @@ class StackTrainer:
                     for n, w in live.items():
                         if n not in self.diverged:
                             w.log(self.history[n][-1])
+                    rows = [self.history[n][-1] for n in self.names if n not in self.diverged and self.history[n]]
+                    bar.set_postfix({f"mean {k}": sum(float(h[k]) for h in rows) / len(rows)
+                                     for k in ("rec", "kl_real", "kl_fake") if rows and all(k in h for h in rows)})
                 if self.step % c.checkpoint_every == 0:
                     self.save()
+                    if self.ckpt_path is not None:
+                        bar.saved(self.step, self.ckpt_path)
                 bar.update(1)
                 if stop.signum is not None and self.step < c.n_iter:
                     if self.ckpt_path is not None:
                         self.save()  # history only at log_every steps, as an uninterrupted run's
+                        bar.saved(self.step, self.ckpt_path)
                         where = f"checkpoint saved: {self.ckpt_path}"
                     else:
                         where = "no checkpoint folder: nothing saved"
                     raise _Stopped(f"{stop.name} received: training stopped after step {self.step} "
                                    f"of {c.n_iter} ({where}); run again to resume")
+            stopped = False
         except _Stopped:
             raise
         except KeyboardInterrupt:
             if self._clean:
                 self.save()
+                if self.ckpt_path is not None:
+                    bar.saved(self.step, self.ckpt_path)
             raise
         finally:
-            bar.close()
+            bar.close(stopped=stopped)
 
     # ------------------------------------------------------------ per run
     def _state(self, net: StackedMLP, r: int) -> dict:

@@ -53,12 +53,12 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from . import losses as L
 from .checkpoints import FolderLock, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, ConfigError, DivergenceError, check_choice, check_nonnegative
 from .params import SEED_MAX, parse_bool, parse_numbers
+from .progress import progress, run_label
 from .runinfo import live_curve
 from .runtime import resolve_device
 
@@ -138,7 +138,7 @@ class TrainConfig:
     log_every: int = 50              # iterations between history records
     max_loss: float = 1e10           # |loss| above this counts as divergence
     autocast: str = "none"           # "none", "bf16", "fp16" or "auto" (bf16 on CUDA, none on CPU)
-    progress: bool = True            # show a tqdm progress bar
+    progress: bool = True            # show a progress bar (sivae.progress)
     extra: dict = field(default_factory=dict)  # free-form metadata stored with checkpoints
 
     def __post_init__(self):
@@ -468,8 +468,9 @@ class Trainer:
 
     def _loop(self, stop: "_StopOnSignal"):
         c = self.cfg
-        bar = tqdm(total=c.n_iter, initial=self.step, disable=not c.progress, mininterval=5.0,
-                   desc=f"{c.method} seed {c.seed}", leave=False)
+        bar = progress(c.n_iter, run_label(self.ckpt_path, f"{c.method} seed {c.seed}"), initial=self.step,
+                       enabled=c.progress, events=self.rank == 0)
+        stopped = True
         live = None
         if self.rank == 0 and self.step < c.n_iter:  # the curve as it grows (sivae.runinfo.live_training)
             live = live_curve(self.ckpt_path.parent if self.ckpt_path is not None else f"{c.method}_seed{c.seed}",
@@ -485,19 +486,23 @@ class Trainer:
                     self.history.append({"step": self.step, **out})
                     if live is not None:
                         live.log(self.history[-1])
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in out.items() if k in ("rec", "kl_real", "kl_fake")})
+                    bar.set_postfix({k: float(v) for k, v in out.items() if k in ("rec", "kl_real", "kl_fake")})
                 if self.step % c.checkpoint_every == 0:
                     self.save()
+                    if self.ckpt_path is not None:
+                        bar.saved(self.step, self.ckpt_path)
                 bar.update(1)
                 if stop.signum is not None and self.step < c.n_iter:
                     if self.world == 1 and self.ckpt_path is not None:
                         self.save()  # the history keeps only log_every steps: a resumed run's equals an uninterrupted one's
+                        bar.saved(self.step, self.ckpt_path)
                         where = f"checkpoint saved: {self.ckpt_path}"
                     else:
                         where = "no checkpoint folder: nothing saved" if self.ckpt_path is None else \
                             "data-parallel: resume from the last periodic checkpoint"
                     raise _Stopped(f"{stop.name} received: training stopped after step {self.step} "
                                    f"of {c.n_iter} ({where}); run again to resume")
+            stopped = False
         except _Stopped:
             raise
         except KeyboardInterrupt:
@@ -505,9 +510,11 @@ class Trainer:
             # between iterations the state is consistent, so keep it
             if self._clean and self.world == 1:
                 self.save()
+                if self.ckpt_path is not None:
+                    bar.saved(self.step, self.ckpt_path)
             raise
         finally:
-            bar.close()
+            bar.close(stopped=stopped)
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
