@@ -291,14 +291,38 @@ def detached() -> bool:
     return False
 
 
+def _dvc_among_ancestors() -> bool:
+    try:
+        import psutil
+        p = psutil.Process().parent()
+        while p is not None and p.pid > 1:
+            if any(os.path.basename(a) == "dvc" for a in p.cmdline()[:3]):
+                return True
+            p = p.parent()
+    except Exception:  # noqa: BLE001
+        return True   # cannot tell: assume it is there
+    return False
+
+
 def parent_gone_at_start(ppid: int = None) -> bool:
-    """True when the process that started us was already gone when we began: we were re-parented to pid 1
-    (an init, not a container's shell or init that started us itself), or getppid() has changed since."""
+    """True when the process that started us was already gone when we began: getppid() has changed since
+    the first line ran, we were re-parented to pid 1 (not a container's shell or init that started us
+    itself), or dvc started us (DVC_STAGE is set) and no dvc is among our ancestors any more."""
     ppid = _PPID if ppid is None else ppid
     if os.getppid() != ppid:
         return True
-    if ppid != 1:
-        return False
+    if os.environ.get("DVC_STAGE") and not _dvc_among_ancestors():   # dvc ran us, and is gone already
+        return True
+    if ppid != 1:   # our parent may be a `sh -c` whose own parent is gone: then it hangs from pid 1
+        try:
+            import psutil
+            p = psutil.Process(ppid)
+            while p.name() in SHELLS and not _is_interactive_shell(p) and p.ppid() > 1:
+                p = p.parent()
+            if not (p.name() in SHELLS and not _is_interactive_shell(p) and p.ppid() == 1):
+                return False
+        except Exception:  # noqa: BLE001
+            return False
     try:
         import psutil
         name = psutil.Process(1).name()
