@@ -33,11 +33,11 @@ STEP_EVERY = 0.5           # seconds between two step events of one run
 _lock = threading.Lock()
 
 
-def _emit(path: str, **event):
+def _emit(events_file: str, **event):
     line = json.dumps({"t": time.time(), **event}, default=str) + "\n"
     with _lock:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line.encode())
             finally:

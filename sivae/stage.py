@@ -453,7 +453,7 @@ def run_stage(stage: str, params_file: str | os.PathLike = "params.yaml", overri
             if os.environ.get("SIVAE_TRACEBACK"):
                 print("\n".join(e.traceback), file=sys.stderr)
             where = f"(cell {e.exec_count}; the whole traceback is in {partial})"
-            if supervisor is not None and supervisor.first is not None or e.ename in ("KeyboardInterrupt", "_Stopped"):
+            if e.ename in ("KeyboardInterrupt", "_Stopped"):
                 raise _stopped(stage, e.evalue, where, supervisor, display) from None
             if e.ename in SIVAE_ERRORS:
                 raise StageError(f"{stage}: {e.ename}: {e.evalue} {where}", EXIT_CODES[e.ename]) from None
