@@ -262,7 +262,7 @@ def test_progress_is_streamed_to_the_terminal_and_not_into_the_notebook(tmp_path
     nb = json.loads((tmp_path / "side" / "02_toy2d.ipynb").read_text())
     stderr_blocks = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
     assert not stderr_blocks, stderr_blocks[:2]
-    quiet = _stage("toy2d", "--out", str(tmp_path / "side2"), "--quiet", "-p", "n_iter", "40", *TINY_TOY)
+    quiet = _stage("toy2d", "--out", str(tmp_path / "side2"), "--quiet", "-p", "n_iter", "10", *TINY_TOY)
     assert quiet.returncode == 0 and " | step " not in quiet.stderr, quiet.stderr
 
 
