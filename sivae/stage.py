@@ -454,7 +454,8 @@ def run_stage(stage: str, params_file: str | os.PathLike = "params.yaml", overri
                 print("\n".join(e.traceback), file=sys.stderr)
             where = f"(cell {e.exec_count}; the whole traceback is in {partial})"
             if e.ename in ("KeyboardInterrupt", "_Stopped"):
-                raise _stopped(stage, e.evalue, where, supervisor, display) from None
+                raise _stopped(stage, e.evalue, f"(cell {e.exec_count}; partial notebook: {partial})", supervisor,
+                               display) from None
             if e.ename in SIVAE_ERRORS:
                 raise StageError(f"{stage}: {e.ename}: {e.evalue} {where}", EXIT_CODES[e.ename]) from None
             raise StageError(f"{stage}: {e.ename}: {e.evalue} {where}", EXIT_FAILED) from None
