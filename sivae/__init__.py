@@ -5,7 +5,7 @@ Layout (checked by tests/test_layout.py):
 - Top level, what every section uses: ``losses`` (Eq. 1, 2, 7), ``train`` (the one Trainer for
   VAE / IntroVAE / Soft-IntroVAE), ``checkpoints``, ``runtime`` (device, process settings),
   ``errors``, ``params`` (parameter parsing), ``runinfo`` (run records), ``plots`` (shared
-  plotting helpers), ``profiles``, ``stage`` (runs a pipeline stage's notebook). The top level
+  plotting helpers), ``profiles``, ``progress`` (progress lines), ``stage`` (runs a pipeline stage's notebook). The top level
   imports no section.
 - One sub-package per paper section, named after its DVC stage: ``theory_discrete``, ``toy2d``,
   ``stability``, ``images``, ``ood``, ``translation``, and ``findings`` (the ledger of the paper's findings,
