@@ -56,9 +56,9 @@ tol_pd = 1e-3                # tolerance on max |p_d - d*| (Theorem 3 / 6)
 tol_kl = 1e-4                # tolerance on KL(q || p_d(z|x)) on the support (nats)
 tol_lemma4 = 1e-2            # tolerance on encoder KL vs Lemma 4 where Assumption 1 fails (nats)
 interactive = True           # build the ipywidgets slider in a live kernel (False under papermill)
-fig_dir = "outputs/theory_discrete/figures"            # PNG figures
-metrics_path = "outputs/theory_discrete/metrics.json"  # DVC metrics, one entry per (p_data, gamma, alpha)
-run_info_path = "outputs/theory_discrete/run_info.json"  # seed, parameters, versions, git commit
+fig_dir = "outputs/scratch/theory_discrete/figures"    # PNG figures
+metrics_path = "outputs/scratch/theory_discrete/metrics.json"  # DVC metrics, one entry per (p_data, gamma, alpha)
+run_info_path = "outputs/scratch/theory_discrete/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
 params = dict(seed=seed, device=device, K=K, M=M, pdatas=pdatas, gammas=gammas, alphas=alphas,

@@ -52,13 +52,13 @@ n_samples = 5000             # samples for the KL/JSD histograms (paper: 5000)
 grid_size = 1024             # gnELBO/density grid is grid_size x grid_size (paper: 1024)
 engine = "stack"             # "stack": each method's runs as one batched model (same trajectories); "single": one by one
 interactive = True           # show the ipywidgets explorer in a live kernel
-ckpt_dir = "outputs/toy2d/checkpoints"           # checkpoints: <ckpt_dir>/<dataset>/<model>/seed<k>/last.pt
-fig_dir = "outputs/toy2d/figures"                # figures
-metrics_path = "outputs/toy2d/metrics.json"      # Table 2 as a DVC metrics file
-table_path = "outputs/toy2d/table2.md"           # Table 2 as markdown, beside the paper's numbers
-run_info_path = "outputs/toy2d/run_info.json"    # seed, parameters, versions, git commit
-budget_path = "outputs/toy2d/budget.json"        # KL/JSD at log-spaced steps of every run (budget curves)
-live_dir = "outputs/toy2d/live"                  # training curves through DVCLive (DVC plots)
+ckpt_dir = "outputs/scratch/toy2d/checkpoints"   # checkpoints: <ckpt_dir>/<dataset>/<model>/seed<k>/last.pt
+fig_dir = "outputs/scratch/toy2d/figures"        # figures
+metrics_path = "outputs/scratch/toy2d/metrics.json"  # Table 2 as a DVC metrics file
+table_path = "outputs/scratch/toy2d/table2.md"   # Table 2 as markdown, beside the paper's numbers
+run_info_path = "outputs/scratch/toy2d/run_info.json"  # seed, parameters, versions, git commit
+budget_path = "outputs/scratch/toy2d/budget.json"  # KL/JSD at log-spaced steps of every run (budget curves)
+live_dir = "outputs/scratch/toy2d/live"          # training curves through DVCLive (DVC plots)
 
 # %%
 params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods, n_iter=n_iter,

@@ -51,11 +51,11 @@ collapse_beta_neg = 0.9      # Figure 21: Soft-IntroVAE's beta_neg
 n_samples = 5000             # samples for the KL/JSD histograms (paper: 5000)
 grid_size = 128              # gnELBO/density grid is grid_size x grid_size (paper: 1024)
 engine = "stack"             # "stack": the runs of each grid as a few batched models (same trajectories); "single"
-ckpt_dir = "outputs/stability/checkpoints"        # <ckpt_dir>/<model>_<value>/<dataset>/<model>/seed<k>/last.pt
-fig_dir = "outputs/stability/figures"             # figures
-metrics_path = "outputs/stability/metrics.json"   # DVC metrics file
-run_info_path = "outputs/stability/run_info.json"  # seed, parameters, versions, git commit
-live_dir = "outputs/stability/live"                # training curves through DVCLive (DVC plots)
+ckpt_dir = "outputs/scratch/stability/checkpoints"  # <ckpt_dir>/<model>_<value>/<dataset>/<model>/seed<k>/last.pt
+fig_dir = "outputs/scratch/stability/figures"     # figures
+metrics_path = "outputs/scratch/stability/metrics.json"  # DVC metrics file
+run_info_path = "outputs/scratch/stability/run_info.json"  # seed, parameters, versions, git commit
+live_dir = "outputs/scratch/stability/live"        # training curves through DVCLive (DVC plots)
 
 # %%
 params = dict(seed=seed, device=device, dataset=dataset, n_seeds=n_seeds, n_iter=n_iter, batch_size=batch_size,

@@ -94,13 +94,13 @@ released = ""                # authors weights to evaluate without training: com
 #                              entries (kinds: celeba-hq, ffhq, cifar10; downloads: README)
 released_config = ""         # JSON object of architecture overrides per kind (empty: as released)
 released_images = ""         # a folder of images for the released style models to reconstruct (empty: none)
-ckpt_dir = "outputs/images/checkpoints"           # <ckpt_dir>/<dataset>_<method>_seed<k>/last.pt
-classifier_dir = "outputs/images/classifiers"     # feature classifiers for the Frechet fallback
-fig_dir = "outputs/images/figures"                # figures
-metrics_path = "outputs/images/metrics.json"      # scores as a DVC metrics file
-table_path = "outputs/images/scores.md"           # markdown table beside the paper's FIDs
-live_dir = "outputs/images/live"                 # training curves through DVCLive (DVC plots)
-run_info_path = "outputs/images/run_info.json"    # seed, parameters, versions, git commit
+ckpt_dir = "outputs/scratch/images/checkpoints"   # <ckpt_dir>/<dataset>_<method>_seed<k>/last.pt
+classifier_dir = "outputs/scratch/images/classifiers"  # feature classifiers for the Frechet fallback
+fig_dir = "outputs/scratch/images/figures"        # figures
+metrics_path = "outputs/scratch/images/metrics.json"  # scores as a DVC metrics file
+table_path = "outputs/scratch/images/scores.md"   # markdown table beside the paper's FIDs
+live_dir = "outputs/scratch/images/live"         # training curves through DVCLive (DVC plots)
+run_info_path = "outputs/scratch/images/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
 params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods,

@@ -62,12 +62,12 @@ vgg_weights = "auto"         # VGG16 weight file, or "auto" (torch hub cache); n
 kl_every = 25                # iterations between records of the KL of each code
 n_pairs = 500                # (class source, content source) pairs scored per split
 n_grid = 6                   # class sources (rows) and content sources (columns) in the grids
-ckpt_dir = "outputs/translation/checkpoints"        # <ckpt_dir>/seed<k>/<model>_<loss>/last.pt (+ code_kl.json)
-fig_dir = "outputs/translation/figures"             # figures
-metrics_path = "outputs/translation/metrics.json"   # DVC metrics file
-table_path = "outputs/translation/table4.md"        # our scores beside Table 4's rows (markdown)
-run_info_path = "outputs/translation/run_info.json"  # seed, parameters, versions, git commit
-live_dir = "outputs/translation/live"                # training curves and code KLs through DVCLive (DVC plots)
+ckpt_dir = "outputs/scratch/translation/checkpoints"  # <ckpt_dir>/seed<k>/<model>_<loss>/last.pt (+ code_kl.json)
+fig_dir = "outputs/scratch/translation/figures"     # figures
+metrics_path = "outputs/scratch/translation/metrics.json"  # DVC metrics file
+table_path = "outputs/scratch/translation/table4.md"  # our scores beside Table 4's rows (markdown)
+run_info_path = "outputs/scratch/translation/run_info.json"  # seed, parameters, versions, git commit
+live_dir = "outputs/scratch/translation/live"        # training curves and code KLs through DVCLive (DVC plots)
 
 # %%
 params = dict(seed=seed, n_seeds=n_seeds, device=device, dataset=dataset, data_root=data_root, n_classes=n_classes,

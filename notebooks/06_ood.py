@@ -62,15 +62,15 @@ train_epochs = 1.0           # those models' epochs; "paper": 200 MNIST/Fashion-
 train_batch_size = 64        # "paper": 128 MNIST/Fashion-MNIST, 32 CIFAR-10/SVHN
 train_channels = "8,16"     # residual widths; "paper": (64,128) at 28x28, (64,128,256) at 32x32
 train_n_train = 0            # first n training images for those models (0: all)
-own_ckpt_dir = "outputs/ood/checkpoints"     # where those models are kept
+own_ckpt_dir = "outputs/scratch/ood/checkpoints"  # where those models are kept
 released = ""                # authors weights scored beside the trained models, kind:path (cifar10:<file>
 #                              for Table 7, CIFAR-10 -> SVHN; download: README)
 released_config = ""         # JSON object of architecture overrides per kind (empty: as released)
-fig_dir = "outputs/ood/figures"              # Figure 8 histograms
-metrics_path = "outputs/ood/metrics.json"    # AUROCs (Table 7) as a DVC metrics file
-table_path = "outputs/ood/table7.md"         # markdown Table 7 beside the paper's numbers
-scores_path = "outputs/ood/scores.npz"       # every per-image score (nats)
-run_info_path = "outputs/ood/run_info.json"  # seed, parameters, versions, git commit
+fig_dir = "outputs/scratch/ood/figures"      # Figure 8 histograms
+metrics_path = "outputs/scratch/ood/metrics.json"  # AUROCs (Table 7) as a DVC metrics file
+table_path = "outputs/scratch/ood/table7.md"  # markdown Table 7 beside the paper's numbers
+scores_path = "outputs/scratch/ood/scores.npz"  # every per-image score (nats)
+run_info_path = "outputs/scratch/ood/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
 params = dict(seed=seed, n_seeds=n_seeds, device=device, in_dist=in_dist, ood=ood, methods=methods,

@@ -48,10 +48,10 @@ images_run_info = "outputs/images/run_info.json"
 ood_metrics = "outputs/ood/metrics.json"
 ood_run_info = "outputs/ood/run_info.json"
 translation_metrics = "outputs/translation/metrics.json"
-metrics_path = "outputs/findings.json"           # the ledger, a DVC metrics file (verdict codes)
-table_path = "outputs/findings/findings.md"      # the ledger as a markdown table
-fig_dir = "outputs/findings/figures"
-run_info_path = "outputs/findings/run_info.json"
+metrics_path = "outputs/scratch/findings.json"   # the ledger, a DVC metrics file (verdict codes)
+table_path = "outputs/scratch/findings/findings.md"  # the ledger as a markdown table
+fig_dir = "outputs/scratch/findings/figures"
+run_info_path = "outputs/scratch/findings/run_info.json"
 
 # %%
 t0 = time.time()

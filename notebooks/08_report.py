@@ -36,8 +36,8 @@ stages = "theory_discrete,toy2d,stability,images,ood,translation,findings"   # t
 params_file = "params.yaml"  # where each stage's executed notebook and run record are named
 findings_table = "outputs/findings/findings.md"  # the table the index opens with
 data_dvc = "data.dvc"        # the versioned data (its md5 is stamped on the image stages' figures)
-out_dir = "outputs/report/site"   # the site: index.html and <stage>.html
-run_info_path = "outputs/report/run_info.json"   # seed, parameters, versions, git commit
+out_dir = "outputs/scratch/report/site"  # the site: index.html and <stage>.html
+run_info_path = "outputs/scratch/report/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
 t0 = time.time()

@@ -8,7 +8,7 @@ Layout (checked by tests/test_layout.py):
   ``batches`` (seeded epoch batches), ``paper`` (the paper's printed numbers and the method titles),
   ``stats`` (the spread over seeds the findings compare), ``checkpoints``, ``runtime`` (device, process
   settings), ``errors``, ``params`` (parameter parsing), ``runinfo`` (run records), ``plots`` (shared
-  plotting helpers), ``profiles``, ``stage`` (runs a pipeline stage's notebook). The top level
+  plotting helpers), ``profiles``, ``progress`` (progress lines), ``stage`` (runs a pipeline stage's notebook). The top level
   imports no section.
 - One sub-package per paper section, named after its DVC stage: ``theory_discrete``, ``toy2d``,
   ``stability``, ``images``, ``ood``, ``translation``, and ``findings`` (the ledger of the paper's findings,
@@ -23,8 +23,18 @@ Where a new thing goes: a loss -> ``losses``; a network -> ``<section>/models``;
 -> ``paper``.
 """
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, OutputError, SivaeError
-from .runtime import resolve_device
-from .train import METHODS, TrainConfig, Trainer
+
+_LAZY = {"METHODS": "train", "TrainConfig": "train", "Trainer": "train", "resolve_device": "runtime"}
+
+
+def __getattr__(name):
+    # torch is imported on first use, not by `import sivae`: `python -m sivae.stage` must start watching
+    # the process that ran it before any heavy import (sivae.stage)
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'sivae' has no attribute {name!r}")
+
 
 __all__ = ["SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "OutputError", "TrainConfig",
            "Trainer", "METHODS", "resolve_device"]

@@ -38,12 +38,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from . import losses as L
 from .checkpoints import save_checkpoint
 from .errors import CheckpointError
 from .lifecycle import Stopped, fit_in_folder
+from .progress import progress
 
 __all__ = ["Engine"]
 
@@ -292,8 +292,9 @@ class Engine:
 
     def _loop(self, stop):
         c = self.cfg
-        bar = tqdm(total=c.n_iter, initial=self.step, disable=not self.progress, mininterval=5.0,
-                   desc=self._progress_desc(), leave=False)
+        bar = progress(c.n_iter, self._progress_desc(), initial=self.step, enabled=self.progress,
+                       events=self.rank == 0)
+        stopped = True
         live = self._open_live() if self.rank == 0 and self.step < c.n_iter else None
         try:
             while self.step < c.n_iter:
@@ -304,27 +305,34 @@ class Engine:
                     if postfix:
                         bar.set_postfix(postfix)
                 if self.step % c.checkpoint_every == 0:
-                    self.save()
+                    self._save_and_tell(bar)
                 bar.update(1)
                 if stop.signum is not None and self.step < c.n_iter:
                     if self.world == 1 and self.ckpt_path is not None:
-                        self.save()  # the history keeps only log_every steps: a resumed run's equals an uninterrupted one's
+                        self._save_and_tell(bar)  # history only at log_every steps, as an uninterrupted run's
                         where = f"checkpoint saved: {self.ckpt_path}"
                     else:
                         where = "no checkpoint folder: nothing saved" if self.ckpt_path is None else \
                             "data-parallel: resume from the last periodic checkpoint"
                     raise Stopped(f"{stop.name} received: training stopped after step {self.step} "
                                   f"of {c.n_iter} ({where}); run again to resume")
+            stopped = False
         except Stopped:
             raise
         except KeyboardInterrupt:
             # an interrupt that did not come through our handler (a second signal, a raise from batch_fn):
             # between iterations the state is consistent, so keep it
             if self._clean and self.world == 1:
-                self.save()
+                self._save_and_tell(bar)
             raise
         finally:
-            bar.close()
+            bar.close(stopped=stopped)
+
+    def _save_and_tell(self, bar):
+        """Save a checkpoint and tell the progress display its step (the runner names it if it must stop)."""
+        self.save()
+        if self.ckpt_path is not None:
+            bar.saved(self.step, self.ckpt_path)
 
     # ------------------------------------------------------------ checkpoints
     def _training_state(self) -> dict:

@@ -306,6 +306,9 @@ class StackTrainer(Engine):
         for n, w in (live or {}).items():
             if n not in self.diverged:
                 w.log(self.history[n][-1])
+        rows = [self.history[n][-1] for n in self.names if n not in self.diverged and self.history[n]]
+        return {f"mean {k}": sum(float(h[k]) for h in rows) / len(rows)
+                for k in ("rec", "kl_real", "kl_fake") if rows and all(k in h for h in rows)}
 
     # ------------------------------------------------------------ per run
     def _state(self, net: StackedMLP, r: int) -> dict:

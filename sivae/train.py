@@ -51,6 +51,7 @@ from .errors import CheckpointError, ConfigError, DivergenceError, check_choice,
 from .lifecycle import ConfigurationChanged
 from .paper import METHODS
 from .params import SEED_MAX, parse_bool, parse_numbers
+from .progress import run_label
 from .runinfo import live_curve
 from .runtime import check_device, resolve_device  # noqa: F401  (check_device: for older imports)
 
@@ -107,7 +108,7 @@ class TrainConfig:
     log_every: int = 50              # iterations between history records
     max_loss: float = 1e10           # |loss| above this counts as divergence
     autocast: str = "none"           # "none", "bf16", "fp16" or "auto" (bf16 on CUDA, none on CPU)
-    progress: bool = True            # show a tqdm progress bar
+    progress: bool = True            # show a progress bar (sivae.progress)
     extra: dict = field(default_factory=dict)  # free-form metadata stored with checkpoints
 
     def __post_init__(self):
@@ -260,7 +261,7 @@ class Trainer(Engine):
         return x
 
     def _progress_desc(self) -> str:
-        return f"{self.cfg.method} seed {self.cfg.seed}"
+        return run_label(self.ckpt_path, f"{self.cfg.method} seed {self.cfg.seed}")
 
     def _open_live(self):
         c = self.cfg
@@ -276,7 +277,7 @@ class Trainer(Engine):
         self.history.append({"step": self.step, **out})
         if live is not None:
             live.log(self.history[-1])
-        return {k: f"{v:.3g}" for k, v in out.items() if k in ("rec", "kl_real", "kl_fake")}
+        return {k: float(v) for k, v in out.items() if k in ("rec", "kl_real", "kl_fake")}
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:

@@ -273,8 +273,9 @@ def test_a_stage_error_is_one_short_message(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     res = subprocess.run([str(BIN / "python"), "-m", "sivae.stage", "toy2d", "--params", str(tmp_path / "params.yaml")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 1
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "Kernel" not in ln and "kernel" not in ln]
+    assert res.returncode == 2   # sivae.stage.EXIT_CONFIG: one exit code per kind of failure
+    assert "without encryption" not in res.stderr    # the kernel is on IPC sockets
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("toy2d: ConfigError: unknown datasets 'moons'; choose one of"), res.stderr
     assert "Traceback" not in res.stderr
     assert not (tmp_path / sec["metrics_path"]).exists()
