@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -49,4 +50,4 @@ assert not problems, problems
 display(Markdown(f"Wrote {len(site['pages'])} pages with {site['figures']} stamped figures to `{out_dir}/index.html`"
                  + (f"; not run: {', '.join(site['missing'])}" if site["missing"] else "")))
 params = dict(seed=seed, device=device, profile=profile_name, stages=stages)
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
