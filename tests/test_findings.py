@@ -89,9 +89,17 @@ def test_every_finding_reads_metrics_its_stage_writes(stage, keys):
 
 def test_the_ledger_file_is_a_dvc_metrics_file(tmp_path):
     findings = F.build_ledger(_fake_stages(1.0, 5.0))
-    out = F.write_ledger(findings, tmp_path / "f.json", tmp_path / "f.md", "default")
+    out = F.write_ledger(findings, tmp_path / "f.json", tmp_path / "f.md", "default", tmp_path / "details.json")
     data = json.loads((tmp_path / "f.json").read_text())
     assert data["findings"]["6.1-kl-sivae-below-vae-8gaussians"] == 1 and data == out
+
+    def leaves(node):
+        return [x for v in node.values() for x in leaves(v)] if isinstance(node, dict) else [node]
+    # numbers only (issue 33: strings made `dvc metrics show` 74,600 characters wide); the texts go beside it
+    assert all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in leaves(data)), data
+    details = json.loads((tmp_path / "details.json").read_text())
+    assert details["profile"] == "default" and set(details["details"]) == set(data["findings"])
+    assert details["details"]["6.1-kl-sivae-below-vae-8gaussians"]["verdict"] == "holds"
     assert data["counts"]["holds"] + data["counts"]["inconclusive"] + data["counts"]["fails"] \
         + data["counts"]["not run"] == data["n_findings"] == len(findings)
     assert (tmp_path / "f.md").read_text().startswith(f"**{F.summary_line(findings, 'default')}**")
