@@ -117,10 +117,9 @@ def stamp_notebook(nb, prov: dict, page_name: str) -> tuple[object, int]:
 
 
 def _render(nb) -> str:
-    import jinja2
     from nbconvert import HTMLExporter
-    exporter = HTMLExporter(template_name="lab", extra_loaders=[jinja2.DictLoader({"folded.html.j2": FOLDED_CODE})],
-                            template_file="folded.html.j2")
+    exporter = HTMLExporter(template_name="lab")
+    exporter.raw_template = FOLDED_CODE
     exporter.mathjax_url = ""        # no network: math stays as TeX source
     body, _ = exporter.from_notebook_node(nb)
     return body
