@@ -55,6 +55,7 @@ translation_metrics = "outputs/translation/metrics.json"
 metrics_path = "outputs/findings.json"           # the ledger, a DVC metrics file: numbers only (verdict codes)
 table_path = "outputs/findings/findings.md"      # the ledger as a markdown table
 details_path = "outputs/findings/details.json"   # each finding's statement, check and numbers (texts, not a metric)
+margin_plot_path = "outputs/findings/kl_vs_m.json"  # KL(fake) and KL against IntroVAE's m (a DVC plot)
 fig_dir = "outputs/findings/figures"
 run_info_path = "outputs/findings/run_info.json"
 
@@ -68,6 +69,7 @@ stages = {"theory_discrete": F.load_stage(theory_metrics), "toy2d": F.load_stage
 budget_rows = json.loads(Path(toy2d_budget).read_text()) if Path(toy2d_budget).is_file() else None
 findings = F.build_ledger(stages, budget_rows)
 ledger = F.write_ledger(findings, metrics_path, table_path, profile_name, details_path)
+_ = P.write_margin_rows(stages["stability"], margin_plot_path)
 print(F.summary_line(findings, profile_name))
 
 # %% [markdown]
