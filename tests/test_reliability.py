@@ -249,7 +249,7 @@ def _stack_ckpt(ck):
 
 
 @pytest.mark.parametrize("engine", ["single", "stack"])
-def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy, engine):
+def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy, engine, tmp_path):
     dvc = str(BIN / "dvc")
     _set_toy(repo_copy, **TOY, engine=engine)
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
@@ -308,6 +308,33 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
     assert "retrains from step 0" in (repo_copy / "outputs/toy2d/02_toy2d.ipynb").read_text()
     assert load_checkpoint(last, required=("format", "step"))["step"] == TOY["n_iter"] + 10
     assert json.loads((repo_copy / "outputs/toy2d/metrics.json").read_text()) != json.loads(baseline)
+    if engine == "stack":   # the finished run travels (issue 33): pushed here, pulled into a fresh clone
+        results_travel_through_a_remote(repo_copy, tmp_path)
+
+
+def results_travel_through_a_remote(repo, tmp):
+    """`dvc push` to a local-directory remote the user configures, a second fresh clone `dvc pull`s: `dvc status`
+    is clean, the figures, the executed notebook and the persisted checkpoints are there, `dvc repro` runs nothing."""
+    dvc = str(BIN / "dvc")
+    run_in(["git", "add", "-A"], repo)                      # dvc.lock and the `cache: false` outputs live in git
+    run_in(["git", "commit", "-q", "-m", "toy2d run"], repo)
+    remote = tmp / "remote"
+    run_in([dvc, "remote", "add", "--local", "-d", "shared", str(remote)], repo)   # not in .dvc/config (git)
+    run_in([dvc, "push", "toy2d"], repo, timeout=600)
+    clone = tmp / "clone"
+    run_in(["git", "clone", "-q", str(repo), str(clone)], tmp)
+    assert not (clone / "outputs/toy2d/figures").exists() and "shared" not in (clone / ".dvc/config").read_text()
+    run_in([dvc, "remote", "add", "--local", "-d", "shared", str(remote)], clone)
+    run_in([dvc, "pull", "toy2d"], clone, timeout=600)
+    assert "up to date" in run_in([dvc, "status", "toy2d"], clone), run_in([dvc, "status", "toy2d"], clone)
+    figures = sorted(p.name for p in (clone / "outputs/toy2d/figures").glob("*.png"))
+    assert figures and figures == sorted(p.name for p in (repo / "outputs/toy2d/figures").glob("*.png"))
+    assert (clone / "outputs/toy2d/02_toy2d.ipynb").read_bytes() == (repo / "outputs/toy2d/02_toy2d.ipynb").read_bytes()
+    ck = sorted(p.relative_to(clone) for p in (clone / "outputs/toy2d/checkpoints").rglob("last.pt"))
+    assert ck and ck == sorted(p.relative_to(repo) for p in (repo / "outputs/toy2d/checkpoints").rglob("last.pt"))
+    out = run_in([dvc, "repro", "toy2d"], clone, timeout=600)
+    assert "didn't change" in out and "Running stage" not in out, out
+    assert "up to date" in run_in([dvc, "status", "toy2d"], clone)
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
