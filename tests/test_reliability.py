@@ -335,6 +335,12 @@ def results_travel_through_a_remote(repo, tmp):
     out = run_in([dvc, "repro", "toy2d"], clone, timeout=600)
     assert "didn't change" in out and "Running stage" not in out, out
     assert "up to date" in run_in([dvc, "status", "toy2d"], clone)
+    # `dvc repro --pull` in another fresh clone: the unchanged stage's outputs come from the remote, nothing runs
+    again = tmp / "clone_repro_pull"
+    run_in(["git", "clone", "-q", str(repo), str(again)], tmp)
+    run_in([dvc, "remote", "add", "--local", "-d", "shared", str(remote)], again)
+    out = run_in([dvc, "repro", "--pull", "toy2d"], again, timeout=600)
+    assert "Running stage" not in out and sorted(p.name for p in (again / "outputs/toy2d/figures").glob("*.png")) == figures
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
