@@ -64,6 +64,7 @@ def tiny_site(tmp_path_factory):
         params[stage] = {**params[stage], **{k: str(v) for k, v in redirect_outputs(params[stage], tmp).items()}}
     for stage in ("theory_discrete", "toy2d"):
         params[stage].update(TINY[stage], device="cpu")
+    params["findings"]["profile"] = params["report"]["profile"] = "tiny"   # named on the pages
     th, toy = params["theory_discrete"], params["toy2d"]
     params["findings"].update(theory_metrics=th["metrics_path"], toy2d_metrics=toy["metrics_path"],
                               toy2d_run_info=toy["run_info_path"], toy2d_budget=toy["budget_path"],
@@ -118,6 +119,7 @@ def test_stage_pages_are_readable(tiny_site):
     for stage in REPORT_STAGES:
         page = (site / f"{stage}.html").read_text()
         assert "'packages'" not in text(page), f"{stage}.html echoes the run record"
+        assert not re.search(r"\d+/\d+ \[\d\d:\d\d", text(page)), f"{stage}.html shows progress bars"
         n_code = len(re.findall(r'<div[^>]*class="jp-Cell jp-CodeCell', page))
         assert n_code and page.count('<details class="code">') == n_code, f"{stage}.html: code cells not folded"
 

@@ -107,6 +107,7 @@ def stamp_notebook(nb, prov: dict, page_name: str) -> tuple[object, int]:
             continue
         count += 1
         cells.append(nbformat.v4.new_markdown_cell(f'<a id="cell-{count}"></a>'))
+        cell.outputs = [o for o in cell.get("outputs", []) if not _progress_residue(o)]
         cells.append(cell)
         for out in cell.get("outputs", []):
             if "image/png" in out.get("data", {}):
@@ -114,6 +115,18 @@ def stamp_notebook(nb, prov: dict, page_name: str) -> tuple[object, int]:
                 cells.append(nbformat.v4.new_markdown_cell(P.stamp(prov, n_fig, count, page_name)))
     nb.cells = cells
     return nb, n_fig
+
+
+PROGRESS = re.compile(r"\|\s*\d+/\d+ \[[^\]]*\]")   # a tqdm bar: "| 3/8 [00:05<00:08,  1.69s/it]"
+
+
+def _progress_residue(output) -> bool:
+    """A stderr stream made of progress-bar lines (or the blanks that clear them) only: they belong on the
+    terminal, not on the page."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    lines = [ln for ln in re.split(r"[\r\n]+", output.get("text", "")) if ln.strip()]
+    return all(PROGRESS.search(ln) for ln in lines)
 
 
 def _render(nb) -> str:
