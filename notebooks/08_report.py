@@ -15,8 +15,8 @@
 # %% [markdown]
 # # The report
 #
-# A static site of every stage: an index opening with the findings table, then one page per stage rendered
-# from its executed notebook, every figure stamped with the stage, profile, parameters, git commit, data and
+# A static site of every stage: an index opening with a summary per paper section and the findings (failures
+# first), then one page per stage rendered from its executed notebook (code folded), every figure stamped with the stage, profile, parameters, git commit, data and
 # wall time that made it, and linked to the cell that drew it. Open `outputs/report/site/index.html` in a browser;
 # no server and no network needed. The logic lives in `sivae.report.study`.
 
@@ -33,7 +33,7 @@ from sivae.runinfo import write_run_info
 seed = 0                     # unused (nothing is random here); every stage takes it
 device = "auto"              # unused; every stage takes it
 profile = "auto"             # profile named on the pages; auto: the profile that params.yaml equals
-stages = "theory_discrete,toy2d,stability,images,ood,translation,findings"   # the pages, in this order
+stages = "theory_discrete,toy2d,stability,images,ood,translation,findings"   # the pages (shown in paper order)
 params_file = "params.yaml"  # where each stage's executed notebook and run record are named
 findings_table = "outputs/findings/findings.md"  # the table the index opens with
 data_dvc = "data.dvc"        # the versioned data (its md5 is stamped on the image stages' figures)
