@@ -145,3 +145,15 @@ def test_sync_readme_copies_the_table_between_the_markers_and_says_what_is_wrong
         F.sync_readme(readme, table)
     with pytest.raises(DataError, match="run the findings stage first"):
         F.sync_readme(readme, tmp_path / "missing.md")
+
+
+def test_the_margin_plot_rows_overlay_introvae_and_soft_introvae(tmp_path):
+    """dvc.yaml's stability plots read these rows: one per margin, sorted by m, Soft-IntroVAE's values on each."""
+    from sivae.findings.plots import write_margin_rows
+    st = {"metrics": {"margin_sweep": {"m_10": {"kl_fake_final": 9.5, "kl": 20.0}, "m_0p1": {"kl_fake_final": 0.2, "kl": 30.0}},
+                      "soft_intro_vae": {"kl_fake_final": 1.5, "kl": 12.0}}}
+    rows = write_margin_rows(st, tmp_path / "m.json")
+    assert [r["m"] for r in rows] == [0.1, 10.0] and rows == json.loads((tmp_path / "m.json").read_text())
+    assert rows[0] == {"m": 0.1, "margin_m": 0.1, "introvae_kl_fake": 0.2, "introvae_kl": 30.0,
+                       "soft_intro_vae_kl_fake": 1.5, "soft_intro_vae_kl": 12.0}
+    assert write_margin_rows(None, tmp_path / "none.json") == []
