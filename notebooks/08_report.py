@@ -16,8 +16,9 @@
 # # The report
 #
 # A static site of every stage: an index opening with a summary per paper section and the findings (failures
-# first), then one page per stage rendered from its executed notebook (code folded), every figure stamped with the stage, profile, parameters, git commit, data and
-# wall time that made it, and linked to the cell that drew it. Open `outputs/report/site/index.html` in a browser;
+# first), then one page per stage rendered from its executed notebook (code folded), every figure stamped with
+# the stage, profile, parameters, git commit, data and wall time that made it, and linked to the cell that drew
+# it. Open `outputs/report/site/index.html` in a browser;
 # no server and no network needed. The logic lives in `sivae.report.study`.
 
 # %%
