@@ -12,12 +12,18 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.sivae-installed
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND ?= Agg
 
 .PHONY: env data repro test test-fast profile lock bench gpu-check browser readme-findings readme-figures clean-outputs
 
-env: $(STAMP)
+env: $(STAMP) $(LAB_SETTINGS)
+
+# JupyterLab opens notebooks/*.py as notebooks (Jupytext's default viewer for Python files): the environment's
+# settings overrides, from jupyter/overrides.json (`jupyter lab --LabApp.app_settings_dir=jupyter` does the same)
+$(LAB_SETTINGS): jupyter/overrides.json | $(STAMP)
+	mkdir -p $(dir $@) && cp $< $@
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

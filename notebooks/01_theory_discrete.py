@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -31,8 +32,11 @@ from IPython.display import Markdown, display
 
 from sivae import theory_discrete as T
 from sivae.params import parse_bool, parse_list, parse_numbers
+from sivae.plots import inline_figures
 from sivae.runinfo import write_run_info
 from sivae.theory_discrete import plots as TP
+
+inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
 # %% tags=["parameters"]
 seed = 0                     # seed of the random initial logits
@@ -205,7 +209,7 @@ display(Markdown(T.claims_markdown(intro_rows)))
 
 # %%
 T.save_json(T.metrics_report(metrics, rows), metrics_path)
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t_start, 1))
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t_start, 1))
 print(f"wrote {metrics_path} and {run_info_path}; total {time.time() - t_start:.1f} s")
 
 # %% [markdown]

@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -27,10 +28,12 @@ from IPython.display import Markdown, display
 
 from sivae.paper import METHOD_TITLES, PAPER_TABLE2
 from sivae.params import parse_bool, seeds_from
-from sivae.plots import in_live_kernel
+from sivae.plots import in_live_kernel, inline_figures
 from sivae.runinfo import check_writable, live_training, log_curves, write_run_info
 from sivae.toy2d import plots
 from sivae.toy2d.study import run_toy2d, summarize, training_curves, write_budget, write_table2
+
+inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; the seeds are seed, seed+1, ..., seed+n_seeds-1
@@ -112,7 +115,7 @@ budget = write_budget(runs, budget_path)
 for metric in ("kl", "jsd"):
     fig = plots.plot_budget(budget, PAPER_TABLE2, METHOD_TITLES, f"{fig_dir}/budget_{metric}.png", metric=metric)
     plt.show()
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
 
 # %% [markdown]
 # ## Explore (live kernel only): pick a dataset and a model

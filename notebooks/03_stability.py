@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -27,9 +28,12 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from sivae.plots import inline_figures
 from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.stability import plots as P
 from sivae.stability import study as S
+
+inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; the seeds are seed, ..., seed+n_seeds-1
@@ -120,4 +124,4 @@ out = S.write_metrics(metrics_path, margin, beta_neg[soft_beta_neg], beta_neg, c
                       meta={"n_iter": n_iter, "batch_size": batch_size, "seeds": n_seeds})
 print(out["sensitivity"])
 log_curves(S.training_curves(margin_runs, beta_neg_runs, collapse_runs), live_dir)
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))

@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -45,7 +46,10 @@ from sivae.images.training import (
 )
 from sivae.paper import IMAGE_METHOD_TITLES
 from sivae.params import parse_bool, seeds_from
+from sivae.plots import inline_figures
 from sivae.runinfo import live_training, log_curves, write_run_info
+
+inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; seeds are seed .. seed+n_seeds-1
@@ -255,9 +259,9 @@ table = imagestudy.write_image_tables(summary, scores["classifiers"], metrics_pa
 display(Markdown(table))
 
 # %%
-write_run_info(run_info_path, params, seed=seed, device=str(runs[next(iter(runs))].device),
-               wall_time_s=round(time.time() - t0, 1), train_time_s=round(t_train, 1),
-               style_train_time_s=round(t_style, 1))
+_ = write_run_info(run_info_path, params, seed=seed, device=str(runs[next(iter(runs))].device),
+                   wall_time_s=round(time.time() - t0, 1), train_time_s=round(t_train, 1),
+                   style_train_time_s=round(t_style, 1))
 
 # %% [markdown]
 # ## Interactive: pick two test images and slide between their latents (live kernel only)

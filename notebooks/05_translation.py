@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -29,10 +30,13 @@ from IPython.display import Markdown, display
 
 from sivae.paper import METHOD_TITLES
 from sivae.params import seeds_from
+from sivae.plots import inline_figures
 from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.translation import metrics as M
 from sivae.translation import plots as P
 from sivae.translation import study as S
+
+inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
 # %% tags=["parameters"]
 seed = 0                     # base seed; seed k draws the identities, the initialisation and the data order
@@ -139,5 +143,5 @@ out = S.write_metrics(metrics_path, per_seed,
                             "vgg_loss": int(runs[next(iter(runs))].rec_loss == "vgg"),
                             "lpips_measured": int(lpips_fn is not None)})
 display(Markdown(table))
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
-               rec_loss=loss_note, lpips=lpips_note)
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
+                   rec_loss=loss_note, lpips=lpips_note)

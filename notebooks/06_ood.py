@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -38,8 +39,11 @@ from sivae.ood.plots import plot_figure8
 from sivae.ood.study import aurocs_rows, load_released_runs, parse_pairs, run_ood_study, save_scores
 from sivae.paper import IMAGE_METHOD_TITLES
 from sivae.params import parse_list, seeds_from
+from sivae.plots import inline_figures
 from sivae.runinfo import write_run_info
 from sivae.train import METHODS
+
+inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
 # %% tags=["parameters"]
 seed = 0                     # base seed: model seeds seed .. seed+n_seeds-1; also seeds subsets and samples
@@ -121,5 +125,5 @@ for r in runs:
     bpd = ", ".join(f"{k} {v:.3f}" for k, v in r.result.mean_bits_per_dim().items())
     print(f"{r.in_dist} {r.method} seed {r.seed}: {bpd}")
 save_scores(runs, scores_path)
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
-               checkpoints=[r.ckpt for r in runs])
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
+                   checkpoints=[r.ckpt for r in runs])

@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -30,8 +31,11 @@ from IPython.display import Markdown, display
 
 from sivae.findings import plots as P
 from sivae.findings import study as F
+from sivae.plots import inline_figures
 from sivae.profiles import current
 from sivae.runinfo import write_run_info
+
+inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
 # %% tags=["parameters"]
 seed = 0                     # unused (nothing is random here); every stage takes it
@@ -48,8 +52,10 @@ images_run_info = "outputs/images/run_info.json"
 ood_metrics = "outputs/ood/metrics.json"
 ood_run_info = "outputs/ood/run_info.json"
 translation_metrics = "outputs/translation/metrics.json"
-metrics_path = "outputs/scratch/findings.json"   # the ledger, a DVC metrics file (verdict codes)
+metrics_path = "outputs/scratch/findings.json"   # the ledger, a DVC metrics file: numbers only (verdict codes)
 table_path = "outputs/scratch/findings/findings.md"  # the ledger as a markdown table
+details_path = "outputs/scratch/findings/details.json"   # each finding's statement, check and numbers (texts)
+margin_plot_path = "outputs/scratch/findings/kl_vs_m.json"  # KL(fake) and KL against IntroVAE's m (a DVC plot)
 fig_dir = "outputs/scratch/findings/figures"
 run_info_path = "outputs/scratch/findings/run_info.json"
 
@@ -62,7 +68,8 @@ stages = {"theory_discrete": F.load_stage(theory_metrics), "toy2d": F.load_stage
           "translation": F.load_stage(translation_metrics)}
 budget_rows = json.loads(Path(toy2d_budget).read_text()) if Path(toy2d_budget).is_file() else None
 findings = F.build_ledger(stages, budget_rows)
-ledger = F.write_ledger(findings, metrics_path, table_path, profile_name)
+ledger = F.write_ledger(findings, metrics_path, table_path, profile_name, details_path)
+_ = P.write_margin_rows(stages["stability"], margin_plot_path)
 print(F.summary_line(findings, profile_name))
 
 # %% [markdown]
@@ -78,4 +85,4 @@ plt.show()
 # %%
 display(Markdown("\n".join(F.ledger_markdown(findings, profile_name))))
 params = dict(seed=seed, device=device, profile=profile_name)
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))

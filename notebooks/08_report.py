@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,9 +15,10 @@
 # %% [markdown]
 # # The report
 #
-# A static site of every stage: an index opening with the findings table, then one page per stage rendered
-# from its executed notebook, every figure stamped with the stage, profile, parameters, git commit, data and
-# wall time that made it, and linked to the cell that drew it. Open `outputs/report/site/index.html` in a browser;
+# A static site of every stage: an index opening with a summary per paper section and the findings (failures
+# first), then one page per stage rendered from its executed notebook (code folded), every figure stamped with
+# the stage, profile, parameters, git commit, data and wall time that made it, and linked to the cell that drew
+# it. Open `outputs/report/site/index.html` in a browser;
 # no server and no network needed. The logic lives in `sivae.report.study`.
 
 # %%
@@ -32,7 +34,7 @@ from sivae.runinfo import write_run_info
 seed = 0                     # unused (nothing is random here); every stage takes it
 device = "auto"              # unused; every stage takes it
 profile = "auto"             # profile named on the pages; auto: the profile that params.yaml equals
-stages = "theory_discrete,toy2d,stability,images,ood,translation,findings"   # the pages, in this order
+stages = "theory_discrete,toy2d,stability,images,ood,translation,findings"   # the pages (shown in paper order)
 params_file = "params.yaml"  # where each stage's executed notebook and run record are named
 findings_table = "outputs/findings/findings.md"  # the table the index opens with
 data_dvc = "data.dvc"        # the versioned data (its md5 is stamped on the image stages' figures)
@@ -49,4 +51,4 @@ assert not problems, problems
 display(Markdown(f"Wrote {len(site['pages'])} pages with {site['figures']} stamped figures to `{out_dir}/index.html`"
                  + (f"; not run: {', '.join(site['missing'])}" if site["missing"] else "")))
 params = dict(seed=seed, device=device, profile=profile_name, stages=stages)
-write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
+_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))

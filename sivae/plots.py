@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_figure", "finish_figure", "image_grid", "in_live_kernel"]
+__all__ = ["save_figure", "finish_figure", "image_grid", "in_live_kernel", "inline_figures"]
 
 
 def save_figure(fig, path) -> Path:
@@ -41,6 +41,18 @@ def in_live_kernel() -> bool:
         return False
     ip = get_ipython()
     return ip is not None and hasattr(ip, "kernel")
+
+
+def inline_figures() -> None:
+    """Draw the figures into the notebook (matplotlib's inline backend) whatever MPLBACKEND says.
+
+    `make repro` exports MPLBACKEND=Agg and a papermill kernel inherits it: under Agg, plt.show() draws
+    nothing into the executed notebook and the report's pages would have no figures. Every notebook calls
+    this once after its imports; outside a Jupyter kernel (plain python) it does nothing.
+    """
+    if in_live_kernel():
+        from IPython import get_ipython
+        get_ipython().run_line_magic("matplotlib", "inline")
 
 
 def image_grid(images, nrow: int, pad: int = 1) -> np.ndarray:

@@ -33,16 +33,15 @@ def stage_notebook(stage: str) -> Path:
     return hits[0]
 
 
-def run_notebook(nb: Path, out: Path, params: dict, cwd: Path = ROOT, timeout: int = 600, inline_figures: bool = False):
-    """jupytext | papermill, as dvc.yaml runs it; returns the CompletedProcess.
-
-    inline_figures: the figures are also kept in the executed notebook (as under `dvc repro`), not only saved."""
+def run_notebook(nb: Path, out: Path, params: dict, cwd: Path = ROOT, timeout: int = 600):
+    """jupytext | papermill by hand (the README's recipe); returns the CompletedProcess. MPLBACKEND=Agg, as
+    `make repro` exports it: the notebooks draw their figures inline all the same (sivae.plots.inline_figures)."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)  # as the stage's `mkdir -p` does
     args = " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in params.items())
     cmd = (f"{BIN}/jupytext --to ipynb --set-kernel - {nb} -o - | "
            f"{BIN}/papermill --no-progress-bar - {out} {args}")
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(Path.home()),
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline" if inline_figures else "Agg"}
+           "MPLBACKEND": "Agg"}
     return subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

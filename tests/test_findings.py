@@ -89,9 +89,17 @@ def test_every_finding_reads_metrics_its_stage_writes(stage, keys):
 
 def test_the_ledger_file_is_a_dvc_metrics_file(tmp_path):
     findings = F.build_ledger(_fake_stages(1.0, 5.0))
-    out = F.write_ledger(findings, tmp_path / "f.json", tmp_path / "f.md", "default")
+    out = F.write_ledger(findings, tmp_path / "f.json", tmp_path / "f.md", "default", tmp_path / "details.json")
     data = json.loads((tmp_path / "f.json").read_text())
     assert data["findings"]["6.1-kl-sivae-below-vae-8gaussians"] == 1 and data == out
+
+    def leaves(node):
+        return [x for v in node.values() for x in leaves(v)] if isinstance(node, dict) else [node]
+    # numbers only (issue 33: strings made `dvc metrics show` 74,600 characters wide); the texts go beside it
+    assert all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in leaves(data)), data
+    details = json.loads((tmp_path / "details.json").read_text())
+    assert details["profile"] == "default" and set(details["details"]) == set(data["findings"])
+    assert details["details"]["6.1-kl-sivae-below-vae-8gaussians"]["verdict"] == "holds"
     assert data["counts"]["holds"] + data["counts"]["inconclusive"] + data["counts"]["fails"] \
         + data["counts"]["not run"] == data["n_findings"] == len(findings)
     assert (tmp_path / "f.md").read_text().startswith(f"**{F.summary_line(findings, 'default')}**")
@@ -137,3 +145,15 @@ def test_sync_readme_copies_the_table_between_the_markers_and_says_what_is_wrong
         F.sync_readme(readme, table)
     with pytest.raises(DataError, match="run the findings stage first"):
         F.sync_readme(readme, tmp_path / "missing.md")
+
+
+def test_the_margin_plot_rows_overlay_introvae_and_soft_introvae(tmp_path):
+    """dvc.yaml's stability plots read these rows: one per margin, sorted by m, Soft-IntroVAE's values on each."""
+    from sivae.findings.plots import write_margin_rows
+    st = {"metrics": {"margin_sweep": {"m_10": {"kl_fake_final": 9.5, "kl": 20.0}, "m_0p1": {"kl_fake_final": 0.2, "kl": 30.0}},
+                      "soft_intro_vae": {"kl_fake_final": 1.5, "kl": 12.0}}}
+    rows = write_margin_rows(st, tmp_path / "m.json")
+    assert [r["m"] for r in rows] == [0.1, 10.0] and rows == json.loads((tmp_path / "m.json").read_text())
+    assert rows[0] == {"m": 0.1, "margin_m": 0.1, "introvae_kl_fake": 0.2, "introvae_kl": 30.0,
+                       "soft_intro_vae_kl_fake": 1.5, "soft_intro_vae_kl": 12.0}
+    assert write_margin_rows(None, tmp_path / "none.json") == []

@@ -55,6 +55,10 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
     assert paths["executed_notebook"].exists()
     figs = list(paths["fig_dir"].glob("*.png"))
     assert figs, "no figure written"
+    # under MPLBACKEND=Agg (as `make repro` and this run set it) the executed notebook still shows every figure
+    shown = sum("image/png" in o.get("data", {}) for c in json.loads(paths["executed_notebook"].read_text())["cells"]
+                for o in c.get("outputs", []))
+    assert shown >= len(figs), f"the executed notebook shows {shown} figures, the stage saved {len(figs)}"
     metrics = json.loads(paths["metrics_path"].read_text())
     assert metrics
     if stage == "images":  # the style-based pair: grown, drawn and scored beside the residual models

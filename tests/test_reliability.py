@@ -310,20 +310,24 @@ def _stack_ckpt(ck):
 
 
 @pytest.mark.parametrize("engine", ["single", "stack"])
-def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy, engine):
+def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy, engine, tmp_path):
     dvc = str(BIN / "dvc")
     _set_toy(repo_copy, **TOY, engine=engine)
     run_in([dvc, "repro", "toy2d"], repo_copy, timeout=600)
     baseline = (repo_copy / "outputs/toy2d/metrics.json").read_text()
     live = repo_copy / "outputs/toy2d/live"
     curves = {p.relative_to(live): p.read_bytes() for p in live.rglob("*") if p.is_file()}
-    if engine == "stack":  # the declared plots render: DVCLive training curves and the budget curves
+    if engine == "stack":  # the declared plots render: a few that overlay methods (not one per DVCLive file)
         shown = json.loads(run_in([dvc, "plots", "show", "--json"], repo_copy))
         ids = set(shown.get("data") or {})
-        for d in ("8gaussians", "rings"):
-            assert f"outputs/toy2d/live/{d}/soft_intro_vae/seed0/plots/metrics/kl_fake.tsv" in ids, sorted(ids)
-        assert "outputs/toy2d/budget.json" in ids, sorted(ids)
-        assert not [e for e in shown.get("errors") or [] if "toy2d" in json.dumps(e)], shown.get("errors")
+        assert {"toy2d_kl_along_the_runs", "toy2d_jsd_along_the_runs", "stability_kl_fake_vs_m"} <= ids, sorted(ids)
+        assert len(ids) <= 8 and not any("/live/" in i for i in ids), sorted(ids)
+        assert not shown.get("errors"), shown.get("errors")
+        kl = shown["data"]["toy2d_kl_along_the_runs"][0]["content"]
+        assert {r["method"] for r in kl["data"]["values"]} == {"soft_intro_vae"} and kl["spec"]["encoding"]["color"]
+        # a single training curve is still one command away
+        one = "outputs/toy2d/live/rings/soft_intro_vae/seed0/plots/metrics/kl_fake.tsv"
+        assert one in json.loads(run_in([dvc, "plots", "show", "--json", one], repo_copy))["data"]
     subprocess.run(["rm", "-rf", str(repo_copy / "outputs/toy2d")], check=True)
 
     # kill the whole process group of `dvc repro` mid-training (single: while the second run, rings, trains;
@@ -372,6 +376,39 @@ def test_killed_dvc_repro_resumes_and_a_changed_configuration_retrains(repo_copy
         repo_copy / "outputs/toy2d/02_toy2d.ipynb").read_text()
     assert load_checkpoint(last, required=("format", "step"))["step"] == TOY["n_iter"]
     assert (repo_copy / "outputs/toy2d/metrics.json").read_text() == baseline
+    if engine == "stack":   # the finished run travels (issue 33): pushed here, pulled into a fresh clone
+        results_travel_through_a_remote(repo_copy, tmp_path)
+
+
+def results_travel_through_a_remote(repo, tmp):
+    """`dvc push` to a local-directory remote the user configures, a second fresh clone `dvc pull`s: `dvc status`
+    is clean, the figures, the executed notebook and the persisted checkpoints are there, `dvc repro` runs nothing."""
+    dvc = str(BIN / "dvc")
+    run_in(["git", "add", "-A"], repo)                      # dvc.lock and the `cache: false` outputs live in git
+    run_in(["git", "commit", "-q", "-m", "toy2d run"], repo)
+    remote = tmp / "remote"
+    run_in([dvc, "remote", "add", "--local", "-d", "shared", str(remote)], repo)   # not in .dvc/config (git)
+    run_in([dvc, "push", "toy2d"], repo, timeout=600)
+    clone = tmp / "clone"
+    run_in(["git", "clone", "-q", str(repo), str(clone)], tmp)
+    assert not (clone / "outputs/toy2d/figures").exists() and "shared" not in (clone / ".dvc/config").read_text()
+    run_in([dvc, "remote", "add", "--local", "-d", "shared", str(remote)], clone)
+    run_in([dvc, "pull", "toy2d"], clone, timeout=600)
+    assert "up to date" in run_in([dvc, "status", "toy2d"], clone), run_in([dvc, "status", "toy2d"], clone)
+    figures = sorted(p.name for p in (clone / "outputs/toy2d/figures").glob("*.png"))
+    assert figures and figures == sorted(p.name for p in (repo / "outputs/toy2d/figures").glob("*.png"))
+    assert (clone / "outputs/toy2d/02_toy2d.ipynb").read_bytes() == (repo / "outputs/toy2d/02_toy2d.ipynb").read_bytes()
+    ck = sorted(p.relative_to(clone) for p in (clone / "outputs/toy2d/checkpoints").rglob("last.pt"))
+    assert ck and ck == sorted(p.relative_to(repo) for p in (repo / "outputs/toy2d/checkpoints").rglob("last.pt"))
+    out = run_in([dvc, "repro", "toy2d"], clone, timeout=600)
+    assert "didn't change" in out and "Running stage" not in out, out
+    assert "up to date" in run_in([dvc, "status", "toy2d"], clone)
+    # `dvc repro --pull` in another fresh clone: the unchanged stage's outputs come from the remote, nothing runs
+    again = tmp / "clone_repro_pull"
+    run_in(["git", "clone", "-q", str(repo), str(again)], tmp)
+    run_in([dvc, "remote", "add", "--local", "-d", "shared", str(remote)], again)
+    out = run_in([dvc, "repro", "--pull", "toy2d"], again, timeout=600)
+    assert "Running stage" not in out and sorted(p.name for p in (again / "outputs/toy2d/figures").glob("*.png")) == figures
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])

@@ -28,8 +28,8 @@ from ..errors import DataError
 from ..paper import IMAGE_METHOD_TITLES, PAPER_FID, PAPER_TABLE2, PAPER_TABLE7
 from ..runinfo import write_json, write_markdown, write_text
 
-__all__ = ["VERDICTS", "CLASS_KL_COLLAPSED", "Stat", "compare", "combine", "band", "Finding", "build_ledger", "load_stage",
-           "write_ledger", "summary_line", "ledger_markdown", "README_BEGIN", "README_END", "sync_readme"]
+__all__ = ["VERDICTS", "VERDICT_CODES", "CLASS_KL_COLLAPSED", "Stat", "compare", "combine", "band", "Finding", "build_ledger",
+           "load_stage", "write_ledger", "summary_line", "ledger_markdown", "README_BEGIN", "README_END", "sync_readme"]
 
 VERDICTS = ("holds", "inconclusive", "fails", "not run")
 MIN_SEEDS = 2
@@ -412,15 +412,23 @@ def ledger_markdown(findings: list[Finding], profile: str) -> list[str]:
     return lines
 
 
-def write_ledger(findings: list[Finding], json_path, table_path, profile: str) -> dict:
-    """outputs/findings.json (a DVC metrics file: numbers only, so `dvc metrics diff` compares verdicts) and
-    the markdown table; returns the JSON dict."""
-    code = {"holds": 1, "inconclusive": 0, "fails": -1, "not run": None}
-    out = {"profile": profile, "counts": counts(findings), "n_findings": len(findings),
-           "verdict_codes": "holds=1, inconclusive=0, fails=-1, not run=null",
-           "findings": {f.id: code[f.verdict] for f in findings},
-           "details": {f.id: f.as_dict() for f in findings}}
+VERDICT_CODES = {"holds": 1, "inconclusive": 0, "fails": -1, "not run": None}
+
+
+def write_ledger(findings: list[Finding], json_path, table_path, profile: str, details_path=None) -> dict:
+    """The ledger in three files; returns the metrics dict.
+
+    json_path (outputs/findings.json) is a DVC metrics file and holds numbers only, so that `dvc metrics show`
+    stays readable and `dvc metrics diff` compares verdicts: the counts per verdict, the number of findings and
+    each finding's verdict code (holds=1, inconclusive=0, fails=-1, not run=null). details_path (when given)
+    holds the texts: the profile, the codes' meaning, and each finding's statement, check and numbers.
+    table_path is the markdown table (the README's and the report's copy)."""
+    out = {"n_findings": len(findings), "counts": counts(findings),
+           "findings": {f.id: VERDICT_CODES[f.verdict] for f in findings}}
     write_json(out, json_path)
+    if details_path is not None:
+        write_json({"profile": profile, "verdict_codes": "holds=1, inconclusive=0, fails=-1, not run=null",
+                    "metrics": str(json_path), "details": {f.id: f.as_dict() for f in findings}}, details_path)
     write_markdown(ledger_markdown(findings, profile), table_path,
                    note="\nDecision rule: sivae.findings.study (module docstring).\n")
     return out

@@ -15,6 +15,7 @@ th { background: #f0f0f0; }
 .holds { color: #176317; } .fails { color: #a11; } .inconclusive { color: #8a6d00; }
 nav a { margin-right: 1em; }
 img.thumb { max-height: 140px; border: 1px solid #ddd; margin: 4px; }
+td.n { text-align: right; } td.zero { color: #bbb; }
 """
 
 
@@ -53,5 +54,21 @@ def provenance_table(provs: list[dict]) -> str:
                     f"<td>{html.escape(p.get('data') or '-')}</td>"
                     f"<td>{'' if p.get('wall_time_s') is None else format(p['wall_time_s'], '.0f') + ' s'}</td>"
                     f"<td>{html.escape(str(p.get('written', '')))}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def section_table(counts: list[dict], pages: dict[str, str]) -> str:
+    """The index's summary: one row per section of the paper, its findings counted by verdict, a link to its page."""
+    from .study import TITLES
+    cols = ("holds", "inconclusive", "fails", "not run")
+    rows = ['<table id="sections"><tr><th>section</th><th>page</th>'
+            + "".join(f'<th class="{c.replace(" ", "-")}">{c}</th>' for c in cols) + "</tr>"]
+    for c in counts:
+        st = c["stage"]
+        page = (f'<a href="{pages[st]}">{html.escape(TITLES.get(st, st))}</a>' if st in pages
+                else html.escape(TITLES.get(st, st or "")) + " (not run)")
+        cells = "".join(f'<td class="n {v.replace(" ", "-") if c[v] else "zero"}">{c[v]}</td>' for v in cols)
+        rows.append(f"<tr><td>{html.escape(c['section'])}</td><td>{page}</td>{cells}</tr>")
     rows.append("</table>")
     return "\n".join(rows)

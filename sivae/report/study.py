@@ -1,8 +1,10 @@
-"""Build the report: an index opening with the findings table, then one page per stage.
+"""Build the report: an index opening with a summary per paper section and the findings (failures first),
+then one page per stage, in the paper's section order.
 
 `build_report` is what notebooks/08_report.py calls. Each stage page is its executed notebook rendered by
-nbconvert (figures embedded, so the site is one folder that opens without a server or a network), with a
-provenance header and, under every figure, a stamp: the stage, its profile and parameters (a digest of
+nbconvert (figures embedded, so the site is one folder that opens without a server or a network; code cells
+folded; the notebook's default parameters cell left out when papermill injected the ones the stage ran
+with), with a provenance header and, under every figure, a stamp: the stage, its profile and parameters (a digest of
 the parameters in its run record), the git commit and whether the tree was dirty, the data it read (the
 md5 of data.dvc for the image stages), the stage's wall time, and a link to the cell that drew it.
 """
@@ -22,14 +24,27 @@ from ..errors import ConfigError, DataError
 from ..params import parse_list
 from . import plots as P
 
-__all__ = ["STAGES", "DATA_STAGES", "stage_files", "provenance", "stamp_notebook", "build_report", "check_site"]
+__all__ = ["STAGES", "DATA_STAGES", "stage_files", "provenance", "stamp_notebook", "build_report", "check_site",
+           "findings_rows", "ordered_table", "section_counts"]
 
-STAGES = ("theory_discrete", "toy2d", "stability", "images", "ood", "translation", "findings")
+STAGES = ("theory_discrete", "toy2d", "stability", "images", "translation", "ood", "findings")   # paper order
 DATA_STAGES = ("images", "ood", "translation")   # stages that read the versioned data (data.dvc)
 TITLES = {"theory_discrete": "4.1 / 9.6 Theory on discrete distributions", "toy2d": "6.1 2D toy datasets",
           "stability": "6.2 / 9.5 Training stability", "images": "6.3 Image generation",
           "ood": "6.5 Out-of-distribution detection", "translation": "6.4 Image translation",
           "findings": "The findings ledger"}
+# the stage whose page shows a section's findings (the ledger's `section` column; its first number decides)
+SECTION_STAGES = {"3": "theory_discrete", "4.1": "theory_discrete", "6.1": "toy2d", "6.2": "stability",
+                  "9.5": "stability", "6.3": "images", "6.4": "translation", "6.5": "ood"}
+VERDICT_ORDER = ("fails", "inconclusive", "not run", "holds")   # the index lists the findings in this order
+# JupyterLab's nbconvert template with each code cell's source folded into <details> (open it to read the code)
+FOLDED_CODE = """{%- extends 'lab/index.html.j2' -%}
+{% block input_group -%}
+<details class="code"><summary>code</summary>
+{{ super() }}
+</details>
+{%- endblock input_group %}
+"""
 
 
 def stage_files(params_file, stages) -> dict[str, dict]:
@@ -83,12 +98,16 @@ def stamp_notebook(nb, prov: dict, page_name: str) -> tuple[object, int]:
             f"</details>")
     cells.append(nbformat.v4.new_markdown_cell(head))
     count = 0
+    injected = any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     for cell in nb.cells:
+        if injected and "parameters" in cell.metadata.get("tags", []):
+            continue   # the notebook's defaults: the stage ran with the injected cell's values, shown instead
         if cell.cell_type != "code":
             cells.append(cell)
             continue
         count += 1
         cells.append(nbformat.v4.new_markdown_cell(f'<a id="cell-{count}"></a>'))
+        cell.outputs = [o for o in cell.get("outputs", []) if not _progress_residue(o)]
         cells.append(cell)
         for out in cell.get("outputs", []):
             if "image/png" in out.get("data", {}):
@@ -98,9 +117,22 @@ def stamp_notebook(nb, prov: dict, page_name: str) -> tuple[object, int]:
     return nb, n_fig
 
 
+PROGRESS = re.compile(r"\|\s*\d+/\d+ \[[^\]]*\]")   # a tqdm bar: "| 3/8 [00:05<00:08,  1.69s/it]"
+
+
+def _progress_residue(output) -> bool:
+    """A stderr stream made of progress-bar lines (or the blanks that clear them) only: they belong on the
+    terminal, not on the page."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    lines = [ln for ln in re.split(r"[\r\n]+", output.get("text", "")) if ln.strip()]
+    return all(PROGRESS.search(ln) for ln in lines)
+
+
 def _render(nb) -> str:
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(template_name="lab")
+    exporter.raw_template = FOLDED_CODE
     exporter.mathjax_url = ""        # no network: math stays as TeX source
     body, _ = exporter.from_notebook_node(nb)
     return body
@@ -127,6 +159,7 @@ def build_report(out_dir, *, params_file="params.yaml", stages=STAGES, findings_
     table is an error (the report opens with it).
     """
     stages = parse_list("stages", ",".join(stages) if not isinstance(stages, str) else stages, list(STAGES))
+    stages = sorted(stages, key=STAGES.index)   # the paper's order (6.4 before 6.5), whatever order was given
     files = stage_files(params_file, stages)
     table = Path(findings_table)
     if not table.is_file():
@@ -156,14 +189,16 @@ def build_report(out_dir, *, params_file="params.yaml", stages=STAGES, findings_
         (tmp / page_name).write_text(body)
         provs.append(prov)
         thumbs.append(f"<h3><a href=\"{page_name}\">{html.escape(TITLES[st])}</a></h3>{_thumbs(nb, page_name)}")
-    text = table.read_text()
-    summary, _, rest = text.partition("\n")
+    summary, rows = findings_rows(table.read_text())
     index = (f"<h1>Soft-IntroVAE, reproduced: the report</h1>"
              f"<p id=\"summary\">{html.escape(summary)}</p>"
-             f"<div id=\"findings\">{P.markdown_html(rest)}</div>"
              + (f"<p>Not run: {', '.join(missing)}</p>" if missing else "")
-             + "<h2>Where each page comes from</h2>" + P.provenance_table(provs)
-             + "<h2>The sections</h2>" + "".join(thumbs))
+             + "<h2>By section of the paper</h2>"
+             + P.section_table(section_counts(rows), {st: f"{st}.html" for st in stages if st not in missing})
+             + "<h2>The sections' figures</h2>" + "".join(thumbs)
+             + "<h2>The findings, failures first</h2>"
+             + f"<div id=\"findings\">{P.markdown_html(ordered_table(rows))}</div>"
+             + "<h2 id=\"provenance\">Where each page comes from</h2>" + P.provenance_table(provs))
     index = re.sub(r"<td>\s*<strong>(holds|fails|inconclusive|not run)</strong>\s*</td>",
                    lambda m: f'<td class="{m.group(1).replace(" ", "-")}"><b>{m.group(1)}</b></td>', index)
     (tmp / "index.html").write_text(P.page("Soft-IntroVAE report", index, nav))
@@ -171,6 +206,51 @@ def build_report(out_dir, *, params_file="params.yaml", stages=STAGES, findings_
         shutil.rmtree(out)
     tmp.rename(out)
     return {"pages": ["index.html"] + [p["page"] for p in provs], "figures": figures, "missing": missing}
+
+
+def findings_rows(text: str) -> tuple[str, list[dict]]:
+    """(summary line, rows) of the findings stage's markdown table (sivae.findings.study.ledger_markdown):
+    each row {"line", "section", "verdict"}; the summary's markdown emphasis is removed."""
+    lines = text.splitlines()
+    summary = lines[0].strip().strip("*").strip() if lines else ""
+    rows = []
+    for line in lines[1:]:
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3:
+            continue
+        rows.append({"line": line, "section": cells[1], "verdict": cells[2].strip("*").strip()})
+    return summary, rows
+
+
+def ordered_table(rows: list[dict]) -> str:
+    """The findings table as markdown, failures first (then inconclusive, not run, holds; ledger order within)."""
+    rank = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    head = ["| finding | section | verdict | checked | ours | paper | band | along the runs |",
+            "|---|---|---|---|---|---|---|---|"]
+    return "\n".join(head + [r["line"] for r in sorted(rows, key=lambda r: rank.get(r["verdict"], len(rank)))])
+
+
+def _section_key(section: str):
+    first = section.split("/")[0]
+    try:
+        return (0, [int(x) for x in first.split(".")], section)
+    except ValueError:
+        return (1, [], section)
+
+
+def section_counts(rows: list[dict]) -> list[dict]:
+    """[{"section", "stage", holds, inconclusive, fails, not run}] per section of the paper, in its order."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        sec = r["section"]
+        first = sec.split("/")[0]
+        stage = SECTION_STAGES.get(first) or SECTION_STAGES.get(first.split(".")[0])
+        entry = out.setdefault(sec, {"section": sec, "stage": stage, **{v: 0 for v in VERDICT_ORDER}})
+        if r["verdict"] in VERDICT_ORDER:
+            entry[r["verdict"]] += 1
+    return [out[s] for s in sorted(out, key=_section_key)]
 
 
 def check_site(site) -> list[str]:
