@@ -167,3 +167,34 @@ def test_typicality_flags_the_atypical_mode_of_a_high_dimensional_gaussian():
     assert S.typicality_score([-5.0], [-5.0, -3.0, -7.0])[0] == 0.0          # exactly the training mean
     with pytest.raises(ConfigError, match="batch_size"):
         S.typicality_score([1.0], [1.0], batch_size=0)
+
+
+# ------------------------------------------------------------------ the findings ledger's rows of our own
+def test_beyond_findings_are_judged_by_the_ledgers_rule():
+    from sivae.findings import study as F
+
+    def entry(v, s, v_reg):
+        return {"kind": "near", "vae": {"auroc_loglik": v, "auroc_loglik_std": s, "auroc_regret": v_reg,
+                                        "auroc_regret_std": s},
+                "soft_intro_vae": {"auroc_loglik": v + 0.1, "auroc_loglik_std": s, "auroc_regret": v_reg - 0.1,
+                                   "auroc_regret_std": s}}
+    beyond = {"mnist->blur:mnist:1.0": entry(0.6, 0.01, 0.9), "f_without_9->heldout:f:9": entry(0.5, 0.01, 0.8),
+              "mnist->constant": {"kind": "far", "vae": {"auroc_loglik": 0.1, "auroc_loglik_std": 0.01},
+                                  "soft_intro_vae": {"auroc_loglik": 0.3, "auroc_loglik_std": 0.01}},
+              "mnist->noise": {"kind": "far", "vae": {"auroc_loglik": 0.9, "auroc_loglik_std": 0.01}}}
+    st = {"ood": {"metrics": {"beyond": beyond}, "params": {"n_seeds": 2}}}
+    led = {f.id: f for f in F.build_ledger(st)}
+    assert led["beyond-6.5-sivae-auroc-above-vae-near-loglik"].verdict == "holds"     # +0.1 >> spread
+    assert led["beyond-6.5-sivae-auroc-above-vae-near-regret"].verdict == "fails"     # -0.1
+    assert led["beyond-6.5-sivae-auroc-above-vae-near-ratio"].verdict == "not run"    # not scored
+    assert led["beyond-6.5-regret-above-loglik-near"].verdict == "holds"    # every pair and model: +0.1 or more
+    beyond["mnist->blur:mnist:1.0"]["vae"]["auroc_regret"] = 0.4            # one case reversed: the row fails
+    led = {f.id: f for f in F.build_ledger(st)}
+    assert led["beyond-6.5-regret-above-loglik-near"].verdict == "fails"
+    assert led["beyond-6.5-constant-images-score-higher-loglik"].verdict == "holds"
+    assert all(f.section == "6.5 (beyond the paper)" and f.statement.startswith("(Beyond the paper)")
+               for f in led.values() if f.id.startswith("beyond-"))
+    one_seed = {"ood": {"metrics": {"beyond": beyond}, "params": {"n_seeds": 1}}}
+    assert {f.id: f for f in F.build_ledger(one_seed)}["beyond-6.5-sivae-auroc-above-vae-near-loglik"].verdict \
+        == "inconclusive"
+    assert {f.id: f for f in F.build_ledger({})}["beyond-6.5-sivae-auroc-above-vae-near-loglik"].verdict == "not run"
