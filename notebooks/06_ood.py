@@ -73,7 +73,7 @@ own_ckpt_dir = "outputs/ood/checkpoints"     # where those models are kept
 near_pairs = "heldout:fashionmnist:9,blur:mnist:1.0,shift:mnist:3,contrast:mnist:0.3,noise,constant"  # beyond the
 #             paper: heldout:<dataset>:<class>, blur|shift|contrast:<dataset>:<x>, noise, constant, folder:<path>
 scores = "loglik,complexity,ratio,regret,typicality"   # sivae.ood.scores (loglik, the paper's, always)
-near_n_eval = 500            # images per near/far OOD set (and per held-out class); 0: all
+near_n_eval = 500            # images per near/far OOD set and per set of the heldout models; 0: all
 heldout_n_train = 10000      # training images of the heldout models (the other classes); 0: all
 heldout_lr = 0.001           # their learning rate (the images stage's, for 1 epoch)
 bg_mu = 0.2                  # likelihood ratio: share of values replaced in the background's training images

@@ -198,3 +198,70 @@ def test_beyond_findings_are_judged_by_the_ledgers_rule():
     assert {f.id: f for f in F.build_ledger(one_seed)}["beyond-6.5-sivae-auroc-above-vae-near-loglik"].verdict \
         == "inconclusive"
     assert {f.id: f for f in F.build_ledger({})}["beyond-6.5-sivae-auroc-above-vae-near-loglik"].verdict == "not run"
+
+
+# ------------------------------------------------------------------ near-OOD pairs: one parser, named errors
+def test_parse_near_pairs_forms_and_errors(tmp_path):
+    from sivae.ood.near import NearPair, parse_near_pairs
+    got = parse_near_pairs(f"heldout:fashionmnist:9, blur:mnist:1.0,shift:mnist:3, contrast:mnist:0.3, noise, constant,"
+                           f"folder:{tmp_path}", ["mnist", "fashionmnist"])
+    assert got == [NearPair("heldout:fashionmnist:9", "heldout", "fashionmnist", 9),
+                   NearPair("blur:mnist:1.0", "blur", "mnist", 1.0), NearPair("shift:mnist:3", "shift", "mnist", 3),
+                   NearPair("contrast:mnist:0.3", "contrast", "mnist", 0.3), NearPair("noise", "noise"),
+                   NearPair("constant", "constant"), NearPair(f"folder:{tmp_path}", "folder", None, str(tmp_path))]
+    assert parse_near_pairs("", ["mnist"]) == [] == parse_near_pairs("none", ["mnist"])
+    assert parse_near_pairs(["noise"], ["mnist"]) == [NearPair("noise", "noise")]     # a YAML list works too
+    assert parse_near_pairs("heldout:mnist:0", ["fashionmnist"])[0].dataset == "mnist"   # trains its own models
+    bad = {"rotate:mnist:3": "unknown kind 'rotate'; the forms are heldout:<dataset>:<class>",
+           "blur:mnist": r"expected blur:<dataset>:<sigma in pixels>",
+           "blur:mnst:1": "unknown dataset 'mnst'",
+           "blur:mnist:wide": "sigma must be a number, got 'wide'",
+           "blur:mnist:0": "sigma 0 blurs nothing",
+           "shift:mnist:1.5": "the shift in pixels must be an integer",
+           "contrast:mnist:2": r"contrast factor must be a number in \[0, 1\]",
+           "heldout:fashionmnist:10": r"held-out class must be an integer in \[0, 9\]",
+           "blur:fashionmnist:1.0": "scored by the models trained on fashionmnist, but in_dist \\(mnist\\) has none",
+           "noise:mnist": "noise takes nothing after it",
+           "folder:": "a folder needs a path",
+           "noise,noise": "listed twice"}
+    for spec, msg in bad.items():
+        with pytest.raises(ConfigError, match=msg):
+            parse_near_pairs(spec, ["mnist"])
+    with pytest.raises(DataError, match="does not exist"):
+        parse_near_pairs(f"folder:{tmp_path / 'nope'}", ["mnist"])
+
+
+def test_transformed_and_far_sets():
+    from sivae.ood.near import far_images, transform_images
+    x = torch.zeros(2, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0
+    b = transform_images("blur", x, 1.0)
+    assert b.shape == x.shape and b[0, 0, 4, 4] < 1 and float(b.sum()) == pytest.approx(float(x.sum()), rel=1e-4)   # mass kept
+    s = transform_images("shift", x, 2)
+    assert s[0, 0, 6, 6] == 1 and float(s.sum()) == float(x.sum())
+    assert float(transform_images("shift", x, 9).sum()) == 0
+    c = transform_images("contrast", torch.tensor([[[[0.0, 1.0]]]]), 0.5)
+    assert torch.allclose(c, torch.tensor([[[[0.25, 0.75]]]]))
+    const = far_images("constant", 5, (1, 4, 4), 0)
+    assert const.shape == (5, 1, 4, 4) and (const.amax((1, 2, 3)) == const.amin((1, 2, 3))).all()
+    noise = far_images("noise", 5, (3, 4, 4), 0)
+    assert noise.shape == (5, 3, 4, 4) and torch.equal(noise, far_images("noise", 5, (3, 4, 4), 0))
+    with pytest.raises(ConfigError, match="unknown transform"):
+        transform_images("rotate", x, 1)
+
+
+def test_most_telling_pair_and_the_table(tmp_path):
+    from sivae.ood.near import beyond_metrics, most_telling_pair, summarize_beyond, write_beyond_table
+    rows = [dict(in_dist="mnist", ood=o, kind=k, method=m, seed=s, auroc_loglik=a, auroc_regret=a + d, fpr95_loglik=0.5,
+                 fpr95_regret=0.4)
+            for o, k, a, d in (("fashionmnist", "paper", 0.9, 0.05), ("blur:mnist:1.0", "near", 0.4, 0.5),
+                               ("constant", "far", 0.0, 1.0))
+            for m in ("vae", "soft_intro_vae") for s in (0, 1)]
+    summary = summarize_beyond(rows)
+    assert most_telling_pair(summary) == ("mnist", "blur:mnist:1.0")       # far pairs are not candidates
+    met = beyond_metrics(summary)
+    assert met["mnist->blur:mnist:1.0"]["kind"] == "near" and met["mnist->constant"]["vae"]["auroc_regret"] == 1.0
+    text = write_beyond_table(summary, tmp_path / "b.md")
+    paper_row = next(ln for ln in text.splitlines() if "| fashionmnist | paper | IW log-likelihood" in ln)
+    assert "0.992 ± 0.002" in paper_row                                     # the paper's number beside its pair
+    assert text.index("| paper |") < text.index("| near |") < text.index("| far |")

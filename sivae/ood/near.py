@@ -4,7 +4,8 @@ and the corrected scores of sivae.ood.scores, for every scored model.
 Pairs (`near_pairs`, one comma list, parsed by `parse_near_pairs`):
     heldout:<dataset>:<class>   models trained here on the other classes of <dataset> (the same settings as
                                 the stage's other own models, on `heldout_n_train` images); OOD: the test
-                                images of <class>. The only class-level near-OOD pair: a model trained on all
+                                images of <class>; near_n_eval images of each of its sets (test, train,
+                                the class). The only class-level near-OOD pair: a model trained on all
                                 ten classes has seen the class, so scoring it there would not test OOD at all.
     blur:<dataset>:<sigma>      <dataset>'s test images blurred by a Gaussian of std sigma pixels
     shift:<dataset>:<pixels>    ... translated right and down by <pixels> (zero fill)
@@ -15,7 +16,8 @@ Pairs (`near_pairs`, one comma list, parsed by `parse_near_pairs`):
 The transformed pairs are scored by the models trained on <dataset>, which must be one of `in_dist`.
 
 Per model, every set gets every score of `scores` (sivae.ood.scores.SCORES): the paper's importance-weighted
-log-likelihood (reused from the Table 7 run where that set was scored there), input complexity (PNG),
+log-likelihood (reused from the Table 7 run where that set was scored there; the training images get only it,
+for the typicality test's mean), input complexity (PNG),
 the likelihood ratio against a background VAE trained here on perturbed training images (one per in-distribution
 set and seed, small widths: `bg_*`), likelihood regret and the typicality test. AUROC and FPR at 95% TPR
 of each OOD set against the in-distribution test images.
@@ -278,7 +280,7 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
         if held is not None:
             test_full = load_image_dataset(in_ds, "test", root_for(in_ds, data_root, paper_data_root))
             keep = test_full.y != held.arg
-            base = {"test": _subset(test_full.x[keep], n_eval, eval_seed),
+            base = {"test": _subset(test_full.x[keep], near_n, eval_seed),
                     held.spec: _subset(test_full.x[~keep], near_n, eval_seed)}
             if len(base[held.spec]) == 0:
                 raise DataError(f"{held.spec}: the test split of {in_ds} has no images of class {held.arg}")
@@ -293,7 +295,7 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
                                                   paper_data_root=paper_data_root, own_ckpt_dir=own_ckpt_dir,
                                                   train_kw=train_kw, n_train=settings["heldout_n_train"],
                                                   lr=settings["heldout_lr"], device=device, log=log)
-                    sets = dict(base, train=_subset(hdata.x, n_eval, eval_seed))
+                    sets = dict(base, train=_subset(hdata.x, near_n, eval_seed))
                     prev = None
                 else:
                     prev = by_key.get((in_ds, method, seed))
@@ -319,6 +321,7 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
                                                          **data_kw)
                 kinds = {o: ("paper" if o in paper_oods and not o.startswith("folder:") else KIND_OF[o.split(":")[0]]) for o in sets
                          if o not in ("test", "train")}
+                scored = {k: v for k, v in sets.items() if k != "train"}   # train: only H of the typicality test
                 per = {}
                 t0 = time.time()
                 for name, x in sets.items():
@@ -327,7 +330,7 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
                 t_model["loglik"] += time.time() - t0
                 if "complexity" in sc:
                     t0 = time.time()
-                    for name, x in sets.items():
+                    for name, x in scored.items():
                         key = (label, name, tuple(x.shape))
                         if key not in png_cache:
                             png_cache[key] = png_code_length_bits(x)
@@ -342,21 +345,21 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
                         bg_models[(label, seed)] = _train_background(label, src, seed, bg=bg, own_ckpt_dir=own_ckpt_dir,
                                                                      device=device, log=log)
                     b = bg_models[(label, seed)]
-                    for name, x in sets.items():
+                    for name, x in scored.items():
                         if (label, seed, name) not in bg_cache:
                             bg_cache[(label, seed, name)] = score_images(b.encoder, b.decoder, x, **iw).loglik
                         per[name]["ratio"] = likelihood_ratio(per[name]["loglik"], bg_cache[(label, seed, name)])
                     t_model["ratio"] += time.time() - t0
                 if "regret" in sc:
                     t0 = time.time()
-                    for name, x in sets.items():
+                    for name, x in scored.items():
                         per[name]["regret"] = -likelihood_regret(
                             model.encoder, model.decoder, x, steps=rg["steps"], lr=rg["lr"], n_eval=rg["n_eval"],
                             sigma2=sigma2, chunk=max(1, chunk_size // 4), seed=eval_seed,
                             device=device)
                     t_model["regret"] += time.time() - t0
                 if "typicality" in sc:
-                    for name in sets:
+                    for name in scored:
                         per[name]["typicality"] = typicality_score(per[name]["loglik"], per["train"]["loglik"],
                                                                    settings["typicality_batch"], seed=eval_seed)
                 au, fp = {}, {}
