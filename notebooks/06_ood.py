@@ -40,8 +40,17 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.ood.metrics import summarize_aurocs, write_table7
-from sivae.ood.near import (beyond_metrics, beyond_rows, check_beyond_args, histograms_for, most_telling_pair,
-                            parse_near_pairs, run_beyond_study, summarize_beyond, write_beyond_table)
+from sivae.ood.near import (
+    beyond_metrics,
+    beyond_rows,
+    check_beyond_args,
+    histograms_for,
+    most_telling_pair,
+    parse_near_pairs,
+    run_beyond_study,
+    summarize_beyond,
+    write_beyond_table,
+)
 from sivae.ood.plots import plot_figure8, plot_score_histograms
 from sivae.ood.study import METHOD_TITLES, aurocs_rows, load_released_runs, parse_pairs, run_ood_study, save_scores
 from sivae.params import parse_list, seeds_from

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
@@ -40,8 +39,17 @@ from ..params import parse_int, parse_list, parse_number, split_items
 from ..runinfo import seed_stats, write_markdown
 from ..train import METHOD_TITLES
 from .metrics import PAPER_TABLE7, auroc, prepare_images, score_histograms, score_images
-from .scores import (SCORE_TITLES, SCORES, complexity_score, fpr_at_tpr, likelihood_ratio, likelihood_regret,
-                     perturb_pixels, png_code_length_bits, typicality_score)
+from .scores import (
+    SCORE_TITLES,
+    SCORES,
+    complexity_score,
+    fpr_at_tpr,
+    likelihood_ratio,
+    likelihood_regret,
+    perturb_pixels,
+    png_code_length_bits,
+    typicality_score,
+)
 
 __all__ = ["NEAR_KINDS", "NearPair", "parse_near_pairs", "transform_images", "far_images", "BeyondRun",
            "check_beyond_args", "run_beyond_study", "beyond_rows", "summarize_beyond", "beyond_metrics", "write_beyond_table",
@@ -127,7 +135,8 @@ def parse_near_pairs(value, in_dists) -> list[NearPair]:
                        "shift": lambda: _number(spec, arg, "the shift in pixels", integer=True, lo=1, hi=1000),
                        "contrast": lambda: _number(spec, arg, "the contrast factor", lo=0.0, hi=1.0)}[kind]()
                 if kind in ("blur", "contrast") and (arg == 0 if kind == "blur" else arg in (0, 1)):
-                    raise ConfigError(f"near pair {spec!r}: {'sigma 0 blurs nothing' if kind == 'blur' else 'factor 0 or 1 is not a change of contrast'}")
+                    why = "sigma 0 blurs nothing" if kind == "blur" else "factor 0 or 1 is not a change of contrast"
+                    raise ConfigError(f"near pair {spec!r}: {why}")
             pair = NearPair(spec, kind, ds, arg)
         if spec in seen:
             raise ConfigError(f"near pair {spec!r} is listed twice")
@@ -319,8 +328,8 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
                         elif p.kind == "folder":
                             sets[p.spec] = load_eval_set(f"folder:{p.arg}", "test", n_eval=near_n, shape=shape,
                                                          **data_kw)
-                kinds = {o: ("paper" if o in paper_oods and not o.startswith("folder:") else KIND_OF[o.split(":")[0]]) for o in sets
-                         if o not in ("test", "train")}
+                kinds = {o: ("paper" if o in paper_oods and not o.startswith("folder:") else KIND_OF[o.split(":")[0]])
+                         for o in sets if o not in ("test", "train")}
                 scored = {k: v for k, v in sets.items() if k != "train"}   # train: only H of the typicality test
                 per = {}
                 t0 = time.time()
