@@ -17,7 +17,9 @@ TINY = {
     "stability": dict(n_iter=6, batch_size=16, n_seeds=1, margins="0.1,50", curve_margins="0.1,50",
                       beta_negs="0.5", grid_size=16, n_samples=300),
     # ckpt_dir is an empty temp dir here, so the notebook trains its own tiny models (train_missing)
-    "ood": dict(n_importance=2, n_eval=16, bins=10, train_epochs=1, train_batch_size=16, train_channels="4,4"),
+    "ood": dict(n_importance=2, n_eval=16, bins=10, train_epochs=1, train_batch_size=16, train_channels="4,4",
+                near_n_eval=8, heldout_n_train=32, bg_n_train=32, bg_channels="4,4", bg_batch_size=16, regret_steps=2,
+                regret_n_eval=2),
     "translation": dict(n_classes=3, n_test_classes=2, enc_channels="4,8", dec_channels="8,8,4,4", dec_hidden=4,
                         fc_hidden=16, class_dim=8, content_dim=4, n_epochs=0.25, batch_size=16, kl_every=2,
                         n_pairs=20, n_grid=3),

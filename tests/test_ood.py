@@ -330,13 +330,25 @@ def test_notebook_at_tiny_profile(tiny_data, tmp_path):
                                             own_ckpt_dir="own").items()}
     res = run_notebook(ROOT / "notebooks" / "06_ood.py", tmp_path / "06.ipynb", {
         "data_root": tiny_data, "ckpt_dir": ckpt, "device": "cpu", "n_seeds": 1, "n_importance": 3, "n_eval": 16,
-        "train_epochs": 1, "train_batch_size": 16, "train_channels": "4,8", "bins": 10, **out})
+        "train_epochs": 1, "train_batch_size": 16, "train_channels": "4,8", "bins": 10, "near_n_eval": 8,
+        "heldout_n_train": 32, "bg_n_train": 32, "bg_channels": "4,4", "bg_batch_size": 16, "regret_steps": 2,
+        "regret_n_eval": 2, "beyond_table_path": tmp_path / "beyond.md", **out})
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads(out["metrics_path"].read_text())
-    assert set(metrics) == {"mnist->fashionmnist", "fashionmnist->mnist"}
+    assert set(metrics) == {"mnist->fashionmnist", "fashionmnist->mnist", "beyond"}
     assert 0 <= metrics["mnist->fashionmnist"]["soft_intro_vae"]["auroc_loglik"] <= 1
     assert "| mnist | fashionmnist |" in out["table_path"].read_text()
-    assert sorted(p.name for p in out["fig_dir"].glob("*.png")) == ["figure8_fashionmnist.png", "figure8_mnist.png"]
+    figs = sorted(p.name for p in out["fig_dir"].glob("*.png"))
+    assert figs[-2:] == ["figure8_fashionmnist.png", "figure8_mnist.png"] and figs[0].startswith("beyond_"), figs
+    # beyond the paper: every pair x score x model in the metrics and the table
+    beyond = metrics["beyond"]
+    assert {"mnist->blur:mnist:1.0", "mnist->noise", "fashionmnist->constant",
+            "fashionmnist_without_9->heldout:fashionmnist:9", "mnist->fashionmnist"} <= set(beyond)
+    assert beyond["mnist->blur:mnist:1.0"]["kind"] == "near" and beyond["mnist->noise"]["kind"] == "far"
+    for s in ("loglik", "complexity", "ratio", "regret", "typicality"):
+        e = beyond["fashionmnist_without_9->heldout:fashionmnist:9"]["soft_intro_vae"]
+        assert 0 <= e[f"auroc_{s}"] <= 1 and 0 <= e[f"fpr95_{s}"] <= 1 and f"auroc_{s}_std" in e
+    assert "| mnist | blur:mnist:1.0 | near | likelihood regret |" in (tmp_path / "beyond.md").read_text()
     used = json.loads(out["run_info_path"].read_text())["checkpoints"]
     assert str(ckpt / "mnist_vae_seed0" / "last.pt") in used                # the "image stage" model was used
     assert sum(str(out["own_ckpt_dir"]) in u for u in used) == 3             # the other three were trained

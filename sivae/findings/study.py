@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from ..paper import IMAGE_METHOD_TITLES, PAPER_FID, PAPER_TABLE2, PAPER_TABLE7
+from ..ood.scores import SCORE_TITLES, SCORES
+from ..paper import IMAGE_METHOD_TITLES, METHOD_TITLES, PAPER_FID, PAPER_TABLE2, PAPER_TABLE7
 from ..runinfo import write_json, write_markdown, write_text
 
 __all__ = ["VERDICTS", "VERDICT_CODES", "CLASS_KL_COLLAPSED", "Stat", "compare", "combine", "band", "Finding", "build_ledger",
@@ -357,6 +358,51 @@ def _ood(st) -> list[Finding]:
     return out
 
 
+BEYOND = "6.5 (beyond the paper)"
+
+
+def _ood_beyond(st) -> list[Finding]:
+    """Rows of our own (issue 34), not claims of the paper: near-OOD pairs and corrected scores, judged by the
+    same rule over every near-OOD pair the profile scored (sivae.ood.near: the metrics' "beyond" key)."""
+    met, n = (st or {}).get("metrics", {}), _n(st)
+    beyond = met.get("beyond") or {}
+    near = [p for p, e in beyond.items() if isinstance(e, dict) and e.get("kind") == "near"]
+    const = [p for p, e in beyond.items() if isinstance(e, dict) and e.get("kind") == "far" and p.endswith("->constant")]
+    stat = lambda p, m, s: _stat(_get(beyond, p, m), f"auroc_{s}", n)   # noqa: E731
+    txt = lambda v: v.text() if v else "-"                               # noqa: E731
+    out = []
+    for s in SCORES:
+        cases = {p: (stat(p, "vae", s), stat(p, "soft_intro_vae", s)) for p in near}
+        verdicts = [compare(a, b) for a, b in cases.values()]
+        out.append(Finding(f"beyond-6.5-sivae-auroc-above-vae-near-{s}", BEYOND, "ood",
+                           f"(Beyond the paper) On near-OOD pairs (a held-out class, transformed test images), "
+                           f"Soft-IntroVAE's AUROC by the {SCORE_TITLES[s]} is above the VAE's.",
+                           f"AUROC ({s}): VAE < Soft-IntroVAE on every near-OOD pair",
+                           combine(verdicts) if near else "not run",
+                           {p: f"VAE {txt(a)}, Soft-IntroVAE {txt(b)}: {v}" for (p, (a, b)), v in zip(cases.items(),
+                                                                                                    verdicts)}))
+    for s in SCORES[1:]:
+        cases = {(p, m): (stat(p, m, "loglik"), stat(p, m, s)) for p in near for m in ("vae", "soft_intro_vae")}
+        verdicts = [compare(a, b) for a, b in cases.values()]
+        out.append(Finding(f"beyond-6.5-{s}-above-loglik-near", BEYOND, "ood",
+                           f"(Beyond the paper) On near-OOD pairs the {SCORE_TITLES[s]} separates better than the raw "
+                           f"likelihood, for both models.",
+                           f"AUROC: raw likelihood < {s}, every near-OOD pair and model",
+                           combine(verdicts) if near else "not run",
+                           {f"{p} {METHOD_TITLES.get(m, m)}": f"{txt(a)} -> {txt(b)}: {v}"
+                            for ((p, m), (a, b)), v in zip(cases.items(), verdicts)}))
+    cases = {(p, m): stat(p, m, "loglik") for p in const for m in ("vae", "soft_intro_vae")}
+    verdicts = [compare(a, threshold(0.5)) if a else "not run" for a in cases.values()]
+    out.append(Finding("beyond-6.5-constant-images-score-higher-loglik", BEYOND, "ood",
+                       "(Beyond the paper) Constant images get a higher likelihood than the in-distribution test "
+                       "images (Nalisnick et al.'s failure of raw likelihood), for both models.",
+                       "AUROC (raw likelihood) against constant images < 0.5, every model",
+                       combine(verdicts) if const else "not run",
+                       {f"{p} {METHOD_TITLES.get(m, m)}": f"{txt(a)}: {v}" for ((p, m), a), v in zip(cases.items(),
+                                                                                                   verdicts)}))
+    return out
+
+
 def _theory(st) -> list[Finding]:
     claims = _get((st or {}).get("metrics", {}), "claim_verdicts")
     if not claims:
@@ -387,7 +433,8 @@ def build_ledger(stages: dict[str, dict | None], budget_rows: list[dict] | None 
     2D budget curves (sivae.toy2d.study.write_budget), for the 'from which step' notes."""
     return (_theory(stages.get("theory_discrete")) + _toy2d(stages.get("toy2d"), budget_rows)
             + _stability(stages.get("stability"))
-            + _images(stages.get("images")) + _translation(stages.get("translation")) + _ood(stages.get("ood")))
+            + _images(stages.get("images")) + _translation(stages.get("translation")) + _ood(stages.get("ood"))
+            + _ood_beyond(stages.get("ood")))
 
 
 def counts(findings: list[Finding]) -> dict:

@@ -331,20 +331,25 @@ def summarize_aurocs(rows: list[dict]) -> dict:
     return out
 
 
-def write_table7(summary: dict, metrics_path, table_path, meta: dict | None = None, titles: dict | None = None) -> str:
+def write_table7(summary: dict, metrics_path, table_path, meta: dict | None = None, titles: dict | None = None,
+                 extra: dict | None = None) -> str:
     """Write the AUROCs as a DVC metrics JSON and as a markdown Table 7 beside the paper's numbers.
 
     Args:
         summary: summarize_aurocs output. metrics_path, table_path: files to write.
         meta: settings printed under the table (M, images per set, seeds, ...).
         titles: column names of methods beyond METHOD_TITLES (e.g. models loaded from the authors' weights).
+        extra: more metrics for the same JSON file under their own keys (e.g. {"beyond": ...}, sivae.ood.near).
     Returns:
         the markdown text.
     """
     flat = {f"{i}->{o}": {m: {k: round(v["mean"], 5) for k, v in mets.items()}
                           | {f"{k}_std": round(v["std"], 5) for k, v in mets.items()}
                           for m, mets in per.items()} for (i, o), per in summary.items()}
-    write_json(flat, metrics_path)
+    clash = set(extra or {}) & set(flat)
+    if clash:
+        raise ConfigError(f"extra metrics may not reuse the pair keys {sorted(clash)}")
+    write_json({**flat, **(extra or {})}, metrics_path)
     titles = {**METHOD_TITLES, **(titles or {})}
     present = {m for per in summary.values() for m in per}
     methods = [m for m in titles if m in present] + sorted(present - set(titles))

@@ -7,7 +7,7 @@ import numpy as np
 from ..paper import METHOD_TITLES
 from ..plots import finish_figure
 
-__all__ = ["plot_figure8"]
+__all__ = ["plot_figure8", "plot_score_histograms"]
 
 COLORS = ("tab:blue", "tab:green", "tab:red", "tab:orange", "tab:purple", "tab:brown")
 
@@ -45,4 +45,38 @@ def plot_figure8(runs, in_dist: str, path=None, title_suffix: str = ""):
                      fontsize=9)
         ax.set_xlabel("log-likelihood estimate (nats)"), ax.set_ylabel("density")
         ax.legend(fontsize=7, loc="best")
+    return finish_figure(fig, path)
+
+
+def plot_score_histograms(hists: dict, pair: tuple, path=None):
+    """The beyond-the-paper figure: one row per method, one panel per score, density histograms of the
+    in-distribution test images and the OOD set of one pair (sivae.ood.near.histograms_for).
+
+    Args:
+        hists: {method: {score: histogram dict with "edges", "density", "outside", "auroc", "seed"}}.
+        pair: (in-distribution label, OOD set). path: where to save (None: don't).
+    Returns:
+        the matplotlib Figure.
+    """
+    from .scores import SCORE_TITLES
+    methods = list(hists)
+    scores = list(next(iter(hists.values()))) if hists else []
+    fig, axes = plt.subplots(max(1, len(methods)), max(1, len(scores)), figsize=(3.3 * max(1, len(scores)),
+                                                                               2.7 * max(1, len(methods))),
+                             squeeze=False)
+    for row, m in zip(axes, methods):
+        for ax, s in zip(row, scores):
+            h = hists[m][s]
+            edges = np.asarray(h["edges"])
+            for color, (name, dens) in zip(COLORS[1:], h["density"].items()):
+                off = sum(h["outside"][name])
+                ax.stairs(dens, edges, fill=True, alpha=0.35, color=color,
+                          label=name + (f" [{off} off range]" if off else ""))
+                ax.stairs(dens, edges, color=color, lw=1)
+            ax.set_title(f"{METHOD_TITLES.get(m, m)} (seed {h['seed']})\n{SCORE_TITLES.get(s, s)}: "
+                         f"AUROC {h['auroc']:.3f}", fontsize=8)
+            ax.set_xlabel("score (higher = more in-distribution)", fontsize=7)
+            ax.tick_params(labelsize=6)
+            ax.legend(fontsize=6, loc="best")
+    fig.suptitle(f"trained on {pair[0]}, OOD: {pair[1]}", fontsize=9)
     return finish_figure(fig, path)

@@ -218,6 +218,7 @@ class OODRun:
     seed: int
     result: OODResult
     ckpt: str
+    released: bool = False       # loaded from the authors' weights (`released`), not trained
 
 
 def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_data_root, ckpt_dir, own_ckpt_dir,
@@ -277,7 +278,7 @@ def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_da
                                chunk_size=chunk_size, seed=eval_seed, device=device, bins=bins)
             log(f"{in_ds} {method} seed {seed}: " + ", ".join(
                 f"AUROC vs {o} {a['loglik']:.4f} (IW) / {a['elbo']:.4f} (ELBO)" for o, a in res.auroc.items()))
-            runs.append(OODRun(in_ds, method, seed, res, str(model.path)))
+            runs.append(OODRun(in_ds, method, seed, res, str(model.path), released=given is not None))
     unused = sorted({k[0] for k in released} - {in_ds for in_ds, _ in groups})
     if unused:
         log(f"note: released weights for {', '.join(unused)} not scored: no pair has that in-distribution set")
