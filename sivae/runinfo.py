@@ -77,6 +77,12 @@ def _reason(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path` to write; on success it replaces `path` (os.replace, atomic).
@@ -91,6 +97,7 @@ def atomic_path(path: str | Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600 files: give the output the mode open() would
     except OSError as e:
         raise OutputError(f"cannot write {path}: its folder {path.parent} is not writable ({_reason(e)})") from None
     try:
