@@ -86,3 +86,12 @@ def test_check_writable_refuses_a_read_only_folder(tmp_path):
             check_writable(ro / "figures")
     finally:
         ro.chmod(0o755)
+
+
+def test_check_writable_refuses_a_full_disk_before_any_work(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(OutputError, match=r"figures: the disk of .* is full \(4096 bytes free\)"):
+        check_writable(tmp_path / "figures")
