@@ -181,12 +181,23 @@ def _norm(v):
 
 
 def identity_changes(saved_extra: dict, current_extra: dict) -> dict:
-    """{key: (checkpoint's value, current value)} of the identity entries (IDENTITY_KEYS: architecture, dataset,
-    n_train, ...) that the current run records in its extra and the checkpoint records otherwise (or not at
-    all): a checkpoint of another model or other data is another run, never resumed or returned as trained."""
+    """{key: (checkpoint's value, current value)} of the identity entries (IDENTITY_KEYS: architecture,
+    dataset, n_train, ...; 'arch.channels' for one entry of a dict) that the current run records in its extra
+    and the checkpoint records otherwise (or not at all): a checkpoint of another model or other data is
+    another run, never resumed or returned as trained."""
     saved = saved_extra if isinstance(saved_extra, dict) else {}
     now = current_extra if isinstance(current_extra, dict) else {}
-    return {k: (saved.get(k), now[k]) for k in IDENTITY_KEYS if k in now and _norm(saved.get(k)) != _norm(now[k])}
+    out = {}
+    for k in IDENTITY_KEYS:
+        if k not in now or _norm(saved.get(k)) == _norm(now[k]):
+            continue
+        a, b = saved.get(k), now[k]
+        if isinstance(a, dict) and isinstance(b, dict):   # name the entries that differ: 'arch.channels'
+            out.update({f"{k}.{j}": (a.get(j), b.get(j)) for j in sorted(set(a) | set(b))
+                        if _norm(a.get(j)) != _norm(b.get(j))})
+        else:
+            out[k] = (a, b)
+    return out
 
 
 # ------------------------------------------------------------------ other configurations: kept, never deleted

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,12 @@ def _reason(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path` to write; on success it replaces `path` (os.replace, atomic).
@@ -78,6 +85,7 @@ def atomic_path(path: str | Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600 files: give the output the mode open() would
     except OSError as e:
         raise OutputError(f"cannot write {path}: its folder {path.parent} is not writable ({_reason(e)})") from None
     try:
@@ -101,12 +109,15 @@ def write_text(text: str, path: str | Path) -> Path:
     return path
 
 
+MIN_FREE_BYTES = 1 << 20   # check_writable: a disk with less free space is full (a figure alone takes ~100 kB)
+
+
 def check_writable(*paths) -> None:
     """Before any work: OutputError naming the first output path that could not be written.
 
     Each path is a file or folder to be (re)written. Nothing is created: the nearest existing folder above it
-    must be a writable folder (a temporary file is made there and removed at once), and nothing on the way
-    may be a file.
+    must be a writable folder (a temporary file is made there and removed at once) on a disk with at least
+    MIN_FREE_BYTES free, and nothing on the way may be a file.
     """
     from .errors import ConfigError, OutputError
     for p in paths:
@@ -122,8 +133,12 @@ def check_writable(*paths) -> None:
             fd, tmp = tempfile.mkstemp(dir=probe, prefix=".sivae-writable.", suffix=".tmp")
             os.close(fd)
             os.unlink(tmp)
+            free = shutil.disk_usage(probe).free
         except OSError as e:
             raise OutputError(f"cannot write {path}: folder {probe} is not writable ({_reason(e)})") from None
+        if free < MIN_FREE_BYTES:
+            raise OutputError(f"cannot write {path}: the disk of {probe} is full ({free} bytes free); free some "
+                              f"space or choose another folder")
 
 
 def write_json(obj, path: str | Path, sort_keys: bool = False) -> Path:

@@ -35,7 +35,7 @@ def _train(root, ckpt, dataset="mnist", n=48, channels="4,8", **kw):
 
 
 @pytest.mark.parametrize("change,named", [(dict(n=60), "n_train"), (dict(dataset="fashionmnist"), "dataset"),
-                                          (dict(channels="4,6"), "arch")])
+                                          (dict(channels="4,6"), "arch.channels")])
 def test_another_model_or_data_in_the_same_folder_is_named_not_returned(tiny, tmp_path, monkeypatch, change, named):
     monkeypatch.delenv("SIVAE_STAGE", raising=False)
     first = _train(tiny, tmp_path)

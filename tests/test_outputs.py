@@ -51,11 +51,21 @@ def test_a_full_disk_keeps_the_old_output_and_names_the_file(tmp_path, kind, nam
     assert sorted(p.name for p in path.parent.iterdir()) == [name]      # no temporary file left
 
 
-def test_writes_replace_the_file_whole(tmp_path):
+def test_writes_replace_the_file_whole_with_the_usual_mode(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from sivae.plots import save_figure
     write_json({"a": 1}, tmp_path / "m.json")
     write_json({"a": 2}, tmp_path / "m.json")
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 2}
-    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    fig = plt.figure()
+    save_figure(fig, tmp_path / "f.png")
+    plt.close(fig)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "m.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("f.png", "m.json"):   # as open() makes them (a temporary file is 0600)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_check_writable_names_the_path_and_creates_nothing(tmp_path):
@@ -76,3 +86,12 @@ def test_check_writable_refuses_a_read_only_folder(tmp_path):
             check_writable(ro / "figures")
     finally:
         ro.chmod(0o755)
+
+
+def test_check_writable_refuses_a_full_disk_before_any_work(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(OutputError, match=r"figures: the disk of .* is full \(4096 bytes free\)"):
+        check_writable(tmp_path / "figures")
