@@ -90,6 +90,7 @@ def test_each_run_of_a_mixed_stack_follows_the_trainer(method):
         assert _max_diff(dec.state_dict(), alone.dec.state_dict()) < 1e-10
 
 
+@pytest.mark.slow
 def test_the_trajectory_moves_and_differs_between_runs():
     # guards the test above against comparing two untrained networks
     stack = _stack("soft_intro_vae")
@@ -101,6 +102,7 @@ def test_the_trajectory_moves_and_differs_between_runs():
     assert _max_diff(a, b) > 1e-3
 
 
+@pytest.mark.slow
 def test_interrupted_stack_resumes_bit_identically(tmp_path):
     full = _stack("soft_intro_vae", ckpt_dir=tmp_path / "full", checkpoint_every=5)
     full.fit()
