@@ -11,8 +11,10 @@ from nbutil import BIN, ROOT  # noqa: E402
 # Two tiers: `make test` runs everything (what CI runs); `make test-fast` (pytest -m "not slow") leaves out the
 # tests marked slow: whole files that run notebooks, `dvc repro`, a browser or killed subprocesses, every test
 # that clones the repository (the repo_copy fixture), and single tests marked @pytest.mark.slow in their file.
+# The section studies' tests (images, ood, translation, style training) train and score whole tiny studies.
 SLOW_FILES = {"test_notebooks.py", "test_pipeline.py", "test_report.py", "test_reliability.py", "test_sweep_dvc.py",
-              "test_sweep_grid.py", "test_cuda.py"}
+              "test_sweep_grid.py", "test_cuda.py", "test_images.py", "test_ood.py", "test_translation.py",
+              "test_style_training.py"}
 OVERLAY = ("sivae", "notebooks", "dvc.yaml", "params.yaml", "profiles", "pyproject.toml", ".dvcignore")
 TINY = ("n_iter=3", "grid_size=16", "n_samples=200", "n_seeds=1", "batch_size=16", "num_vae=0")
 

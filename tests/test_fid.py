@@ -156,6 +156,7 @@ def test_precision_recall_bad_inputs():
         M.precision_recall(x, x, k=0)
 
 
+@pytest.mark.slow
 def test_missing_inception_weights_gives_the_file_and_falls_back(tmp_path, monkeypatch):
     pytest.importorskip("pytorch_fid")
     import pytorch_fid.inception as pi
@@ -215,6 +216,7 @@ def test_plain_callable_keeps_working_for_paper_and_refuses_authors_code():
         M.frechet_score(gen, ref, inception=plain, protocol="authors_code", log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_score_models_reports_both_protocols_and_precision_recall(tmp_path, monkeypatch):
     import json
 

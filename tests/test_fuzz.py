@@ -290,6 +290,7 @@ def test_run_toy2d_bad_values_are_named_before_anything_is_written(data):
         check_named(lambda: _run_toy(values, folder), bad, folder, ok=(DivergenceError,))
 
 
+@pytest.mark.slow
 @fast(8)
 @given(data=st.data())
 def test_run_toy2d_valid_values_train_and_evaluate(data):

@@ -164,6 +164,7 @@ def test_third_party_imports_are_declared_dependencies():
     assert not undeclared, f"imported but not in pyproject.toml dependencies: {undeclared}"
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_module(tmp_path):
     import shutil
     src = tmp_path / "src"  # a copy: setuptools writes build/ next to the sources
@@ -184,6 +185,7 @@ def test_code_is_clean_under_ruff():
     assert res.returncode == 0, res.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_dvc_understands_the_pipeline():
     res = subprocess.run([str(BIN / "dvc"), "dag", "--md"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -62,6 +62,7 @@ class Killed(KeyboardInterrupt):
     pass
 
 
+@pytest.mark.slow
 def test_resumed_trainer_rewrites_a_whole_curve_equal_to_an_uninterrupted_one(tmp_path):
     live_training(tmp_path / "live_full", tmp_path / "full")
     full = _trainer(tmp_path / "full" / "run").fit()
@@ -84,6 +85,7 @@ def test_resumed_trainer_rewrites_a_whole_curve_equal_to_an_uninterrupted_one(tm
             (tmp_path / f"live_full/run/plots/metrics/{key}.tsv").read_bytes()
 
 
+@pytest.mark.slow
 def test_stack_writes_every_runs_curve_while_it_trains(tmp_path):
     live, root = tmp_path / "live", tmp_path / "ckpt"
     live_training(live, root)

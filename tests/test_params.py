@@ -50,6 +50,7 @@ def test_lists_booleans_seeds_and_ints():
             parse_int("batch_size", bad, 1, 10**6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nb", sorted(p.name for p in (__import__("nbutil").ROOT / "notebooks").glob("[0-9][0-9]_*.py")))
 def test_papermill_reads_every_parameter_of_every_notebook(nb, tmp_path):
     """papermill parses the parameters cell line by line; a comment it cannot read (an `=` in it) makes it warn

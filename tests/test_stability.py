@@ -73,6 +73,7 @@ def test_subset_check_and_value_keys():
     assert S.table5_value("8gaussians", "introvae", "m") == 1.0
 
 
+@pytest.mark.slow
 def test_run_grid_trains_each_value_once_and_reloads_it(tmp_path):
     kw = dict(n_iter=3, batch_size=8, device="cpu", n_samples=100, grid_size=8, progress=False)
     grid = S.run_grid("8gaussians", "introvae", "m", [0.5, 5.0], [0], ckpt_dir=tmp_path, **kw)

@@ -90,6 +90,7 @@ def test_each_run_of_a_mixed_stack_follows_the_trainer(method):
         assert _max_diff(dec.state_dict(), alone.dec.state_dict()) < 1e-10
 
 
+@pytest.mark.slow
 def test_the_trajectory_moves_and_differs_between_runs():
     # guards the test above against comparing two untrained networks
     stack = _stack("soft_intro_vae")
@@ -101,6 +102,7 @@ def test_the_trajectory_moves_and_differs_between_runs():
     assert _max_diff(a, b) > 1e-3
 
 
+@pytest.mark.slow
 def test_interrupted_stack_resumes_bit_identically(tmp_path):
     full = _stack("soft_intro_vae", ckpt_dir=tmp_path / "full", checkpoint_every=5)
     full.fit()
@@ -154,6 +156,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_stack_resumes_to_the_same_weights(tmp_path):
     import time
     script = tmp_path / "train_stack.py"
@@ -246,6 +249,7 @@ def test_stack_groups_split_by_shared_settings():
     assert stack_groups(cfgs, max_runs=2) == [["a", "c"], ["e"], ["b"], ["d"]]
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_what_this_machine_can_and_names_what_it_skips(tmp_path):
     from nbutil import BIN, ROOT
     res = subprocess.run([str(BIN / "python"), "benchmarks/gpu_check.py", str(tmp_path), "--skip", "bench"], cwd=ROOT,
@@ -258,3 +262,12 @@ def test_gpu_check_runs_what_this_machine_can_and_names_what_it_skips(tmp_path):
     if not torch.cuda.is_available():
         assert report["tests"]["skipped"] == 7 and "no CUDA device" in report["tests"]["skip_reasons"][0]
         assert "no CUDA device" in report["table2"]["skipped"]
+
+
+def test_the_trainer_and_the_stack_share_one_step_loop_and_checkpointing():
+    from sivae.engine import Engine
+    for cls in (Trainer, StackTrainer):
+        assert issubclass(cls, Engine)
+        own = [n for n in ("vae_step", "introspective_step", "_fake_terms", "_apply", "train_step", "_loop", "fit", "save")
+               if n in vars(cls)]
+        assert not own, f"{cls.__name__} defines its own {own}: the algorithm is written once, in sivae.engine"

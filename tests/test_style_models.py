@@ -17,6 +17,7 @@ def pair(seed=0, **kw):
     return build_style_pair(seed, **{**KW, **kw})
 
 
+@pytest.mark.slow
 def test_shapes_at_every_resolution():
     enc, dec = pair()
     assert dec.resolution == enc.resolution == 32 and dec.n_lods == 4 and dec.lod == enc.lod == 3
@@ -97,6 +98,7 @@ def test_gradients_flow_to_every_used_parameter():
     assert dec.blocks[1].conv_weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_deterministic_under_a_seed_and_noise_modes():
     e1, d1 = pair(seed=3)
     e2, d2 = pair(seed=3)
@@ -147,6 +149,7 @@ def test_authors_channel_rule():
     assert enc.blocks[0].down_weight.shape == (6, 4, 3, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["soft_intro_vae", "vae"])
 def test_trainer_steps_with_style_networks(method):
     enc, dec = pair()

@@ -107,6 +107,7 @@ def test_decoder_objective_at_posterior_is_eq6():
     assert float(l_e) == pytest.approx(-T.kl_divergence(p, pd) - T.entropy(p) - np.sum(pd ** 3) / 2, abs=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha,gamma", [(1.0, 1.0), (2.0, 0.5)])
 def test_exact_objectives_match_monte_carlo(alpha, gamma):
     enc, dec = _random_players(2)
@@ -132,6 +133,7 @@ def test_introvae_hinge_vanishes_beyond_margin():
 
 
 # ------------------------------------------------------------------ dynamics
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", T.MODES)
 def test_game_reaches_dstar_and_posterior(mode):
     """Assumption 1 holds in both cases: Theorem 3 / 6 (fixed seed, stated tolerances)."""
@@ -147,6 +149,7 @@ def test_game_reaches_dstar_and_posterior(mode):
     assert sparse["min_kl_off_support_end"] > sparse["min_kl_off_support_start"]
 
 
+@pytest.mark.slow
 def test_ablation_collapses_entropy():
     p = T.make_pdata("smooth", K)
     res = T.run_game(np.stack([p] * 4), 2.0, 0.5, M, T.GameConfig(n_steps=1500, objective="sintro_norec"))

@@ -64,6 +64,7 @@ def test_bad_input_leaves_existing_outputs_untouched(tmp_path):
     assert metrics.read_text() == '{"old": 1}' and not ck.exists()
 
 
+@pytest.mark.slow
 def test_tiny_run_summary_and_table(tmp_path):
     runs = run_toy2d("8gaussians", "vae,soft_intro_vae", [0, 1], n_iter=6, batch_size=32, ckpt_dir=tmp_path / "ck",
                      n_samples=300, grid_size=16, progress=False)
@@ -81,6 +82,7 @@ def test_tiny_run_summary_and_table(tmp_path):
     assert again[0].metrics == runs[0].metrics
 
 
+@pytest.mark.slow
 def test_stack_engine_gives_the_single_engines_results(tmp_path):
     kw = dict(n_iter=30, batch_size=32, num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True,
               lr_milestones="0.5")

@@ -77,6 +77,7 @@ def test_each_update_moves_only_its_network(method):
     assert any(not torch.equal(p, q) for p, q in zip(params(t.dec), dec1))
 
 
+@pytest.mark.slow
 def test_training_lowers_the_vae_loss():
     t = make_trainer("vae", n_iter=200)
     hist = t.fit()
@@ -87,7 +88,8 @@ class Killed(KeyboardInterrupt):
     pass
 
 
-@pytest.mark.parametrize("method", ["soft_intro_vae", "introvae", "vae"])
+@pytest.mark.parametrize("method", ["soft_intro_vae", pytest.param("introvae", marks=pytest.mark.slow),
+                                    pytest.param("vae", marks=pytest.mark.slow)])
 def test_resume_after_kill_gives_identical_result(tmp_path, method):
     full = make_trainer(method, tmp_path / "full", num_vae=5 if method != "vae" else 0)
     full.fit()
