@@ -6,7 +6,7 @@
 # make profile PROFILE=paper|default|quick : switch params.yaml to another profile
 # make browser : install headless Chromium (Debian, as root) for the report's browser test
 # make gpu-check OUT=dir : the CUDA tests, the stack benchmark and the paper profile's Table 2 through the stack (GPU)
-# make readme-findings: copy the findings table (outputs/findings/findings.md) into README.md between its markers
+# make readme-findings: the findings summary into README.md and the whole table into docs/findings.md (from outputs/findings/findings.md)
 # make readme-figures : copy the figures README and docs/ show from outputs/ (after dvc repro) into docs/figures/
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -80,7 +80,7 @@ README_FIGURES := theory_discrete:dstar_vs_gamma:theory_dstar_vs_gamma toy2d:fig
 	findings:verdicts:findings_verdicts
 
 readme-findings: env
-	python -m sivae.findings.study README.md outputs/findings/findings.md
+	python -m sivae.findings.table README.md docs/findings.md outputs/findings/findings.md
 
 readme-figures:
 	@mkdir -p docs/figures

@@ -1,6 +1,7 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as sivae.stage sets it: no spinning threads on a shared CPU
 
 import shutil  # noqa: E402
 import subprocess  # noqa: E402

@@ -132,19 +132,46 @@ def test_the_theory_contrast_row_is_judged_as_the_papers_critique_of_introvae(re
     assert "4.1-theory-claim-02" not in led
 
 
-def test_sync_readme_copies_the_table_between_the_markers_and_says_what_is_wrong(tmp_path):
-    table, readme = tmp_path / "findings.md", tmp_path / "README.md"
-    table.write_text("**1 of 1 findings hold**\n\n| a |\n|---|\n")
-    readme.write_text(f"intro\n{F.README_BEGIN}\nold table\n{F.README_END}\nrest\n")
-    assert F.sync_readme(readme, table, check=True) and "old table" in readme.read_text()   # check: nothing written
-    assert F.sync_readme(readme, table)
-    assert readme.read_text() == f"intro\n{F.README_BEGIN}\n**1 of 1 findings hold**\n\n| a |\n|---|\n{F.README_END}\nrest\n"
-    assert not F.sync_readme(readme, table)          # current: nothing to do
+TABLE = """**2 of 4 findings hold at the default profile; 1 inconclusive; 1 not run; 0 fail.**
+
+| finding | section | verdict | checked | ours | paper | band | along the runs |
+|---|---|---|---|---|---|---|---|
+| `6.1-a` | 6.1 | **holds** | c | o |  |  |  |
+| `6.1-b` | 6.1 | **inconclusive** | c | o |  |  |  |
+| `4.1-c` | 4.1/9.6 | **holds** | c | o |  |  |  |
+| `beyond-6.5-d` | 6.5 (beyond the paper) | **not run** | c | o |  |  |  |
+"""
+
+
+def test_the_readme_summary_counts_each_section_in_the_papers_order_and_keeps_beyond_rows_apart():
+    from sivae.findings.table import summary_markdown
+    text = summary_markdown(TABLE)
+    assert text.splitlines()[0] == ("**2 of 3 of the paper's findings hold at the default profile**; 1 inconclusive, "
+                                    "0 fail, 0 not run. Beyond the paper: 0 of 1 hold; 0 inconclusive, 0 fail, 1 not run.")
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| section")]
+    assert rows == ["| 4.1/9.6 | 1 | 0 | 0 | 0 |", "| 6.1 | 1 | 1 | 0 | 0 |", "| 6.5 (beyond the paper) | 0 | 0 | 0 | 1 |"]
+    with pytest.raises(DataError, match="no rows"):
+        summary_markdown("**nothing**\n")
+
+
+def test_sync_docs_writes_the_summary_and_the_table_between_their_markers_and_says_what_is_wrong(tmp_path):
+    from sivae.findings.table import BEGIN, END, summary_markdown, sync_docs
+    table, readme, docs = tmp_path / "findings.md", tmp_path / "README.md", tmp_path / "findings_doc.md"
+    table.write_text(TABLE)
+    s, w = "findings summary", "findings table"
+    readme.write_text(f"intro\n{BEGIN.format(what=s)}\nold\n{END.format(what=s)}\nrest\n")
+    docs.write_text(f"top\n{BEGIN.format(what=w)}\nold\n{END.format(what=w)}\n")
+    assert sync_docs(readme, docs, table, check=True) == [str(readme), str(docs)]
+    assert "old" in readme.read_text() and "old" in docs.read_text()          # check: nothing written
+    assert sync_docs(readme, docs, table) == [str(readme), str(docs)]
+    assert readme.read_text() == f"intro\n{BEGIN.format(what=s)}\n{summary_markdown(TABLE)}\n{END.format(what=s)}\nrest\n"
+    assert docs.read_text() == f"top\n{BEGIN.format(what=w)}\n{TABLE.strip()}\n{END.format(what=w)}\n"
+    assert sync_docs(readme, docs, table) == []                                # current: nothing to do
     readme.write_text("no markers\n")
     with pytest.raises(DataError, match="needs the two lines"):
-        F.sync_readme(readme, table)
+        sync_docs(readme, docs, table)
     with pytest.raises(DataError, match="run the findings stage first"):
-        F.sync_readme(readme, tmp_path / "missing.md")
+        sync_docs(readme, docs, tmp_path / "missing.md")
 
 
 def test_the_margin_plot_rows_overlay_introvae_and_soft_introvae(tmp_path):

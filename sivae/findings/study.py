@@ -27,10 +27,10 @@ from pathlib import Path
 from ..errors import DataError
 from ..ood.scores import SCORE_TITLES, SCORES
 from ..paper import IMAGE_METHOD_TITLES, METHOD_TITLES, PAPER_FID, PAPER_TABLE2, PAPER_TABLE7
-from ..runinfo import write_json, write_markdown, write_text
+from ..runinfo import write_json, write_markdown
 
 __all__ = ["VERDICTS", "VERDICT_CODES", "CLASS_KL_COLLAPSED", "Stat", "compare", "combine", "band", "Finding", "build_ledger",
-           "load_stage", "write_ledger", "summary_line", "ledger_markdown", "README_BEGIN", "README_END", "sync_readme"]
+           "load_stage", "write_ledger", "summary_line", "ledger_markdown"]
 
 VERDICTS = ("holds", "inconclusive", "fails", "not run")
 MIN_SEEDS = 2
@@ -479,31 +479,3 @@ def write_ledger(findings: list[Finding], json_path, table_path, profile: str, d
     write_markdown(ledger_markdown(findings, profile), table_path,
                    note="\nDecision rule: sivae.findings.study (module docstring).\n")
     return out
-
-
-README_BEGIN = "<!-- BEGIN outputs/findings/findings.md: copied by `make readme-findings`, do not edit -->"
-README_END = "<!-- END outputs/findings/findings.md -->"
-
-
-def sync_readme(readme, table, check: bool = False) -> bool:
-    """Put the findings table (the `findings` stage's markdown) between README_BEGIN and README_END of `readme`.
-
-    Returns True when the README's copy differed. check=True changes nothing (for a test: is the copy current?).
-    DataError naming the file when a marker is missing or the table has not been written (run the stage)."""
-    readme, table = Path(readme), Path(table)
-    if not table.is_file():
-        raise DataError(f"{table} does not exist: run the findings stage first (dvc repro findings)")
-    text = readme.read_text()
-    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1 or text.index(README_BEGIN) > text.index(README_END):
-        raise DataError(f"{readme} needs the two lines {README_BEGIN!r} and {README_END!r} once each, in that order")
-    head, rest = text.split(README_BEGIN)
-    _, tail = rest.split(README_END)
-    new = f"{head}{README_BEGIN}\n{table.read_text().strip()}\n{README_END}{tail}"
-    if new != text and not check:
-        write_text(new, readme)
-    return new != text
-
-
-if __name__ == "__main__":   # python -m sivae.findings.study README.md outputs/findings/findings.md
-    import sys
-    print(f"{sys.argv[1]}: " + ("findings table updated" if sync_readme(sys.argv[1], sys.argv[2]) else "already current"))

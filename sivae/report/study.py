@@ -21,11 +21,12 @@ import nbformat
 import yaml
 
 from ..errors import ConfigError, DataError
+from ..findings import table as FT
 from ..params import parse_list
 from . import plots as P
 
 __all__ = ["STAGES", "DATA_STAGES", "stage_files", "provenance", "stamp_notebook", "build_report", "check_site",
-           "findings_rows", "ordered_table", "section_counts"]
+           "ordered_table", "section_counts"]
 
 STAGES = ("theory_discrete", "toy2d", "stability", "images", "translation", "ood", "findings")   # paper order
 DATA_STAGES = ("images", "ood", "translation")   # stages that read the versioned data (data.dvc)
@@ -189,7 +190,7 @@ def build_report(out_dir, *, params_file="params.yaml", stages=STAGES, findings_
         (tmp / page_name).write_text(body)
         provs.append(prov)
         thumbs.append(f"<h3><a href=\"{page_name}\">{html.escape(TITLES[st])}</a></h3>{_thumbs(nb, page_name)}")
-    summary, rows = findings_rows(table.read_text())
+    summary, rows = FT.findings_rows(table.read_text())
     index = (f"<h1>Soft-IntroVAE, reproduced: the report</h1>"
              f"<p id=\"summary\">{html.escape(summary)}</p>"
              + (f"<p>Not run: {', '.join(missing)}</p>" if missing else "")
@@ -208,22 +209,6 @@ def build_report(out_dir, *, params_file="params.yaml", stages=STAGES, findings_
     return {"pages": ["index.html"] + [p["page"] for p in provs], "figures": figures, "missing": missing}
 
 
-def findings_rows(text: str) -> tuple[str, list[dict]]:
-    """(summary line, rows) of the findings stage's markdown table (sivae.findings.study.ledger_markdown):
-    each row {"line", "section", "verdict"}; the summary's markdown emphasis is removed."""
-    lines = text.splitlines()
-    summary = lines[0].strip().strip("*").strip() if lines else ""
-    rows = []
-    for line in lines[1:]:
-        if not line.startswith("| `"):
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 3:
-            continue
-        rows.append({"line": line, "section": cells[1], "verdict": cells[2].strip("*").strip()})
-    return summary, rows
-
-
 def ordered_table(rows: list[dict]) -> str:
     """The findings table as markdown, failures first (then inconclusive, not run, holds; ledger order within)."""
     rank = {v: i for i, v in enumerate(VERDICT_ORDER)}
@@ -232,25 +217,13 @@ def ordered_table(rows: list[dict]) -> str:
     return "\n".join(head + [r["line"] for r in sorted(rows, key=lambda r: rank.get(r["verdict"], len(rank)))])
 
 
-def _section_key(section: str):
-    first = section.split("/")[0]
-    try:
-        return (0, [int(x) for x in first.split(".")], section)
-    except ValueError:
-        return (1, [], section)
-
-
 def section_counts(rows: list[dict]) -> list[dict]:
     """[{"section", "stage", holds, inconclusive, fails, not run}] per section of the paper, in its order."""
-    out: dict[str, dict] = {}
-    for r in rows:
-        sec = r["section"]
-        first = sec.split("/")[0]
-        stage = SECTION_STAGES.get(first) or SECTION_STAGES.get(first.split(".")[0])
-        entry = out.setdefault(sec, {"section": sec, "stage": stage, **{v: 0 for v in VERDICT_ORDER}})
-        if r["verdict"] in VERDICT_ORDER:
-            entry[r["verdict"]] += 1
-    return [out[s] for s in sorted(out, key=_section_key)]
+    out = []
+    for entry in FT.section_counts(rows):
+        first = entry["section"].split("/")[0].split(" ")[0]
+        out.append({**entry, "stage": SECTION_STAGES.get(first) or SECTION_STAGES.get(first.split(".")[0])})
+    return out
 
 
 def check_site(site) -> list[str]:
