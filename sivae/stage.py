@@ -459,7 +459,7 @@ def run_stage(stage: str, params_file: str | os.PathLike = "params.yaml", overri
             if os.environ.get("SIVAE_TRACEBACK"):
                 print("\n".join(e.traceback), file=sys.stderr)
             where = f"(cell {e.exec_count}; the whole traceback is in {partial})"
-            if e.ename in ("KeyboardInterrupt", "_Stopped"):
+            if e.ename in ("KeyboardInterrupt", "Stopped"):   # sivae.lifecycle.Stopped
                 raise _stopped(stage, e.evalue, f"(cell {e.exec_count}; partial notebook: {partial})", supervisor,
                                display) from None
             if e.ename in SIVAE_ERRORS:

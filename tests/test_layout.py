@@ -15,7 +15,8 @@ from nbutil import BIN, notebook_parameters, stage_notebook
 SECTIONS = ("theory_discrete", "toy2d", "stability", "images", "ood", "translation", "findings", "report")
 # Sections may use each other only along the pipeline's edges.
 SECTION_EDGES = {"stability": {"toy2d"}, "ood": {"images"},
-                 "findings": {"toy2d", "ood", "images"}}  # findings: the paper's numbers
+                 "findings": {"toy2d", "ood", "images"},  # findings: the paper's numbers
+                 "report": {"findings"}}   # report: the ledger table read back (sivae.findings.table)
 LOWER = {"data", "models", "metrics"}   # import only the top level (and their own section's lower files)
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 # Stages that run a sivae module instead of a notebook: {stage: (module file, its params.yaml defaults as
