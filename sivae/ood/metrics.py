@@ -1,6 +1,6 @@
 """Out-of-distribution detection by likelihood (paper section 6.5, Figure 8, Appendix 9.7, Table 7).
 
-Estimator (EQUATIONS.md, "Section 6.5 (OOD) estimator"), per input x and M samples z_i ~ q(z|x):
+Estimator (docs/EQUATIONS.md, "Section 6.5 (OOD) estimator"), per input x and M samples z_i ~ q(z|x):
     log p(x) ~= logsumexp_i [log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log M
 The decoder is read as a Gaussian p(x|z) = N(D(z), sigma2 * I), normalising constant included:
     log p(x|z) = -||x - D(z)||^2 / (2 sigma2) - d/2 * log(2 pi sigma2),

@@ -87,7 +87,7 @@ def load_eval_set(name: str, split: str, *, data_root, paper_data_root, n_eval: 
 
     Args:
         name: dataset name or "folder:<path>". split: "train" or "test" (a folder: all its files).
-        data_root, paper_data_root: see sivae.data.root_for. seed: draws the subset.
+        data_root, paper_data_root: see sivae.images.data.root_for. seed: draws the subset.
         shape: (C, H, W) of the model; required for folders, which are read at that shape.
     Returns:
         (N, C, H, W) float tensor in [0, 1].
