@@ -49,6 +49,7 @@ Exit codes (one per kind of failure; the last line on stderr says what happened)
     4    a checkpoint is damaged, foreign or in use (CheckpointError)
     5    training diverged (DivergenceError; the message names the last good checkpoint)
     6    refused: a side run would write over the pipeline's outputs (use --out DIR)
+    7    an output could not be written (OutputError: a full disk, a read-only folder; the old file is kept)
     129  the command that started the stage is gone: interrupted, saved at a step boundary
     130  stopped on SIGINT / SIGTERM / SIGHUP, saved at a step boundary
     137  stopped at once on a second request (the last periodic checkpoint is kept)
@@ -80,14 +81,15 @@ from .params import read_section  # noqa: E402
 __all__ = ["stage_notebook", "stage_parameters", "output_keys", "redirect_outputs", "run_stage", "main",
            "StageError", "EXIT_CODES"]
 
-SIVAE_ERRORS = ("SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError")
+SIVAE_ERRORS = ("SivaeError", "ConfigError", "DataError", "CheckpointError", "DivergenceError", "OutputError")
 CPU_THREADS = 2      # torch threads of a stage's kernel (the committed run's); SIVAE_THREADS overrides
 REPEAT_AFTER = 2.0   # seconds: a second signal later than this after the first means "stop now"
 GRACE = 60.0         # seconds the kernel gets to save after its parent is gone, before it is killed
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DATA, EXIT_CHECKPOINT, EXIT_DIVERGED, EXIT_REFUSED = 0, 1, 2, 3, 4, 5, 6
+EXIT_OUTPUT = 7
 EXIT_PARENT_GONE, EXIT_INTERRUPTED, EXIT_KILLED = 129, 130, 137
 EXIT_CODES = {"SivaeError": EXIT_FAILED, "ConfigError": EXIT_CONFIG, "DataError": EXIT_DATA,
-              "CheckpointError": EXIT_CHECKPOINT, "DivergenceError": EXIT_DIVERGED}
+              "CheckpointError": EXIT_CHECKPOINT, "DivergenceError": EXIT_DIVERGED, "OutputError": EXIT_OUTPUT}
 SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish", "busybox"}
 CONTAINER_INITS = {"tini", "docker-init", "dumb-init", "catatonit"}
 

@@ -59,14 +59,15 @@ def test_help_lists_every_stage_and_the_exit_codes():
     assert res.returncode == 0, res.stderr
     for stage in ("theory_discrete", "toy2d", "stability", "images", "translation", "ood", "findings", "report"):
         assert stage in res.stdout.split("stages:")[1], stage
-    for code in (0, 1, 2, 3, 4, 5, 6, 129, 130, 137):
+    for code in (0, 1, 2, 3, 4, 5, 6, 7, 129, 130, 137):
         assert re.search(rf"^\s+{code}\s", res.stdout, re.M), code
 
 
 def test_every_exit_code_is_documented_once_for_users():
     doc = (ROOT / "docs" / "running.md").read_text()
     codes = {v for k, v in vars(st).items() if k.startswith("EXIT_") and isinstance(v, int)}
-    assert codes == {0, 1, 2, 3, 4, 5, 6, 129, 130, 137}
+    assert codes == {0, 1, 2, 3, 4, 5, 6, 7, 129, 130, 137}
+    assert set(st.EXIT_CODES) == set(st.SIVAE_ERRORS), "every sivae error class has its exit code"
     for c in codes:
         assert re.search(rf"^\|\s*{c}\s*\|", doc, re.M), f"docs/running.md lacks exit code {c}"
 
