@@ -28,6 +28,7 @@ from ..images.models import arch_for
 from ..images.study import check_training_length, load_released_runs
 from ..images.training import TrainedModel, load_trained, run_name, train_image_model
 from ..params import parse_bool, parse_int, parse_list, parse_seed, parse_seeds, split_items
+from ..runinfo import atomic_path
 from ..runtime import check_device
 from ..train import METHODS
 from .metrics import CONVERSIONS, OODResult, evaluate_ood
@@ -303,6 +304,6 @@ def save_scores(runs: list[OODRun], path) -> Path:
     arrays = {f"{slug(r.in_dist)}__{r.method}__seed{r.seed}__{slug(name)}__{kind}": getattr(s, kind)
               for r in runs for name, s in r.result.scores.items() for kind in ("loglik", "elbo")}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:   # written whole or not at all (the old file kept)
+        np.savez_compressed(f, **arrays)
     return path
