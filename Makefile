@@ -64,6 +64,7 @@ bench: env
 	python benchmarks/bench_toy2d_step.py
 	python benchmarks/bench_images_step.py
 	python benchmarks/bench_ood_scoring.py
+	python benchmarks/bench_ood_beyond.py
 
 # docs/figures/<stage>_<name>.png <- outputs/<stage dir>/figures/<name>.png, for the figures the README shows
 README_FIGURES := theory_discrete:dstar_vs_gamma:theory_dstar_vs_gamma toy2d:figure2:toy2d_figure2 \

@@ -1,6 +1,6 @@
 """Image models for a small OOD measurement run (issue 34): the images stage's settings at a smaller n_train.
 
-    python benchmarks/ood_small_models.py OUT_DIR [N_TRAIN=5000]
+    python experiments/ood_small_models.py OUT_DIR [N_TRAIN=5000]
 
 Trains, for mnist and fashionmnist, the VAE and Soft-IntroVAE with seeds 0 and 1 exactly as the images stage
 does (params.yaml's `images` section: widths, epochs, lr, batch size, loss weights) on the first N_TRAIN
