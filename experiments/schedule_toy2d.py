@@ -19,10 +19,14 @@ prints, per dataset, schedule and step, each 6.1 finding's verdict by the findin
 gnELBO, and the off-support share below the VAE's. The VAE of a schedule is the VAE run with the same batch,
 n_iter, milestones, lr and width (its warm-up is irrelevant: the VAE has none).
 
+    python experiments/schedule_toy2d.py table [FILES...]
+prints the same verdicts at each schedule's last step as a markdown table (docs/schedule_study.md).
+
     python experiments/schedule_toy2d.py plot [FILES...]
-draws docs/figures/schedule_<dataset>.png: the margin mean(VAE) - mean(Soft-IntroVAE) of KL and JSD (band:
-the combined seed spread; the finding holds where the line is above its band's... i.e. margin > spread)
-against the Soft-IntroVAE run's training CPU-minutes, one line per schedule.
+draws docs/figures/schedule_<dataset>.png: the margin mean(VAE) - mean(Soft-IntroVAE) of KL and JSD (shaded:
++- the combined seed spread sqrt(std_a^2 + std_b^2); the finding holds where margin > spread, a star) against
+the Soft-IntroVAE run's training CPU-minutes (one core, mean over seeds), one line per schedule; a square marks
+a schedule's last step (the points before it are the same run before its end, not shorter schedules).
 """
 from __future__ import annotations
 
@@ -170,6 +174,26 @@ def judge(paths) -> None:
               f"{rec['cpu_min']:.2f} CPU-min): " + "; ".join(parts or ["no VAE run"]))
 
 
+def table(paths) -> None:
+    """Markdown: one row per (dataset, schedule) at its last step, each finding's verdict with both means."""
+    recs = [r for r in verdicts(load(paths)) if r["step"] == r["n_iter"]]
+    keys = ("kl<vae", "jsd<vae", "gnelbo<vae", "off_support_mass<vae")
+    print("| dataset | schedule (Soft-IntroVAE) | samples vs default | S-IntroVAE CPU-min | seeds | "
+          "KL < VAE | JSD < VAE | gnELBO < VAE | off-support < VAE |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in recs:
+        cells = []
+        for k in keys:
+            v = r["f"].get(k)
+            if v is None:
+                cells.append("-")
+                continue
+            fmt = ".2e" if k.startswith("gnelbo") else ".3f" if k.startswith("off") else ".1f"
+            cells.append(f"**{v['verdict']}** ({v['sivae']:{fmt}} vs {v['vae']:{fmt}})")
+        print(f"| {r['d']} | {r['schedule']} | {r['samples_x_default']}x | {r['cpu_min']:.2f} | {r['n_sivae']} | "
+              + " | ".join(cells) + " |")
+
+
 # ------------------------------------------------------------------------------------------------ plot
 def plot(paths) -> None:
     import matplotlib
@@ -196,6 +220,7 @@ def plot(paths) -> None:
                 for xx, p in zip(x, (q[1] for q in pts)):
                     if p["verdict"] == "holds":
                         ax.plot([xx], [p["margin"]], marker="*", ms=12, color=line.get_color())
+                ax.plot([x[-1]], [y[-1]], marker="s", ms=8, mfc="none", color=line.get_color())
             ax.axhline(0, color="k", lw=0.8)
             ax.set_xlabel("Soft-IntroVAE training CPU-minutes (one core, mean over seeds)")
             ax.set_ylabel(f"{k.upper()}(VAE) - {k.upper()}(Soft-IntroVAE)")
@@ -225,13 +250,15 @@ def main(argv=None) -> None:
     r.add_argument("--points", default="0.25,0.5,0.75,1", help="fractions of n_iter at which KL/JSD are measured")
     r.add_argument("--grid-points", default="1", help="fractions at which gnELBO and off-support are measured too")
     r.add_argument("--out", default=None)
-    for name in ("judge", "plot"):
+    for name in ("judge", "table", "plot"):
         sub.add_parser(name).add_argument("files", nargs="*")
     args = p.parse_args(argv)
     if args.mode == "run":
         run(args)
     elif args.mode == "judge":
         judge(args.files)
+    elif args.mode == "table":
+        table(args.files)
     else:
         plot(args.files)
 
