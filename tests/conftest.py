@@ -15,7 +15,7 @@ from nbutil import BIN, ROOT  # noqa: E402
 # The section studies' tests (images, ood, translation, style training) train and score whole tiny studies.
 SLOW_FILES = {"test_notebooks.py", "test_pipeline.py", "test_report.py", "test_reliability.py", "test_sweep_dvc.py",
               "test_sweep_grid.py", "test_cuda.py", "test_images.py", "test_ood.py", "test_translation.py",
-              "test_style_training.py"}
+              "test_style_training.py", "test_stage_runner.py", "test_jupyter.py"}
 OVERLAY = ("sivae", "notebooks", "dvc.yaml", "params.yaml", "profiles", "pyproject.toml", ".dvcignore")
 TINY = ("n_iter=3", "grid_size=16", "n_samples=200", "n_seeds=1", "batch_size=16", "num_vae=0")
 

@@ -258,7 +258,9 @@ def test_progress_is_streamed_to_the_terminal_and_not_into_the_notebook(tmp_path
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
     steps = [ln for ln in lines if ln.startswith("toy2d | stack of 1 soft_intro_vae | step ")]
-    assert len(steps) >= 5, res.stderr     # every 10% on a log (not a terminal)
+    # the start line at least: step events come at most every 0.5 s, so a run this short may show no more
+    # (the every-10% rule of a log is tested on the display itself: tests/test_progress.py)
+    assert steps and steps[0].startswith("toy2d | stack of 1 soft_intro_vae | step 0/40 (0%)"), res.stderr
     assert any(re.search(r"done 40/40 steps in .* \| mean rec ", ln) for ln in lines), res.stderr
     nb = json.loads((tmp_path / "side" / "02_toy2d.ipynb").read_text())
     stderr_blocks = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]
