@@ -215,6 +215,9 @@ def _kernelspec() -> dict:
         raise ConfigError(f"{e}; `make env` installs one") from None
 
 
+KERNEL_LOG = "kernel.log"
+
+
 def _ipc_kernel_manager(folder: str):
     """A kernel manager whose kernel listens on IPC sockets in `folder` (no TCP, so no ipykernel warning
     about unencrypted TCP; nothing is written to the working directory)."""
@@ -225,6 +228,14 @@ def _ipc_kernel_manager(folder: str):
             super().__init__(**kw)
             self.transport = "ipc"
             self.ip = os.path.join(folder, "k")
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            # the kernel process's own stderr holds only ipykernel's log lines ("KeyboardInterrupt caught in
+            # kernel" when papermill stops it, ...): they go to a log beside the sockets, not to the user's
+            # terminal (cell output reaches the notebook through IOPub either way); shown if the kernel dies
+            if "stderr" not in kw:
+                kw["stderr"] = open(os.path.join(folder, KERNEL_LOG), "ab")   # noqa: SIM115 (the kernel owns it)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return IPCKernelManager
 
@@ -472,6 +483,9 @@ def run_stage(stage: str, params_file: str | os.PathLike = "params.yaml", overri
         except Exception as e:  # noqa: BLE001 (the kernel died, could not start, ...)
             if supervisor is not None and supervisor.first is not None:
                 raise _stopped(stage, "", f"({type(e).__name__})", supervisor, display) from None
+            log = Path(work, KERNEL_LOG)
+            if log.is_file() and log.stat().st_size:
+                print("the kernel's log:\n" + log.read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
         if supervisor is not None:
             supervisor.finished = True
