@@ -43,7 +43,7 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
         for name in ("mnist", "fashionmnist"):
             write_tiny_idx(tmp_path / "data", name, n_train=48, n_test=40)
         paths["data_root"] = tmp_path / "data"
-    params = {**TINY.get(stage, {}), "interactive": False, "device": "cpu",
+    params = {**TINY.get(stage, {}), "interactive": False,   # device: the profile's "auto", as a user runs it
               **{k: v for k, v in paths.items() if k != "executed_notebook"}}
     if stage == "images":  # evaluate a (tiny, synthetic) file in the layout of the authors' released FFHQ model
         from test_style_weights import TINY as TINY_RELEASED

@@ -329,7 +329,7 @@ def test_notebook_at_tiny_profile(tiny_data, tmp_path):
                                             scores_path="s.npz", run_info_path="ri.json",
                                             own_ckpt_dir="own").items()}
     res = run_notebook(ROOT / "notebooks" / "06_ood.py", tmp_path / "06.ipynb", {
-        "data_root": tiny_data, "ckpt_dir": ckpt, "device": "cpu", "n_seeds": 1, "n_importance": 3, "n_eval": 16,
+        "data_root": tiny_data, "ckpt_dir": ckpt, "device": "auto", "n_seeds": 1, "n_importance": 3, "n_eval": 16,
         "train_epochs": 1, "train_batch_size": 16, "train_channels": "4,8", "bins": 10, "near_n_eval": 8,
         "heldout_n_train": 32, "bg_n_train": 32, "bg_channels": "4,4", "bg_batch_size": 16, "regret_steps": 2,
         "regret_n_eval": 2, "beyond_table_path": tmp_path / "beyond.md", **out})

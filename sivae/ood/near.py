@@ -271,7 +271,9 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
     Returns:
         list of BeyondRun, one per (group, method, seed).
     """
+    from ..runtime import resolve_device
     from .study import find_or_train_model, load_eval_set
+    device = str(resolve_device(device))   # "auto" -> cuda or cpu, as run_ood_study does
     sc, bg, rg = settings["scores"], settings["bg"], settings["regret"]
     near_n = settings["near_n_eval"]
     data_kw = dict(data_root=data_root, paper_data_root=paper_data_root, seed=eval_seed)
