@@ -53,7 +53,7 @@ from .paper import METHODS
 from .params import SEED_MAX, parse_bool, parse_numbers
 from .progress import run_label
 from .runinfo import live_curve
-from .runtime import check_device, resolve_device  # noqa: F401  (check_device: for older imports)
+from .runtime import resolve_device
 
 __all__ = ["TrainConfig", "Trainer", "METHODS", "MAX_BATCH_SIZE", "MAX_STEPS"]
 
