@@ -59,16 +59,15 @@ def table2(out: Path, n_iter: int | None) -> dict:
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device: the paper profile's 36 runs of 30,000 iterations at batch 512 take about "
                            "15 hours on a 2-core CPU (bench_stack.py: about 21 run-iterations/s at that size)"}
-    from sivae.params import seeds_from
+    from sivae.toy2d.config import Toy2dConfig
     from sivae.toy2d.study import run_toy2d, summarize, write_table2
     p = yaml.safe_load((ROOT / "profiles/paper.yaml").read_text())
     sec = {**p["base"], **p["toy2d"]}
     iters = int(n_iter or sec["n_iter"])
     t0 = time.time()
-    runs = run_toy2d(sec["datasets"], sec["methods"], seeds_from(sec["seed"], sec["n_seeds"]), n_iter=iters,
-                     batch_size=sec["batch_size"], lr=sec["lr"], lr_milestones=sec["lr_milestones"],
-                     num_vae=sec["num_vae"], gamma_r=sec["gamma_r"], ckpt_dir=out / "toy2d_checkpoints", device="cuda",
-                     n_samples=sec["n_samples"], grid_size=sec["grid_size"], progress=False, engine="stack")
+    cfg = Toy2dConfig.from_params(sec, n_iter=iters, ckpt_dir=str(out / "toy2d_checkpoints"), device="cuda",
+                                  progress=False, budget=False, engine="stack")
+    runs = run_toy2d(cfg)
     train_eval_s = time.time() - t0
     write_table2(summarize(runs), out / "table2.json", out / "table2.md",
                  meta={"profile": "paper", "n_iter": iters, "batch_size": sec["batch_size"], "engine": "stack",

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from sivae.findings.study import build_ledger, load_stage
-from sivae.params import parse_numbers, seeds_from
 from sivae.stability import study as S
+from sivae.stability.config import StabilityConfig
 from sivae.stage import stage_parameters
 
 
@@ -27,21 +27,13 @@ def main(argv):
     n_iter, out = int(argv[0]), Path(argv[1])
     overrides = dict(a.split("=", 1) for a in argv[2:])
     p, _ = stage_parameters("stability", overrides={"n_iter": n_iter, **overrides})
-    ms, bnegs = (list(parse_numbers(k, p[k], positive=True)) for k in ("margins", "beta_negs"))
-    seeds = seeds_from(int(p["seed"]), int(p["n_seeds"]))
-    common = dict(n_iter=n_iter, batch_size=int(p["batch_size"]), lr=float(p["lr"]), lr_milestones=p["lr_milestones"],
-                  num_vae=int(p["num_vae"]), gamma_r=float(p["gamma_r"]), device=p["device"],
-                  n_samples=int(p["n_samples"]), grid_size=int(p["grid_size"]), engine=p["engine"], progress=False)
-    ckpt, ds, t0 = out / "checkpoints", p["dataset"], time.time()
-    margin = S.summarize_grid(S.run_grid(ds, "introvae", "m", ms, seeds, ckpt_dir=ckpt, **common))
-    soft_bn = S.table5_value(ds, "soft_intro_vae", "beta_neg")
-    beta_neg = S.summarize_grid(S.run_grid(ds, "soft_intro_vae", "beta_neg", sorted(set(bnegs) | {soft_bn}), seeds,
-                                           ckpt_dir=ckpt, **common))
-    collapse = S.summarize_collapse(S.run_collapse(ds, seeds, beta_rec=float(p["collapse_beta_rec"]),
-                                                   beta_kl=float(p["collapse_beta_kl"]),
-                                                   beta_neg=float(p["collapse_beta_neg"]), ckpt_dir=ckpt, **common))
-    S.write_metrics(out / "metrics.json", margin, beta_neg[soft_bn], beta_neg, collapse,
-                    meta={"n_iter": n_iter, "batch_size": common["batch_size"], "seeds": len(seeds)})
+    cfg = StabilityConfig.from_params(p, ckpt_dir=str(out / "checkpoints"), progress=False)
+    t0 = time.time()
+    margin = S.summarize_grid(S.run_grid(cfg.grids["m"], cfg.stack_dir))
+    beta_neg = S.summarize_grid(S.run_grid(cfg.grids["beta_neg"], cfg.stack_dir))
+    collapse = S.summarize_collapse(S.run_collapse(cfg))
+    S.write_metrics(out / "metrics.json", margin, beta_neg[cfg.table5("soft_intro_vae", "beta_neg")], beta_neg,
+                    collapse, meta={"n_iter": n_iter, "batch_size": cfg.batch_size, "seeds": cfg.n_seeds})
     for f in build_ledger({"stability": load_stage(out / "metrics.json")}):
         if f.stage == "stability":
             print(json.dumps({"n_iter": n_iter, "id": f.id, "verdict": f.verdict, "ours": f.ours}), flush=True)

@@ -27,10 +27,11 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.paper import METHOD_TITLES, PAPER_TABLE2
-from sivae.params import parse_bool, seeds_from
+from sivae.params import parse_bool
 from sivae.plots import in_live_kernel, inline_figures
 from sivae.runinfo import check_writable, live_training, log_curves, write_run_info
 from sivae.toy2d import plots
+from sivae.toy2d.config import Toy2dConfig
 from sivae.toy2d.study import run_toy2d, summarize, training_curves, write_budget, write_table2
 
 inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
@@ -64,18 +65,12 @@ budget_path = "outputs/scratch/toy2d/budget.json"  # KL/JSD at log-spaced steps 
 live_dir = "outputs/scratch/toy2d/live"          # training curves through DVCLive (DVC plots)
 
 # %%
-params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods, n_iter=n_iter,
-              batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r,
-              beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, m=m, n_samples=n_samples,
-              grid_size=grid_size, engine=engine)
+cfg = Toy2dConfig.from_params(globals())   # every parameter parsed and checked once, before any training
 interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
 check_writable(ckpt_dir, fig_dir, metrics_path, table_path, run_info_path, budget_path, live_dir)  # before training
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
-runs = run_toy2d(datasets, methods, seeds_from(seed, n_seeds), n_iter=n_iter, batch_size=batch_size, lr=lr,
-                 lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, beta_rec=beta_rec,
-                 beta_kl=beta_kl, beta_neg=beta_neg, m=m, ckpt_dir=ckpt_dir, device=device,
-                 n_samples=n_samples, grid_size=grid_size, budget=True, engine=engine)
+runs = run_toy2d(cfg)
 print(f"trained and evaluated {len(runs)} runs in {time.time() - t0:.0f} s")
 
 # %% [markdown]
@@ -95,8 +90,8 @@ plt.show()
 
 # %%
 summary = summarize(runs)
-table = write_table2(summary, metrics_path, table_path, meta={"n_iter": n_iter, "batch_size": batch_size,
-                                                              "seeds": n_seeds})
+table = write_table2(summary, metrics_path, table_path, meta={"n_iter": cfg.n_iter, "batch_size": cfg.batch_size,
+                                                              "seeds": cfg.n_seeds})
 display(Markdown(table))
 
 # %% [markdown]
@@ -115,7 +110,8 @@ budget = write_budget(runs, budget_path)
 for metric in ("kl", "jsd"):
     fig = plots.plot_budget(budget, PAPER_TABLE2, METHOD_TITLES, f"{fig_dir}/budget_{metric}.png", metric=metric)
     plt.show()
-_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
+_ = write_run_info(run_info_path, cfg.as_params(), seed=cfg.seed, device=cfg.device,
+                   wall_time_s=round(time.time() - t0, 1))
 
 # %% [markdown]
 # ## Explore (live kernel only): pick a dataset and a model

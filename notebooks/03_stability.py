@@ -29,9 +29,10 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.plots import inline_figures
-from sivae.runinfo import live_training, log_curves, write_run_info
+from sivae.runinfo import check_writable, live_training, log_curves, write_run_info
 from sivae.stability import plots as P
 from sivae.stability import study as S
+from sivae.stability.config import StabilityConfig
 
 inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
@@ -62,15 +63,8 @@ run_info_path = "outputs/scratch/stability/run_info.json"  # seed, parameters, v
 live_dir = "outputs/scratch/stability/live"        # training curves through DVCLive (DVC plots)
 
 # %%
-params = dict(seed=seed, device=device, dataset=dataset, n_seeds=n_seeds, n_iter=n_iter, batch_size=batch_size,
-              lr=lr, lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, margins=margins,
-              curve_margins=curve_margins, beta_negs=beta_negs, collapse_beta_rec=collapse_beta_rec,
-              collapse_beta_kl=collapse_beta_kl, collapse_beta_neg=collapse_beta_neg, n_samples=n_samples,
-              grid_size=grid_size, engine=engine)
-ok = S.check_parameters(**params, ckpt_dir=ckpt_dir, outputs=(fig_dir, metrics_path, run_info_path, live_dir))
-ms, curve_ms, bnegs, seeds = ok["margins"], ok["curve_margins"], ok["beta_negs"], ok["seeds"]
-common = dict(n_iter=n_iter, batch_size=batch_size, lr=lr, lr_milestones=lr_milestones, num_vae=num_vae,
-              gamma_r=gamma_r, device=device, n_samples=n_samples, grid_size=grid_size, engine=engine)
+cfg = StabilityConfig.from_params(globals())   # every parameter and every grid point checked once, before training
+check_writable(ckpt_dir, fig_dir, metrics_path, run_info_path, live_dir)
 live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
 
@@ -79,15 +73,14 @@ t0 = time.time()
 # Look for: IntroVAE's KL/JSD change a lot with m, and the band sits at or below its best m.
 
 # %%
-margin_runs = S.run_grid(dataset, "introvae", "m", ms, seeds, ckpt_dir=ckpt_dir, **common)
-soft_beta_neg = S.table5_value(dataset, "soft_intro_vae", "beta_neg")
-beta_neg_runs = S.run_grid(dataset, "soft_intro_vae", "beta_neg", sorted(set(bnegs) | {soft_beta_neg}), seeds,
-                           ckpt_dir=ckpt_dir, **common)
+margin_runs = S.run_grid(cfg.grids["m"], cfg.stack_dir)
+beta_neg_runs = S.run_grid(cfg.grids["beta_neg"], cfg.stack_dir)   # Table 5's beta_neg among them
+soft_beta_neg = cfg.table5("soft_intro_vae", "beta_neg")
 margin, beta_neg = S.summarize_grid(margin_runs), S.summarize_grid(beta_neg_runs)
-fig = P.plot_margin_sweep(margin, beta_neg[soft_beta_neg], S.table5_value(dataset, "introvae", "m"),
+fig = P.plot_margin_sweep(margin, beta_neg[soft_beta_neg], cfg.table5("introvae", "m"),
                           f"{fig_dir}/figure3.png", f"Soft-IntroVAE (beta_neg = {soft_beta_neg:g}), mean ± std")
 plt.show()
-print(f"trained {len(ms)} margins and {len(beta_neg_runs)} beta_neg values x {n_seeds} seeds "
+print(f"trained {len(cfg.margins)} margins and {len(beta_neg_runs)} beta_neg values x {cfg.n_seeds} seeds "
       f"in {time.time() - t0:.0f} s")
 
 # %% [markdown]
@@ -96,7 +89,7 @@ print(f"trained {len(ms)} margins and {len(beta_neg_runs)} beta_neg values x {n_
 # pushes fakes away and only the decoder's term, which lowers KL(fake), acts.
 
 # %%
-fig = P.plot_kl_fake_curves(margin_runs, curve_ms, f"{fig_dir}/kl_fake_vs_m.png")
+fig = P.plot_kl_fake_curves(margin_runs, cfg.curve_margins, f"{fig_dir}/kl_fake_vs_m.png")
 plt.show()
 display(Markdown(S.margin_table(margin)))
 
@@ -106,8 +99,7 @@ display(Markdown(S.margin_table(margin)))
 # ignores z); Soft-IntroVAE's KL stays positive and its samples keep the modes.
 
 # %%
-collapse_runs = S.run_collapse(dataset, seeds, beta_rec=collapse_beta_rec, beta_kl=collapse_beta_kl,
-                               beta_neg=collapse_beta_neg, ckpt_dir=ckpt_dir, **common)
+collapse_runs = S.run_collapse(cfg)
 collapse = S.summarize_collapse(collapse_runs)
 fig = P.plot_collapse(collapse_runs, f"{fig_dir}/figure21_collapse.png")
 plt.show()
@@ -121,7 +113,8 @@ print(collapse)
 fig = P.plot_beta_neg_sweep(beta_neg, margin, soft_beta_neg, f"{fig_dir}/beta_neg_sensitivity.png")
 plt.show()
 out = S.write_metrics(metrics_path, margin, beta_neg[soft_beta_neg], beta_neg, collapse,
-                      meta={"n_iter": n_iter, "batch_size": batch_size, "seeds": n_seeds})
+                      meta={"n_iter": cfg.n_iter, "batch_size": cfg.batch_size, "seeds": cfg.n_seeds})
 print(out["sensitivity"])
 log_curves(S.training_curves(margin_runs, beta_neg_runs, collapse_runs), live_dir)
-_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1))
+_ = write_run_info(run_info_path, cfg.as_params(), seed=cfg.seed, device=cfg.device,
+                   wall_time_s=round(time.time() - t0, 1))

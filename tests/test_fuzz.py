@@ -252,9 +252,8 @@ TOY_SPACE = {
                  st.one_of(st.sampled_from(["moons", "", " , ", "rings,moons"]), st.integers(), st.just([]))),
     "methods": (st.sampled_from(["vae", "introvae", "soft_intro_vae"]),
                 st.one_of(st.sampled_from(["gan", "", "vae,gan"]), st.integers(), st.just([]))),
-    "seeds": (st.one_of(st.lists(st.integers(0, 3), min_size=1, max_size=2), st.sampled_from(["0", 1, (2,), "0,1"])),
-              st.one_of(st.just([]), st.lists(bad_int(0, SEED_MAX).filter(lambda v: not isinstance(v, (list, dict))),
-                                              min_size=1, max_size=2), st.none(), st.just("x"), st.just(object()))),
+    "seed": (st.one_of(st.integers(0, 3), st.sampled_from(["0", 1, 2.0])), bad_int(0, SEED_MAX)),
+    "n_seeds": (st.integers(1, 2), bad_int(1, 10_000)),
     "n_iter": (st.one_of(st.integers(1, 3), st.sampled_from([2.0, "3"])), bad_int(1, 10**12)),
     "batch_size": (st.one_of(st.integers(1, 16), st.just(8.0)), bad_int(1, MAX_BATCH_SIZE)),
     "num_vae": (st.integers(0, 5), bad_int(0, 10**12)),
@@ -278,8 +277,9 @@ if not torch.cuda.is_available():
 
 
 def _run_toy(values, folder):
+    from sivae.toy2d.config import Toy2dConfig
     from sivae.toy2d.study import run_toy2d
-    return run_toy2d(**values, ckpt_dir=folder)
+    return run_toy2d(Toy2dConfig(**values, ckpt_dir=folder))
 
 
 @fast(120)
@@ -298,26 +298,33 @@ def test_run_toy2d_valid_values_train_and_evaluate(data):
     with out_dir() as folder:
         runs = check_named(lambda: _run_toy(values, folder), bad, folder, ok=(DivergenceError,))
         if runs is not None:
-            assert len(runs) == len(split_items("seeds", values["seeds"] if not isinstance(values["seeds"], tuple)
-                                                else list(values["seeds"])))
+            assert len(runs) == values["n_seeds"]
             assert any(p.endswith("last.pt") for p in files_in(folder))
 
 
 def test_run_toy2d_refuses_huge_batch_and_empty_grid_before_training(tmp_path):
-    from sivae.toy2d.study import run_toy2d
-    kw = dict(n_iter=2, batch_size=8, n_samples=50, grid_size=8, progress=False, device="cpu", ckpt_dir=tmp_path)
+    from sivae.toy2d.config import Toy2dConfig
+    kw = dict(n_iter=2, batch_size=8, n_samples=50, grid_size=8, progress=False, device="cpu", ckpt_dir=tmp_path,
+              datasets="rings", methods="vae", n_seeds=1)
     for bad in (dict(batch_size=10**9), dict(grid_size=0), dict(n_samples=10**9), dict(grid_size=10**5)):
         with pytest.raises(ConfigError, match=list(bad)[0]):
-            run_toy2d("rings", "vae", [0], **{**kw, **bad})
+            Toy2dConfig(**{**kw, **bad})
         assert files_in(tmp_path) == []
 
 
 # ------------------------------------------------------------------ stability
+def _toy_base(folder, **kw):
+    from sivae.toy2d.config import Toy2dConfig
+    return Toy2dConfig(**{**dict(datasets="8gaussians", n_seeds=1, n_iter=1, batch_size=8, n_samples=20, grid_size=4,
+                                 progress=False, device="cpu", budget=False, ckpt_dir=folder), **kw})
+
+
 @fast(25)
 @given(name=st.one_of(st.sampled_from(["m", "beta_neg"]), st.sampled_from(["lr", "M", ""])),
        values=st.lists(st.one_of(st.floats(0.1, 2), bad_number()), min_size=1, max_size=3),
-       n_iter=st.one_of(st.just(1), bad_int(1, 10**12)), extra=st.sampled_from([{}, {"budgett": True}, {"m": 1.0}]))
-def test_run_grid_checks_every_value_before_the_first_run(name, values, n_iter, extra):
+       n_iter=st.one_of(st.just(1), bad_int(1, 10**12)))
+def test_grid_configs_check_every_value_before_the_first_run(name, values, n_iter):
+    from sivae.stability.config import grid_configs
     from sivae.stability.study import run_grid
     model = "introvae" if name == "m" else "soft_intro_vae"
     ok_values = all(isinstance(v, float) and math.isfinite(v) and v >= 0 for v in values)
@@ -328,33 +335,24 @@ def test_run_grid_checks_every_value_before_the_first_run(name, values, n_iter, 
         bad |= {f"{name} values", name}
     if not (isinstance(n_iter, int) and not isinstance(n_iter, bool) and n_iter == 1):
         bad.add("n_iter")
-    if extra and (list(extra)[0] != name or "name" not in bad):
-        bad |= set(extra) | {"argument"}
     with out_dir() as folder:
-        check_named(lambda: run_grid("8gaussians", model, name, values, [0], ckpt_dir=folder, n_iter=n_iter,
-                                     batch_size=8, n_samples=20, grid_size=4, progress=False, device="cpu", **extra),
-                    bad, folder, also_named=("unknown",))
+        check_named(lambda: run_grid(grid_configs(_toy_base(folder, n_iter=n_iter), model, name, values),
+                                     Path(folder) / "stacks"), bad, folder)
 
 
 @fast(15)
 @given(beta_rec=st.one_of(st.floats(0.1, 1), bad_number()), beta_kl=st.one_of(st.floats(0.1, 1), bad_number()),
        beta_neg=st.one_of(st.floats(0.1, 1), bad_number()))
-def test_run_collapse_checks_both_runs_before_the_first(beta_rec, beta_kl, beta_neg):
+def test_stability_config_checks_both_collapse_runs_before_the_first(beta_rec, beta_kl, beta_neg):
+    from sivae.stability.config import StabilityConfig
     from sivae.stability.study import run_collapse
-    bad = {k for k, v in dict(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg).items()
-           if not (isinstance(v, float) and math.isfinite(v) and v >= 0) and v is not None}
+    bad = {f"collapse_{k}" for k, v in dict(beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg).items()
+           if not (isinstance(v, float) and math.isfinite(v) and v >= 0)}
     with out_dir() as folder:
-        check_named(lambda: run_collapse("8gaussians", [0], beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
-                                         ckpt_dir=folder, n_iter=1, batch_size=8, n_samples=20, grid_size=4,
-                                         progress=False, device="cpu"), bad, folder, ok=(DivergenceError,))
-
-
-def test_run_collapse_bad_beta_neg_trains_no_vae_first(tmp_path):
-    from sivae.stability.study import run_collapse
-    with pytest.raises(ConfigError, match="beta_neg"):
-        run_collapse("8gaussians", [0], beta_rec=0.1, beta_kl=1.0, beta_neg=-1, ckpt_dir=tmp_path, n_iter=1,
-                     batch_size=8, n_samples=20, grid_size=4, progress=False, device="cpu")
-    assert files_in(tmp_path) == []
+        check_named(lambda: run_collapse(StabilityConfig(
+            collapse_beta_rec=beta_rec, collapse_beta_kl=beta_kl, collapse_beta_neg=beta_neg, n_seeds=1, n_iter=1,
+            batch_size=8, n_samples=20, grid_size=4, progress=False, device="cpu", margins="1", curve_margins="1",
+            beta_negs="0.9", ckpt_dir=folder)), bad, folder, ok=(DivergenceError,))
 
 
 # ------------------------------------------------------------------ images
@@ -682,24 +680,15 @@ def test_profiles_command_line_reports_bad_files(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "params.yaml").exists()
 
 
-def test_run_grid_refuses_the_loss_weights_it_does_not_vary(tmp_path):
-    """A case the fuzz test above draws only now and then: m given to a beta_neg grid (Table 5 sets it)."""
-    from sivae.stability.study import run_grid
-    for name, extra in (("beta_neg", {"m": 1.0}), ("m", {"beta_kl": 0.5})):
-        with pytest.raises(ConfigError, match=f"^{list(extra)[0]}: run_grid varies {name}"):
-            run_grid("8gaussians", "introvae", name, [1.0], [0], ckpt_dir=tmp_path, n_iter=1, batch_size=8, **extra)
-        assert files_in(tmp_path) == []
-
-
 # ----------------------------------------------------------------- #31: typo bounds and checks before training
 @pytest.mark.parametrize("name,value", [("n_iter", "1e9"), ("n_iter", 10**9), ("num_vae", 2 * 10**7)])
 def test_toy2d_budget_typos_are_refused_naming_the_bound(name, value):
     from sivae.params import MAX_ITERATIONS
-    from sivae.toy2d.study import check_toy2d
+    from sivae.toy2d.config import Toy2dConfig
     kw = dict(n_iter=10, batch_size=8, num_vae=0)
     kw[name] = value
     with pytest.raises(ConfigError, match=rf"{name} must be an integer >= \d and <= {MAX_ITERATIONS}"):
-        check_toy2d("8gaussians", "vae", [0], **kw)
+        Toy2dConfig(datasets="8gaussians", methods="vae", **kw)
 
 
 def test_translation_budget_typos_are_refused_naming_the_bound():
@@ -756,9 +745,9 @@ def test_images_preflight_accepts_the_defaults_and_names_missing_data(tiny_mnist
 @pytest.mark.parametrize("name,value", [("collapse_beta_kl", -1), ("collapse_beta_rec", "x"), ("n_iter", "1e9"),
                                         ("curve_margins", "0.3"), ("margins", "0,1")])
 def test_stability_preflight_names_each_bad_value(name, value, tmp_path):
-    from sivae.stability.study import check_parameters
-    check_named(lambda: check_parameters(**{**_defaults("stability"), name: value}, ckpt_dir=tmp_path / "ck",
-                                         outputs=(tmp_path / "fig",)), {name}, tmp_path)
+    from sivae.stability.config import StabilityConfig
+    check_named(lambda: StabilityConfig.from_params({**_defaults("stability"), name: value},
+                                                    ckpt_dir=str(tmp_path / "ck")), {name}, tmp_path)
 
 
 @pytest.mark.parametrize("name,value", [("n_grid", 100000), ("n_pairs", 0), ("rec_loss", "vgg"),

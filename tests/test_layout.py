@@ -42,7 +42,7 @@ def _sources():
 
 def test_top_level_holds_only_core_modules_and_section_packages():
     top = {p.name for p in PKG.iterdir() if p.name != "__pycache__"}
-    core = {"__init__.py", "checkpoints.py", "errors.py", "losses.py", "params.py", "plots.py", "profiles.py",
+    core = {"__init__.py", "checkpoints.py", "config.py", "errors.py", "losses.py", "params.py", "plots.py", "profiles.py",
             "progress.py", "runinfo.py", "runtime.py", "stack.py", "stage.py", "train.py", "engine.py", "lifecycle.py",
             "paper.py", "stats.py", "batches.py"}
     assert top == core | set(SECTIONS), f"unexpected at the top of sivae/: {sorted(top - core - set(SECTIONS))}"

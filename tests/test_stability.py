@@ -7,8 +7,10 @@ import torch
 
 from sivae import ConfigError
 from sivae import losses as L
+from sivae.stability import config as C
 from sivae.stability import study as S
 from sivae.toy2d import sweep as W
+from sivae.toy2d.config import Toy2dConfig
 from sivae.toy2d.models import MLPConfig, MLPDecoder, MLPEncoder
 from sivae.toy2d.study import ToyRun
 
@@ -68,18 +70,36 @@ def test_summarize_grid_counts_how_often_kl_fake_is_above_m():
 
 def test_subset_check_and_value_keys():
     with pytest.raises(ConfigError, match="curve_margins"):
-        S.check_subset("curve_margins", [3.0], [1.0, 2.0])
-    assert S.value_key("m", 0.1) == "m_0p1" and S.value_key("beta_neg", 50.0) == "beta_neg_50"
-    assert S.table5_value("8gaussians", "introvae", "m") == 1.0
+        C.check_subset("curve_margins", [3.0], [1.0, 2.0])
+    assert C.value_key("m", 0.1) == "m_0p1" and C.value_key("beta_neg", 50.0) == "beta_neg_50"
+    assert C.table5_value("8gaussians", "introvae", "m") == 1.0
+
+
+def test_config_derives_every_grid_point_once(tmp_path):
+    cfg = C.StabilityConfig.from_params({"margins": "0.5,5", "curve_margins": "5", "beta_negs": "3", "n_seeds": 1,
+                                         "n_iter": "4", "ckpt_dir": str(tmp_path), "lr_milestones": "0.5"})
+    assert list(cfg.grids["m"]) == [0.5, 5.0] and list(cfg.grids["beta_neg"]) == [0.9, 3.0]   # Table 5's added
+    point = cfg.grids["beta_neg"][3.0]
+    assert point.methods == ("soft_intro_vae",) and point.beta_neg == 3.0 and point.n_iter == 4
+    assert point.specs()[0].config.beta_neg == 3.0 and point.specs()[0].config.lr_milestones == (0.5,)
+    assert point.ckpt_dir == str(tmp_path / "soft_intro_vae_beta_neg_3")
+    assert cfg.collapse["soft_intro_vae"].specs()[0].hparams == dict(beta_rec=0.1, beta_kl=1.0, beta_neg=0.9)
+    assert C.StabilityConfig.from_params(cfg.as_params()) == cfg
+    for bad, name in ((dict(curve_margins="0.3"), "curve_margins"), (dict(margins="0,1"), "margins"),
+                      (dict(collapse_beta_kl=-1), "collapse_beta_kl"), (dict(dataset="moons"), "dataset"),
+                      (dict(n_iter="1e9"), "n_iter")):
+        with pytest.raises(ConfigError, match=name):
+            cfg.replace(**bad)
 
 
 @pytest.mark.slow
 def test_run_grid_trains_each_value_once_and_reloads_it(tmp_path):
-    kw = dict(n_iter=3, batch_size=8, device="cpu", n_samples=100, grid_size=8, progress=False)
-    grid = S.run_grid("8gaussians", "introvae", "m", [0.5, 5.0], [0], ckpt_dir=tmp_path, **kw)
+    base = Toy2dConfig(datasets="8gaussians", n_seeds=1, n_iter=3, batch_size=8, device="cpu", n_samples=100,
+                       grid_size=8, progress=False, budget=False, ckpt_dir=tmp_path, engine="single")
+    grid = S.run_grid(C.grid_configs(base, "introvae", "m", [0.5, 5.0]), tmp_path / "stacks")
     assert [r[0].hparams["m"] for r in grid.values()] == [0.5, 5.0]
     assert (tmp_path / "introvae_m_0p5" / "8gaussians" / "introvae" / "seed0" / "last.pt").exists()
-    again = S.run_grid("8gaussians", "introvae", "m", [0.5], [0], ckpt_dir=tmp_path, **kw)
+    again = S.run_grid(C.grid_configs(base, "introvae", "m", [0.5]), tmp_path / "stacks")
     assert again[0.5][0].metrics == grid[0.5][0].metrics  # reloaded from the checkpoint
 
 

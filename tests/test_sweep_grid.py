@@ -11,6 +11,7 @@ from nbutil import BIN
 
 from sivae.errors import ConfigError
 from sivae.toy2d import study
+from sivae.toy2d.config import Toy2dConfig
 from sivae.toy2d.study import run_toy2d
 from sivae.toy2d.sweep import (
     GRID_PARAMS,
@@ -23,7 +24,8 @@ from sivae.toy2d.sweep import (
     write_grid,
 )
 
-KW = dict(n_iter=30, batch_size=32, num_vae=5, lr_milestones="0.5", n_samples=500, grid_size=16)
+KW = dict(n_iter=30, batch_size=32, num_vae=5, lr_milestones="0.5", n_samples=500, grid_size=16, n_seeds=1,
+          device="cpu", progress=False, engine="stack")
 RANGES = {"beta_rec": "0.1,0.2", "beta_kl": [0.1, 0.2], "beta_neg": 0.9}
 
 
@@ -40,14 +42,15 @@ def test_grid_points_expand_the_ranges():
 def test_grid_rows_equal_single_runs_and_the_best_is_the_minimum(tmp_path, monkeypatch):
     # 3 runs per stack: the 4 points train as two stacks, split as at STACK_MAX_RUNS
     monkeypatch.setattr(study, "STACK_MAX_RUNS", 3)
-    rows = train_grid("8gaussians", "soft_intro_vae", RANGES, (0,), ckpt_dir=tmp_path / "grid", device="cpu", **KW)
+    base = Toy2dConfig(datasets="8gaussians", methods="soft_intro_vae", ckpt_dir=tmp_path / "grid", **KW)
+    rows = train_grid(base, RANGES)
     assert len(list((tmp_path / "grid" / "stacks").iterdir())) == 2
     assert len(rows) == 4 and {(r["hparams"]["beta_rec"], r["hparams"]["beta_kl"]) for r in rows} == {
         (0.1, 0.1), (0.1, 0.2), (0.2, 0.1), (0.2, 0.2)}
     for r in rows:
         # the same configuration, alone, through the toy2d stage's code and the single-run Trainer
-        one = run_toy2d("8gaussians", "soft_intro_vae", (0,), ckpt_dir=tmp_path / r["name"].replace(" ", "_"),
-                        engine="single", device="cpu", progress=False, **r["hparams"], **KW)[0]
+        one = run_toy2d(base.replace(ckpt_dir=tmp_path / r["name"].replace(" ", "_"), engine="single",
+                                     budget=False, **r["hparams"]))[0]
         assert one.hparams == r["hparams"]
         # float32 networks: the stack follows the Trainer up to the rounding of its batched sums (tests/test_stack.py:
         # 1e-10 in float64), after 30 steps well within the tolerance of test_toy2d's stack-vs-single check
@@ -68,8 +71,8 @@ def test_grid_rows_equal_single_runs_and_the_best_is_the_minimum(tmp_path, monke
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(dataset="moons"), "unknown dataset 'moons'"),
-    (dict(model="gan"), "unknown model 'gan'"),
+    (dict(datasets="moons"), "unknown datasets 'moons'"),
+    (dict(methods="gan"), "unknown methods 'gan'"),
     (dict(ranges={"beta_rec": "0.1,-0.2"}), "beta_rec must be a finite non-negative"),
     (dict(ranges={"beta_kl": "nan"}), "beta_kl must be finite"),
     (dict(ranges={"beta_kl": ""}), "beta_kl is empty"),
@@ -80,9 +83,10 @@ def test_grid_rows_equal_single_runs_and_the_best_is_the_minimum(tmp_path, monke
     (dict(engine="batched"), "unknown engine"),
 ])
 def test_bad_grids_fail_before_training_with_one_config_error(kw, message, tmp_path):
-    args = dict(dataset="8gaussians", model="soft_intro_vae", ranges=RANGES, ckpt_dir=tmp_path / "g", **KW) | kw
+    args = dict(datasets="8gaussians", methods="soft_intro_vae", ranges=RANGES, ckpt_dir=tmp_path / "g", **KW) | kw
     with pytest.raises(ConfigError, match=message):
-        train_grid(args.pop("dataset"), args.pop("model"), args.pop("ranges"), **args)
+        ranges = args.pop("ranges")
+        train_grid(Toy2dConfig(**args), ranges)
     assert not (tmp_path / "g").exists()
 
 

@@ -6,9 +6,10 @@ import torch
 
 from sivae import ConfigError, DataError
 from sivae.paper import TABLE5
+from sivae.toy2d.config import Toy2dConfig, resolve_hparams
 from sivae.toy2d.data import TOY_DATASETS, get_toy_dataset, sample_toy
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
-from sivae.toy2d.study import resolve_hparams, run_toy2d, summarize, write_table2
+from sivae.toy2d.study import run_toy2d, summarize, write_table2
 
 
 @pytest.mark.parametrize("name", list(TOY_DATASETS))
@@ -60,14 +61,15 @@ def test_bad_input_leaves_existing_outputs_untouched(tmp_path):
     ck = tmp_path / "ck"
     for bad in (dict(datasets="rings,moons"), dict(methods="gan"), dict(beta_kl=-1)):
         with pytest.raises(ConfigError):
-            run_toy2d(n_iter=5, batch_size=8, ckpt_dir=ck, **bad)
+            run_toy2d(Toy2dConfig(n_iter=5, batch_size=8, ckpt_dir=ck, **bad))
     assert metrics.read_text() == '{"old": 1}' and not ck.exists()
 
 
 @pytest.mark.slow
 def test_tiny_run_summary_and_table(tmp_path):
-    runs = run_toy2d("8gaussians", "vae,soft_intro_vae", [0, 1], n_iter=6, batch_size=32, ckpt_dir=tmp_path / "ck",
-                     n_samples=300, grid_size=16, progress=False)
+    cfg = Toy2dConfig(datasets="8gaussians", methods="vae,soft_intro_vae", n_seeds=2, n_iter=6, batch_size=32,
+                      ckpt_dir=tmp_path / "ck", n_samples=300, grid_size=16, progress=False, engine="single")
+    runs = run_toy2d(cfg)
     assert len(runs) == 4 and runs[0].density.shape == (16, 16) and runs[1].density is None
     s = summarize(runs)
     assert s["8gaussians"]["vae"]["kl"]["n"] == 2
@@ -77,17 +79,16 @@ def test_tiny_run_summary_and_table(tmp_path):
     assert {"kl", "jsd", "gnelbo", "jsd_textbook", "kl_std"} <= set(flat["8gaussians"]["vae"])
     assert "8 Gaussians" in md and "6.72" in md  # the paper's number beside ours
     assert (tmp_path / "ck" / "8gaussians" / "vae" / "seed1" / "last.pt").exists()
-    again = run_toy2d("8gaussians", "vae", [0], n_iter=6, batch_size=32, ckpt_dir=tmp_path / "ck",
-                      n_samples=300, grid_size=16, progress=False)  # resumes: loads, no training
+    again = run_toy2d(cfg.replace(methods="vae", n_seeds=1))  # resumes: loads, no training
     assert again[0].metrics == runs[0].metrics
 
 
 @pytest.mark.slow
 def test_stack_engine_gives_the_single_engines_results(tmp_path):
-    kw = dict(n_iter=30, batch_size=32, num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True,
-              lr_milestones="0.5")
-    single = run_toy2d("8gaussians,rings", "soft_intro_vae,vae", (0, 1), ckpt_dir=tmp_path / "a", engine="single", **kw)
-    stack = run_toy2d("8gaussians,rings", "soft_intro_vae,vae", (0, 1), ckpt_dir=tmp_path / "b", engine="stack", **kw)
+    cfg = Toy2dConfig(datasets="8gaussians,rings", methods="soft_intro_vae,vae", n_seeds=2, n_iter=30, batch_size=32,
+                      num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True, lr_milestones="0.5")
+    single = run_toy2d(cfg.replace(ckpt_dir=tmp_path / "a", engine="single"))
+    stack = run_toy2d(cfg.replace(ckpt_dir=tmp_path / "b", engine="stack"))
     assert [(r.dataset, r.model, r.seed) for r in single] == [(r.dataset, r.model, r.seed) for r in stack]
     for a, b in zip(single, stack):   # float32: the same trajectory up to rounding of sums
         for k in ("kl", "jsd", "gnelbo", "off_support_mass"):
@@ -98,4 +99,27 @@ def test_stack_engine_gives_the_single_engines_results(tmp_path):
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "b" / "stacks").iterdir()) == ["soft_intro_vae", "vae"]
     assert not (tmp_path / "b" / "8gaussians").exists()
     with pytest.raises(ConfigError, match="engine"):
-        run_toy2d("rings", "vae", (0,), ckpt_dir=tmp_path / "c", engine="batched", **kw)
+        cfg.replace(ckpt_dir=tmp_path / "c", engine="batched")
+
+
+def test_config_is_built_once_from_params_and_checked_once():
+    cfg = Toy2dConfig.from_params({"n_iter": "8", "datasets": "rings", "methods": "soft_intro_vae", "beta_neg": 0.5,
+                                   "lr_milestones": "0.5", "seed": 3, "n_seeds": 2, "not_a_parameter": object()})
+    assert (cfg.n_iter, cfg.datasets, cfg.seeds, cfg.lr_milestones, cfg.beta_neg) == (8, ("rings",), (3, 4), (0.5,),
+                                                                                      0.5)
+    specs = cfg.specs()
+    assert [(s.dataset, s.method, s.seed) for s in specs] == [("rings", "soft_intro_vae", 3),
+                                                             ("rings", "soft_intro_vae", 4)]
+    tc = specs[0].config   # the run's TrainConfig: Table 5's weights, the override, the schedule
+    assert (tc.beta_rec, tc.beta_kl, tc.beta_neg, tc.n_iter, tc.num_vae, tc.scale) == (0.2, 0.2, 0.5, 8, 100, 0.5)
+    assert specs[0].hparams == dict(beta_rec=0.2, beta_kl=0.2, beta_neg=0.5)
+    assert cfg.train_config("rings", "soft_intro_vae", 4) is specs[1].config   # built once, not per call
+    assert Toy2dConfig.from_params(cfg.as_params()) == cfg   # a run record rebuilds the same config
+    assert cfg.replace(n_iter=9).lr_milestones == (0.5,)     # replace re-checks parsed values
+    for bad, name in ((dict(n_iter=0), "n_iter"), (dict(beta_neg=-1), "beta_neg"), (dict(lr_milestones="2"),
+                      "lr_milestones"), (dict(datasets="moons"), "datasets"), (dict(n_seeds=0), "n_seeds"),
+                      (dict(ckpt_dir=""), "ckpt_dir"), (dict(budget="maybe"), "budget")):
+        with pytest.raises(ConfigError, match=name):
+            cfg.replace(**bad)
+    with pytest.raises(ConfigError, match="not a run of this configuration"):
+        cfg.train_config("rings", "vae", 3)

@@ -42,11 +42,12 @@ import yaml
 
 from ..errors import ConfigError, SivaeError, check_choice
 from ..paper import METHOD_TITLES, TABLE5
-from ..params import parse_list, parse_numbers, read_section, seeds_from
+from ..params import parse_list, parse_numbers, read_section
 from ..runinfo import write_json, write_markdown, write_text
 from ..train import METHODS
+from .config import TABLE5_SENTINEL, RunSpec, Toy2dConfig, resolve_hparams
 from .data import TOY_DATASETS
-from .study import TABLE5_SENTINEL, RunSpec, check_toy2d, flat_summary, resolve_hparams, run_specs, summarize
+from .study import flat_summary, summarize, train_and_evaluate
 
 __all__ = ["BETA_GRID", "BETA_NEG_GRID", "M_GRID", "SWEEP_RANGES", "queue_command",
            "collect_experiments", "best_configurations", "compare_with_table5", "HPARAMS",
@@ -221,33 +222,31 @@ def _point_label(hp: dict, sep: str = " ") -> str:
     return sep.join(f"{k}={hp[k]:.12g}" for k in HPARAMS if k in hp)
 
 
-def _grid_specs(dataset, model, ranges, seeds, ckpt_dir, **settings):
-    """(check_toy2d result, RunSpecs of every (dataset, model, point, seed)); every input checked, nothing written."""
-    datasets = parse_list("dataset", dataset, list(TOY_DATASETS))
-    models = parse_list("model", model, METHODS)
-    points = {mo: grid_points(mo, ranges) for mo in models}   # checks every range, also those a model ignores
-    ok = check_toy2d(datasets, models, seeds, ckpt_dir=ckpt_dir, budget=False, **settings)
+def _grid_specs(base: Toy2dConfig, ranges) -> list[RunSpec]:
+    """The RunSpecs of every (dataset, model, point, seed) of base's datasets and methods; every point checked
+    (its own Toy2dConfig) before anything trains. Checkpoints <ckpt_dir>/<dataset>/<model>/<point>/seed<k>."""
+    points = {mo: grid_points(mo, ranges) for mo in base.methods}   # checks every range, also those a model ignores
     specs = []
-    for d in datasets:
-        for mo in models:
+    for d in base.datasets:
+        for mo in base.methods:
             for pt in points[mo]:
-                hp = resolve_hparams(d, mo, **pt)
-                specs += [RunSpec(d, mo, seed, hp, Path(ckpt_dir) / d / mo / _point_label(hp, "_") / f"seed{seed}")
-                          for seed in ok["seeds"]]
-    return ok, specs
+                c = base.replace(datasets=d, methods=mo, **pt)
+                hp = c.weights(d, mo)
+                specs += [RunSpec(d, mo, seed, c.train_config(d, mo, seed),
+                                  Path(base.ckpt_dir) / d / mo / _point_label(hp, "_") / f"seed{seed}", hparams=hp)
+                          for seed in base.seeds]
+    return specs
 
 
-def train_grid(dataset="8gaussians", model="soft_intro_vae", ranges: dict | None = None, seeds=(0,), *,
-               n_iter: int, batch_size: int, lr: float = 2e-4, lr_milestones="0.6,0.8", num_vae: int = 0,
-               gamma_r: float = 1e-8, n_samples: int = 5000, grid_size: int = 1024, device="auto",
-               ckpt_dir="outputs/sweep_grid/checkpoints", engine: str = "stack", progress: bool = False) -> list[dict]:
+def train_grid(base: Toy2dConfig, ranges: dict | None = None) -> list[dict]:
     """Train and evaluate a whole grid in one process: one row per (dataset, model, grid point).
 
-    The grid of each model is `grid_points(model, ranges)`, every point trained for each seed with the
-    toy2d study's code (`run_specs`: engine "stack" trains each method's runs as stacks of at most
-    STACK_MAX_RUNS, engine "single" one Trainer per run; same trajectories up to float rounding) and
-    evaluated by `evaluate_toy` (the paper's KL, JSD, gnELBO and the textbook JSD).
-    All inputs are checked (one ConfigError naming the first bad one) before anything trains.
+    base: the schedule, evaluation settings, seeds and checkpoint folder, and the grid's datasets and methods
+    (its loss weights are replaced by each point's; `budget` is not used). The grid of each model is
+    `grid_points(model, ranges)`, every point trained for each seed with the toy2d study's code
+    (`train_and_evaluate`: engine "stack" trains each method's runs as stacks of at most STACK_MAX_RUNS, engine
+    "single" one Trainer per run; same trajectories up to float rounding) and evaluated by `evaluate_toy`.
+    All points are checked (one ConfigError naming the first bad one) before anything trains.
 
     Returns:
         rows as `collect_experiments` gives them: {"name": the point ("beta_rec=0.1 beta_kl=0.2 ..."),
@@ -255,10 +254,8 @@ def train_grid(dataset="8gaussians", model="soft_intro_vae", ranges: dict | None
         and "<metric>_std", as the toy2d stage's metrics.json holds them}.
         Checkpoints: <ckpt_dir>/stacks/<method>-<runs>/ (stack) or <ckpt_dir>/<dataset>/<model>/<point>/seed<k>/.
     """
-    ok, specs = _grid_specs(dataset, model, ranges, seeds, ckpt_dir, n_iter=n_iter, batch_size=batch_size, lr=lr,
-                            lr_milestones=lr_milestones, num_vae=num_vae, gamma_r=gamma_r, n_samples=n_samples,
-                            grid_size=grid_size, device=device, engine=engine, progress=progress)
-    runs = run_specs(specs, ok, stack_dir=Path(ckpt_dir) / "stacks")
+    base = base.replace(budget=False)
+    runs = train_and_evaluate(_grid_specs(base, ranges), base)
     by_point: dict = {}
     for run in runs:
         by_point.setdefault((run.dataset, run.model, _point_label(run.hparams)), []).append(run)
@@ -309,10 +306,11 @@ def run_sweep_grid(settings: dict, progress: bool = False) -> tuple[list[dict], 
     """train_grid with grid_settings' values, then write_grid; returns (rows, best)."""
     s = settings
     check_choice("metric", s["metric"], GRID_METRICS)   # before training, not after
-    rows = train_grid(s["dataset"], s["model"], {k: s[k] for k in HPARAMS}, seeds_from(s["seed"], s["n_seeds"]),
-                      n_iter=s["n_iter"], batch_size=s["batch_size"], lr=s["lr"], lr_milestones=s["lr_milestones"],
-                      num_vae=s["num_vae"], gamma_r=s["gamma_r"], n_samples=s["n_samples"], grid_size=s["grid_size"],
-                      device=s["device"], ckpt_dir=s["ckpt_dir"], engine=s["engine"], progress=progress)
+    parse_list("dataset", s["dataset"], list(TOY_DATASETS))   # named as the grid's settings name them
+    parse_list("model", s["model"], METHODS)
+    base = Toy2dConfig.from_params({k: v for k, v in s.items() if k not in HPARAMS}, datasets=s["dataset"],
+                                   methods=s["model"], budget=False, progress=progress)
+    rows = train_grid(base, {k: s[k] for k in HPARAMS})
     meta = {k: s[k] for k in ("n_iter", "batch_size", "n_seeds", "num_vae", "lr_milestones", "grid_size", "engine")}
     best = write_grid(rows, s["metric"], s["metrics_path"], s["points_path"], s["table_path"], meta=meta)
     return rows, best
