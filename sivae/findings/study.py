@@ -371,26 +371,27 @@ def _ood_beyond(st) -> list[Finding]:
     stat = lambda p, m, s: _stat(_get(beyond, p, m), f"auroc_{s}", n)   # noqa: E731
     txt = lambda v: v.text() if v else "-"                               # noqa: E731
     out = []
+    def every_case(fid, statement, check, cases: dict, label) -> Finding:
+        """One finding over several (lower, higher) pairs of AUROCs: each judged by `compare`, then combined."""
+        verdicts = [compare(a, b) for a, b in cases.values()]
+        return Finding(fid, BEYOND, "ood", f"(Beyond the paper) {statement}", check,
+                       combine(verdicts) if near else "not run",
+                       {label(k): f"{txt(a)} -> {txt(b)}: {v}" for (k, (a, b)), v in zip(cases.items(), verdicts)})
+
     for s in SCORES:
-        cases = {p: (stat(p, "vae", s), stat(p, "soft_intro_vae", s)) for p in near}
-        verdicts = [compare(a, b) for a, b in cases.values()]
-        out.append(Finding(f"beyond-6.5-sivae-auroc-above-vae-near-{s}", BEYOND, "ood",
-                           f"(Beyond the paper) On near-OOD pairs (a held-out class, transformed test images), "
-                           f"Soft-IntroVAE's AUROC by the {SCORE_TITLES[s]} is above the VAE's.",
-                           f"AUROC ({s}): VAE < Soft-IntroVAE on every near-OOD pair",
-                           combine(verdicts) if near else "not run",
-                           {p: f"VAE {txt(a)}, Soft-IntroVAE {txt(b)}: {v}" for (p, (a, b)), v in zip(cases.items(),
-                                                                                                    verdicts)}))
+        out.append(every_case(f"beyond-6.5-sivae-auroc-above-vae-near-{s}",
+                              f"On near-OOD pairs (a held-out class, transformed test images), Soft-IntroVAE's AUROC "
+                              f"by the {SCORE_TITLES[s]} is above the VAE's.",
+                              f"AUROC ({s}): VAE < Soft-IntroVAE on every near-OOD pair",
+                              {p: (stat(p, "vae", s), stat(p, "soft_intro_vae", s)) for p in near},
+                              lambda p: f"{p} VAE -> Soft-IntroVAE"))
     for s in SCORES[1:]:
-        cases = {(p, m): (stat(p, m, "loglik"), stat(p, m, s)) for p in near for m in ("vae", "soft_intro_vae")}
-        verdicts = [compare(a, b) for a, b in cases.values()]
-        out.append(Finding(f"beyond-6.5-{s}-above-loglik-near", BEYOND, "ood",
-                           f"(Beyond the paper) On near-OOD pairs the {SCORE_TITLES[s]} separates better than the raw "
-                           f"likelihood, for both models.",
-                           f"AUROC: raw likelihood < {s}, every near-OOD pair and model",
-                           combine(verdicts) if near else "not run",
-                           {f"{p} {METHOD_TITLES.get(m, m)}": f"{txt(a)} -> {txt(b)}: {v}"
-                            for ((p, m), (a, b)), v in zip(cases.items(), verdicts)}))
+        out.append(every_case(f"beyond-6.5-{s}-above-loglik-near",
+                              f"On near-OOD pairs the {SCORE_TITLES[s]} separates better than the raw likelihood, "
+                              f"for both models.", f"AUROC: raw likelihood < {s}, every near-OOD pair and model",
+                              {(p, m): (stat(p, m, "loglik"), stat(p, m, s)) for p in near
+                               for m in ("vae", "soft_intro_vae")},
+                              lambda k: f"{k[0]} {METHOD_TITLES.get(k[1], k[1])}"))
     cases = {(p, m): stat(p, m, "loglik") for p in const for m in ("vae", "soft_intro_vae")}
     verdicts = [compare(a, threshold(0.5)) if a else "not run" for a in cases.values()]
     out.append(Finding("beyond-6.5-constant-images-score-higher-loglik", BEYOND, "ood",
