@@ -21,9 +21,10 @@ import time
 
 import torch
 
+from sivae.toy2d.config import resolve_hparams
 from sivae.toy2d.data import get_toy_dataset
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
-from sivae.toy2d.study import evaluate_toy, resolve_hparams
+from sivae.toy2d.study import evaluate_toy
 from sivae.train import TrainConfig, Trainer
 
 

@@ -63,9 +63,10 @@ def _fractions(text: str) -> list[float]:
 def run(args) -> None:
     import torch
 
+    from sivae.toy2d.config import resolve_hparams
     from sivae.toy2d.data import get_toy_dataset
     from sivae.toy2d.models import MLPConfig, build_mlp_pair
-    from sivae.toy2d.study import evaluate_toy, resolve_hparams, sample_metrics
+    from sivae.toy2d.study import evaluate_toy, sample_metrics
     from sivae.train import TrainConfig, Trainer
 
     torch.set_num_threads(1)
@@ -128,7 +129,7 @@ def _group(rows) -> dict:
 
 def _stat(rows, key):
     from sivae.findings.study import Stat
-    from sivae.runinfo import seed_stats
+    from sivae.stats import seed_stats
     vals = [r[key] for r in rows if key in r]
     return Stat(**seed_stats(vals)) if vals else None
 
