@@ -5,6 +5,9 @@ under <ckpt_dir>/<dataset>_<method>_seed<seed>/last.pt; optionally one class-con
 Soft-IntroVAE per dataset (<dataset>_soft_intro_vae_cond_seed<seed>). Scores per model:
 the Frechet score of `sivae.images.metrics` (FID when possible, else the labelled classifier-feature
 distance), the per-pixel test reconstruction error and the test KL.
+
+Every function here takes the stage's parameters whole, as one `ImagesConfig` (sivae.images.config, checked
+when built); `check_files(cfg)` is the preflight of what is on disk.
 """
 from __future__ import annotations
 
