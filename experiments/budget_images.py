@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from sivae.findings.study import build_ledger, load_stage
+from sivae.images.config import ImagesConfig
 from sivae.images.data import load_image_dataset, root_for
 from sivae.images.models import arch_for
 from sivae.images.study import score_models, summarize_scores, write_image_tables
@@ -45,20 +46,18 @@ def main(argv):
     rest = argv[4:]
     models = parse_list("MODELS", rest.pop(0), MODELS) if rest and "=" not in rest[0] else list(MODELS)
     im, _ = stage_parameters("images", overrides=dict(a.split("=", 1) for a in rest))
-    roots = dict(data_root=im["data_root"], paper_data_root=im["paper_data_root"])
-    data = load_image_dataset(ds, "train", root_for(ds, **roots), int(im["n_train"]) or None)
+    cfg = ImagesConfig.from_params(im, datasets=ds, device="cpu", autocast="none")   # checked once, as the stage
+    data = load_image_dataset(ds, "train", root_for(ds, cfg.data_root, cfg.paper_data_root), cfg.n_train or None)
     trained = {}
     for key in models:
         cond = key.endswith("_cond")
-        arch = arch_for(ds, data.shape[1], data.shape[0], im["channels"], im["z_dim"], cond)
+        arch = arch_for(ds, data.shape[1], data.shape[0], cfg.channels, cfg.z_dim, cond)
         for seed in seeds:
             t0 = time.time()
             trained[(key, seed)] = train_image_model(
-                data, arch, key.removesuffix("_cond"), seed, epochs=epochs, batch_size=int(im["batch_size"]),
-                lr=float(im["lr"]), beta_rec=float(im["beta_rec"]), beta_kl=float(im["beta_kl"]),
-                beta_neg=float(im["beta_neg"]), gamma_r=float(im["gamma_r"]), num_vae=float(im["num_vae"]),
-                ckpt_dir=out / f"{key}_seed{seed}", device="cpu", autocast="none", progress=False,
-                keep_epochs=list(range(1, epochs + 1)))
+                data, arch, key.removesuffix("_cond"), seed, epochs=epochs, batch_size=cfg.budgets[ds].batch_size,
+                **cfg.loss_settings(), num_vae=cfg.num_vae, ckpt_dir=out / f"{key}_seed{seed}", device=cfg.device,
+                autocast=cfg.autocast, progress=False, keep_epochs=list(range(1, epochs + 1)))
             print(json.dumps({"dataset": ds, "model": key, "seed": seed, "train_s": round(time.time() - t0, 1)}),
                   flush=True)
     for e in range(1, epochs + 1):
@@ -66,11 +65,7 @@ def main(argv):
         for (key, seed), model in trained.items():
             per_epoch = model.step // epochs
             runs[(ds, key, seed)] = at_epoch(model, model.kept[per_epoch * e])
-        scores = score_models(runs, **roots, n_fd_samples=int(im["n_fd_samples"]),
-                              classifier_dir=im["classifier_dir"], classifier_epochs=int(im["classifier_epochs"]),
-                              use_inception=bool(im["use_inception"]), seed=int(im["seed"]), device="cpu",
-                              fid_protocols=im["fid_protocols"], precision_recall_k=int(im["precision_recall_k"]),
-                              log=lambda *a: None)
+        scores = score_models(runs, cfg, log=lambda *a: None)
         for (_, key, seed), s in sorted(scores["runs"].items()):
             row = {"dataset": ds, "model": key, "seed": seed, "epoch": e, "score": round(s["value"], 4),
                    "precision": round(s.get("precision", float("nan")), 4),
@@ -78,7 +73,7 @@ def main(argv):
             print(json.dumps(row), flush=True)
         folder = out / f"epoch{e}"
         write_image_tables(summarize_scores(scores), scores["classifiers"], folder / "metrics.json",
-                           folder / "scores.md", meta={"epochs": e, "channels": im["channels"]})
+                           folder / "scores.md", meta={"epochs": e, "channels": cfg.channels_text})
         stage = load_stage(folder / "metrics.json")
         stage["params"] = {"n_seeds": len(seeds)}
         for f in build_ledger({"images": stage}):

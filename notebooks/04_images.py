@@ -34,6 +34,7 @@ from IPython.display import Markdown, display
 
 from sivae.images import plots as imageplots
 from sivae.images import study as imagestudy
+from sivae.images.config import ImagesConfig
 from sivae.images.data import load_image_dataset, root_for
 from sivae.images.training import (
     growth_samples,
@@ -45,7 +46,6 @@ from sivae.images.training import (
     square_interpolation,
 )
 from sivae.paper import IMAGE_METHOD_TITLES
-from sivae.params import parse_bool, seeds_from
 from sivae.plots import inline_figures
 from sivae.runinfo import live_training, log_curves, write_run_info
 
@@ -107,40 +107,13 @@ live_dir = "outputs/scratch/images/live"         # training curves through DVCLi
 run_info_path = "outputs/scratch/images/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
-params = dict(seed=seed, n_seeds=n_seeds, device=device, datasets=datasets, methods=methods,
-              conditional=conditional, n_train=n_train, epochs=epochs, batch_size=batch_size, lr=lr,
-              beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae,
-              channels=channels, z_dim=z_dim, autocast=autocast, n_fd_samples=n_fd_samples,
-              use_inception=use_inception, classifier_epochs=classifier_epochs, fid_protocols=fid_protocols,
-              precision_recall_k=precision_recall_k, style_datasets=style_datasets,
-              style_methods=style_methods, style_n_train=style_n_train, style_resolution=style_resolution,
-              style_channels=style_channels, style_z_dim=style_z_dim, style_w_dim=style_w_dim,
-              style_mapping_layers=style_mapping_layers, style_epochs_per_lod=style_epochs_per_lod,
-              style_fade=style_fade, style_batch_size=style_batch_size, style_lr=style_lr,
-              style_beta_rec=style_beta_rec, style_beta_kl=style_beta_kl, style_beta_neg=style_beta_neg,
-              released=released, released_config=released_config, released_images=released_images)
-imagestudy.check_parameters(**params, data_root=data_root, paper_data_root=paper_data_root, ckpt_dir=ckpt_dir,
-                            classifier_dir=classifier_dir,
-                            outputs=(fig_dir, metrics_path, table_path, live_dir, run_info_path))  # preflight
-conditional = parse_bool("conditional", conditional)       # DVC writes booleans as true/false
-use_inception = parse_bool("use_inception", use_inception)
-interactive = parse_bool("interactive", interactive)
-names = imagestudy.parse_datasets(datasets)
-method_list = [m.strip() for m in methods.split(",") if m.strip()]
-live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
+cfg = ImagesConfig.from_params(globals())   # every parameter parsed and checked once (one ConfigError naming it)
+imagestudy.check_files(cfg)   # preflight: datasets present, architectures fit, weights readable, outputs writable
+live_training(cfg.live_dir, cfg.ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
-runs = imagestudy.train_runs(names, method_list, seeds_from(seed, n_seeds), data_root=data_root,
-                             paper_data_root=paper_data_root, n_train=n_train, epochs=epochs,
-                             batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
-                             gamma_r=gamma_r, num_vae=num_vae, channels=channels, z_dim=z_dim,
-                             ckpt_dir=ckpt_dir, device=device, autocast=autocast, conditional=conditional)
+runs = imagestudy.train_runs(cfg)
 t_style = time.time()
-style_runs = imagestudy.train_style_runs(
-    style_datasets, style_methods, [seed], data_root=data_root, paper_data_root=paper_data_root,
-    n_train=style_n_train, resolution=style_resolution, channels=style_channels, z_dim=style_z_dim,
-    w_dim=style_w_dim, mapping_layers=style_mapping_layers, epochs_per_lod=style_epochs_per_lod, fade=style_fade,
-    batch_size=style_batch_size, lr=style_lr, beta_rec=style_beta_rec, beta_kl=style_beta_kl,
-    beta_neg=style_beta_neg, gamma_r=gamma_r, ckpt_dir=ckpt_dir, device=device, autocast=autocast)
+style_runs = imagestudy.train_style_runs(cfg)
 t_train, t_style = time.time() - t0, time.time() - t_style
 print(f"trained {len(runs)} models and {len(style_runs)} style-based models in {t_train:.0f} s "
       f"(style-based: {t_style:.0f} s)")
@@ -150,17 +123,17 @@ print(f"trained {len(runs)} models and {len(style_runs)} style-based models in {
 # Look for: digits / garments in the samples; Soft-IntroVAE's samples sharper than the VAE's.
 
 # %%
-tests = {ds: load_image_dataset(ds, "test", root_for(ds, data_root, paper_data_root)) for ds in names}
-for ds in names:
-    first = {k[1]: m for k, m in runs.items() if k[0] == ds and k[2] == seed}
-    panels = {f"{ds} {IMAGE_METHOD_TITLES.get(k, k)}": sample_images(m, 64, seed=seed,
+tests = {ds: load_image_dataset(ds, "test", root_for(ds, cfg.data_root, cfg.paper_data_root)) for ds in cfg.datasets}
+for ds in cfg.datasets:
+    first = {k[1]: m for k, m in runs.items() if k[0] == ds and k[2] == cfg.seed}
+    panels = {f"{ds} {IMAGE_METHOD_TITLES.get(k, k)}": sample_images(m, 64, seed=cfg.seed,
               y=torch.arange(64) % 10 if m.arch.conditional else None) for k, m in first.items()}
-    imageplots.plot_grids(panels, 8, f"{fig_dir}/samples_{ds}.png")
+    imageplots.plot_grids(panels, 8, f"{cfg.fig_dir}/samples_{ds}.png")
     plt.show()
     x = tests[ds].x[:32]
     rec = {"test images": x, **{f"{IMAGE_METHOD_TITLES.get(k, k)} recon.": reconstruct(
         m, x, tests[ds].y[:32] if m.arch.conditional else None) for k, m in first.items()}}
-    imageplots.plot_grids(rec, 8, f"{fig_dir}/reconstructions_{ds}.png")
+    imageplots.plot_grids(rec, 8, f"{cfg.fig_dir}/reconstructions_{ds}.png")
     plt.show()
 
 # %% [markdown]
@@ -168,26 +141,26 @@ for ds in names:
 # Look for: every intermediate image is a plausible digit / garment (a smooth latent space).
 
 # %%
-for ds in names:
-    uncond = {k[1]: m for k, m in runs.items() if k[0] == ds and k[2] == seed and not m.arch.conditional}
+for ds in cfg.datasets:
+    uncond = {k[1]: m for k, m in runs.items() if k[0] == ds and k[2] == cfg.seed and not m.arch.conditional}
     x = tests[ds].x
     lines = {IMAGE_METHOD_TITLES[k]: interpolate(m, x[0], x[1], steps=10) for k, m in uncond.items()}
-    imageplots.plot_grids(lines, 10, f"{fig_dir}/interpolation_{ds}.png", panel_width=5)
+    imageplots.plot_grids(lines, 10, f"{cfg.fig_dir}/interpolation_{ds}.png", panel_width=5)
     plt.show()
     squares = {IMAGE_METHOD_TITLES[k]: square_interpolation(m, x[2:6], n=6) for k, m in uncond.items()}
-    imageplots.plot_grids(squares, 6, f"{fig_dir}/square_interpolation_{ds}.png")
+    imageplots.plot_grids(squares, 6, f"{cfg.fig_dir}/square_interpolation_{ds}.png")
     plt.show()
 
 # %% [markdown]
 # ## Class-conditional samples (Figure 11): one row per class
 
 # %%
-for ds in names:
+for ds in cfg.datasets:
     for (d, key, s), m in runs.items():
-        if d == ds and s == seed and m.arch.conditional:
-            per_class = sample_images(m, 80, seed=seed, y=torch.arange(10).repeat_interleave(8))
+        if d == ds and s == cfg.seed and m.arch.conditional:
+            per_class = sample_images(m, 80, seed=cfg.seed, y=torch.arange(10).repeat_interleave(8))
             imageplots.plot_grids({f"{ds} conditional Soft-IntroVAE": per_class}, 8,
-                                  f"{fig_dir}/conditional_{ds}.png", panel_width=4)
+                                  f"{cfg.fig_dir}/conditional_{ds}.png", panel_width=4)
             plt.show()
 
 # %% [markdown]
@@ -197,17 +170,17 @@ for ds in names:
 
 # %%
 for (ds, key, s), m in style_runs.items():
-    grown = growth_samples(m, 16, seed=seed)
-    imageplots.plot_grids({f"{r}x{r}": g for r, g in grown.items()}, 4, f"{fig_dir}/style_growth_{ds}.png",
+    grown = growth_samples(m, 16, seed=cfg.seed)
+    imageplots.plot_grids({f"{r}x{r}": g for r, g in grown.items()}, 4, f"{cfg.fig_dir}/style_growth_{ds}.png",
                           panel_width=2.4)
     plt.show()
-    x = imagestudy.test_images_for(m, ds, data_root=data_root, paper_data_root=paper_data_root)
+    x = imagestudy.test_images_for(m, ds, data_root=cfg.data_root, paper_data_root=cfg.paper_data_root)
     title = IMAGE_METHOD_TITLES[key]
-    imageplots.plot_grids({f"{title} samples": sample_images(m, 64, seed=seed), "test images": x,
-                           "reconstructions": reconstruct(m, x)}, 8, f"{fig_dir}/style_samples_{ds}.png")
+    imageplots.plot_grids({f"{title} samples": sample_images(m, 64, seed=cfg.seed), "test images": x,
+                           "reconstructions": reconstruct(m, x)}, 8, f"{cfg.fig_dir}/style_samples_{ds}.png")
     plt.show()
     imageplots.plot_grids({f"{title} interpolation": interpolate(m, x[0], x[1], steps=10)}, 10,
-                          f"{fig_dir}/style_interpolation_{ds}.png", panel_width=5)
+                          f"{cfg.fig_dir}/style_interpolation_{ds}.png", panel_width=5)
     plt.show()
 
 # %% [markdown]
@@ -216,15 +189,15 @@ for (ds, key, s), m in style_runs.items():
 # style models), and for CIFAR-10 the Frechet scores below beside the paper's 4.6.
 
 # %%
-released_runs = imagestudy.load_released_runs(released, config=released_config, device=device)
+released_runs = imagestudy.load_released_runs(cfg.released, config=cfg.released_config, device=cfg.device)
 for (ds, key, s), m in released_runs.items():
-    panels = {f"{ds} {IMAGE_METHOD_TITLES[key]}": sample_images(m, 16, seed=seed),
-              "latent walk": latent_walk(m, 8, seed=seed)}
-    x = imagestudy.test_images_for(m, ds, data_root=data_root, paper_data_root=paper_data_root,
-                                   folder=released_images, n=16)
+    panels = {f"{ds} {IMAGE_METHOD_TITLES[key]}": sample_images(m, 16, seed=cfg.seed),
+              "latent walk": latent_walk(m, 8, seed=cfg.seed)}
+    x = imagestudy.test_images_for(m, ds, data_root=cfg.data_root, paper_data_root=cfg.paper_data_root,
+                                   folder=cfg.released_images, n=16)
     if x is not None:
         panels.update({"images": x, "reconstructions": reconstruct(m, x)})
-    imageplots.plot_grids(panels, 4, f"{fig_dir}/released_{ds}.png")
+    imageplots.plot_grids(panels, 4, f"{cfg.fig_dir}/released_{ds}.png")
     plt.show()
 not_scored = sorted({ds for ds, _, _ in released_runs} - {ds for ds, _, _ in imagestudy.scorable(released_runs)})
 if not_scored:
@@ -235,9 +208,9 @@ if not_scored:
 # Look for: Soft-IntroVAE keeps KL(fake) above KL(real) (the encoder tells fakes apart).
 
 # %%
-log_curves(imagestudy.training_curves({**runs, **style_runs}), live_dir)
+log_curves(imagestudy.training_curves({**runs, **style_runs}), cfg.live_dir)
 rows = [r for (ds, key, s), m in {**runs, **style_runs}.items() for r in history_rows(m, ds, key)]
-imageplots.plot_training_curves(rows, path=f"{fig_dir}/training_curves.png")
+imageplots.plot_training_curves(rows, path=f"{cfg.fig_dir}/training_curves.png")
 plt.show()
 
 # %% [markdown]
@@ -247,19 +220,16 @@ plt.show()
 # gap between the two is the disputed part of the CIFAR-10 number. Without them, a labelled classifier FD.
 
 # %%
-scores = imagestudy.score_models({**runs, **style_runs, **imagestudy.scorable(released_runs)},
-                                 data_root=data_root, paper_data_root=paper_data_root,
-                                 n_fd_samples=n_fd_samples, classifier_dir=classifier_dir,
-                                 classifier_epochs=classifier_epochs, use_inception=use_inception, seed=seed,
-                                 device=runs[next(iter(runs))].device, fid_protocols=fid_protocols,
-                                 precision_recall_k=precision_recall_k)
+scores = imagestudy.score_models({**runs, **style_runs, **imagestudy.scorable(released_runs)}, cfg,
+                                 device=runs[next(iter(runs))].device)
 summary = imagestudy.summarize_scores(scores)
-table = imagestudy.write_image_tables(summary, scores["classifiers"], metrics_path, table_path,
-                                      meta=dict(epochs=epochs, channels=channels, n_train=n_train or "all"))
+table = imagestudy.write_image_tables(summary, scores["classifiers"], cfg.metrics_path, cfg.table_path,
+                                      meta=dict(epochs=cfg.epochs, channels=cfg.channels_text,
+                                                n_train=cfg.n_train or "all"))
 display(Markdown(table))
 
 # %%
-_ = write_run_info(run_info_path, params, seed=seed, device=str(runs[next(iter(runs))].device),
+_ = write_run_info(cfg.run_info_path, cfg.as_params(), seed=cfg.seed, device=str(runs[next(iter(runs))].device),
                    wall_time_s=round(time.time() - t0, 1), train_time_s=round(t_train, 1),
                    style_train_time_s=round(t_style, 1))
 
@@ -267,7 +237,7 @@ _ = write_run_info(run_info_path, params, seed=seed, device=str(runs[next(iter(r
 # ## Interactive: pick two test images and slide between their latents (live kernel only)
 
 # %%
-if interactive:
+if cfg.interactive:
     imageplots.interpolation_explorer(
         {IMAGE_METHOD_TITLES[k[1]]: m for k, m in runs.items()
-         if k[0] == names[0] and k[2] == seed and not m.arch.conditional}, tests[names[0]].x[:100])
+         if k[0] == cfg.datasets[0] and k[2] == cfg.seed and not m.arch.conditional}, tests[cfg.datasets[0]].x[:100])

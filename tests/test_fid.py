@@ -234,10 +234,10 @@ def test_score_models_reports_both_protocols_and_precision_recall(tmp_path, monk
     net = small_net()
     monkeypatch.setattr(M, "inception_extractor",
                         lambda device="cpu", protocol="paper": (M.network_extractor(net, protocol=protocol), None))
-    kw = dict(data_root=tmp_path / "data", paper_data_root=tmp_path, n_fd_samples=40, classifier_dir=tmp_path / "clf",
-              classifier_epochs=0, use_inception=True, seed=0, log=lambda m: None)
-    scores = study.score_models({("mnist", "vae", 0): model}, fid_protocols="paper,authors_code",
-                                precision_recall_k=3, **kw)
+    cfg = study.ImagesConfig(data_root=tmp_path / "data", paper_data_root=tmp_path, n_fd_samples=40,
+                             classifier_dir=tmp_path / "clf", classifier_epochs=0, use_inception=True, seed=0,
+                             device="cpu", fid_protocols="paper,authors_code", precision_recall_k=3)
+    scores = study.score_models({("mnist", "vae", 0): model}, cfg, log=lambda m: None)
     r = scores["runs"][("mnist", "vae", 0)]
     assert r["kind"] == M.FID_KIND and r["protocol"] == "paper"
     assert r["value"] != pytest.approx(r["value_authors_code"], rel=1e-3)
@@ -249,8 +249,9 @@ def test_score_models_reports_both_protocols_and_precision_recall(tmp_path, monk
     assert met["fid_authors_code"] == pytest.approx(r["value_authors_code"], abs=1e-4)
     assert "FID (paper protocol)" in table and "authors_code: " in table
     # the authors' protocol first: it becomes the score, labelled as such
-    swapped = study.score_models({("mnist", "vae", 0): model}, fid_protocols="authors_code,paper", **kw)
+    swapped = study.score_models({("mnist", "vae", 0): model}, cfg.replace(fid_protocols="authors_code,paper"),
+                                 log=lambda m: None)
     s = swapped["runs"][("mnist", "vae", 0)]
     assert s["protocol"] == "authors_code" and s["value"] == pytest.approx(r["value_authors_code"])
     with pytest.raises(ConfigError, match="fid_protocols"):
-        study.score_models({("mnist", "vae", 0): model}, fid_protocols="paper,bogus", **kw)
+        cfg.replace(fid_protocols="paper,bogus")

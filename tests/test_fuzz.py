@@ -367,7 +367,8 @@ def tiny_mnist(tmp_path_factory):
 IMAGE_SPACE = {
     "datasets": (st.sampled_from([["mnist"], "mnist"]), st.sampled_from([["imagenet"], "", "mnist,cifar", [5]])),
     "methods": (st.sampled_from([["vae"], ["soft_intro_vae"], "introvae"]), st.sampled_from([["gan"], [], "", 3])),
-    "seeds": (st.sampled_from([[0], (1,), "0"]), st.sampled_from([[], [-1], ["a"], [2**40], None, [0.5]])),
+    "seed": (st.sampled_from([0, 1, "0"]), bad_int(0, SEED_MAX)),
+    "n_seeds": (st.just(1), st.sampled_from([0, -1, "a", 2**40, None, 0.5, True])),
     "n_train": (st.sampled_from([0, 32, "48"]), st.one_of(bad_int(0, 10**8), st.just(4))),
     "epochs": (st.sampled_from([0.25, 0.5, "0.5"]),
                st.one_of(bad_number(positive=True, at_most=1e6), st.sampled_from(["papers", ""]))),
@@ -391,12 +392,15 @@ IMAGE_SPACE = {
 
 
 def _train_runs(values, root, folder):
+    """ImagesConfig (the values' one check) and train_runs (what needs the data), as notebook 04 calls them."""
+    from sivae.images.config import ImagesConfig
     from sivae.images.study import train_runs
     v = dict(values)
     if v["ckpt_dir"] is None:
         v["ckpt_dir"] = folder
-    return train_runs(v.pop("datasets"), v.pop("methods"), v.pop("seeds"), data_root=root, paper_data_root=root,
-                      log=lambda msg: None, **v)
+    progress = v.pop("progress")
+    return train_runs(ImagesConfig(data_root=root, paper_data_root=root, **v), progress=progress,
+                      log=lambda msg: None)
 
 
 @fast(60)
@@ -417,16 +421,18 @@ def test_train_runs_valid_values_train(data, tiny_mnist):
 
 
 def test_train_runs_zero_batch_and_missing_second_dataset_write_nothing(tiny_mnist, tmp_path):
+    from sivae.images.config import ImagesConfig
     from sivae.images.study import train_runs
-    kw = dict(data_root=tiny_mnist, paper_data_root=tiny_mnist, n_train=0, epochs=0.5, batch_size=16, lr=1e-3,
-              beta_rec=1.0, beta_kl=1.0, beta_neg=8.0, gamma_r=1e-8, num_vae=0, channels="4,8", z_dim=4,
-              ckpt_dir=tmp_path, device="cpu", autocast="none", progress=False, log=lambda m: None)
+    cfg = ImagesConfig(datasets="mnist", methods="vae", seed=0, n_seeds=1, conditional=False, data_root=tiny_mnist,
+                       paper_data_root=tiny_mnist, n_train=0, epochs=0.5, batch_size=16, lr=1e-3, beta_rec=1.0,
+                       beta_kl=1.0, beta_neg=8.0, gamma_r=1e-8, num_vae=0, channels="4,8", z_dim=4, ckpt_dir=tmp_path,
+                       device="cpu", autocast="none")
     with pytest.raises(ConfigError, match="batch_size"):
-        train_runs(["mnist"], ["vae"], [0], **{**kw, "batch_size": 0})
+        cfg.replace(batch_size=0)
     with pytest.raises(DataError, match="fashionmnist"):   # mnist is there, fashionmnist is not: nothing trains
-        train_runs(["mnist", "fashionmnist"], ["vae"], [0], **kw)
-    with pytest.raises(ConfigError, match="channels"):
-        train_runs(["mnist"], ["vae"], [0], **{**kw, "channels": "4,8,16"})   # 28 is not divisible by 2^3
+        train_runs(cfg.replace(datasets="mnist,fashionmnist"), progress=False, log=lambda m: None)
+    with pytest.raises(ConfigError, match="channels"):   # 28 is not divisible by 2^3
+        train_runs(cfg.replace(channels="4,8,16"), progress=False, log=lambda m: None)
     assert files_in(tmp_path) == []
 
 
@@ -461,6 +467,7 @@ def test_train_image_model_names_bad_arguments(data, tiny_mnist):
 @fast(60)
 @given(data=st.data())
 def test_score_models_names_bad_arguments_before_loading(data):
+    from sivae.images.config import ImagesConfig
     from sivae.images.study import score_models
     space = {"n_fd_samples": (st.integers(1, 100), bad_int(1, 1_000_000)),
              "classifier_epochs": (st.integers(0, 2), bad_int(0, 100_000)),
@@ -469,9 +476,11 @@ def test_score_models_names_bad_arguments_before_loading(data):
              "device": (st.just("cpu"), st.sampled_from(["gpu", 2, "meta"])),
              "runs": (st.just({}), st.sampled_from([None, [], {"a": 1}, {("mnist", "vae", 0): "model"}]))}
     values, bad = draw_params(data, space, min_bad=1)
-    with out_dir() as folder:
-        check_named(lambda: score_models(data_root=folder / "none", paper_data_root=folder / "none",
-                                         classifier_dir=folder, log=lambda m: None, **values), bad, folder)
+    runs = values.pop("runs")
+    with out_dir() as folder:   # the values: ImagesConfig's one check; the runs: score_models'
+        check_named(lambda: score_models(runs, ImagesConfig(data_root=folder / "none", paper_data_root=folder / "none",
+                                                            classifier_dir=folder, **values), log=lambda m: None),
+                    bad, folder)
 
 
 # ------------------------------------------------------------------ OOD
@@ -715,30 +724,32 @@ IMAGE_PREFLIGHT_BAD = [("released", "bogus"), ("released", "ffhq:/no/such/ffhq.p
                        ("precision_recall_k", -1), ("classifier_epochs", "1e9")]
 
 
+def _images_preflight(params: dict, tmp_path, **paths):
+    """Notebook 04's preflight: ImagesConfig (the values) then check_files (data, weights, outputs), every
+    output path under tmp_path."""
+    from sivae.images.config import ImagesConfig
+    from sivae.images.study import check_files
+    out = {k: tmp_path / k for k in ImagesConfig.names() if k.endswith(("_dir", "_path"))}
+    return check_files(ImagesConfig.from_params(params, **{**out, "paper_data_root": tmp_path / "paper", **paths}))
+
+
 @pytest.mark.parametrize("name,value", IMAGE_PREFLIGHT_BAD)
 def test_images_preflight_names_each_bad_value_in_seconds(name, value, tiny_mnist, tmp_path):
     import time
-
-    from sivae.images.study import check_parameters
     params = {**_defaults("images"), "datasets": "mnist", name: value}
     t0 = time.time()
-    check_named(lambda: check_parameters(**params, data_root=tiny_mnist, paper_data_root=tmp_path / "paper",
-                                         ckpt_dir=tmp_path / "ck", classifier_dir=tmp_path / "clf",
-                                         outputs=(tmp_path / "fig", tmp_path / "m.json")),
-                {name}, tmp_path)
+    check_named(lambda: _images_preflight(params, tmp_path, data_root=tiny_mnist), {name}, tmp_path)
     assert time.time() - t0 < 10
 
 
 def test_images_preflight_accepts_the_defaults_and_names_missing_data(tiny_mnist, tmp_path):
-    from sivae.images.study import check_parameters
-    kw = dict(paper_data_root=tmp_path, ckpt_dir=tmp_path / "ck", classifier_dir=tmp_path / "clf")
-    ok = check_parameters(**{**_defaults("images"), "datasets": "mnist"}, data_root=tiny_mnist, **kw)
-    assert ok["seeds"] == [0, 1] and ok["datasets"] == ["mnist"]
+    cfg = _images_preflight({**_defaults("images"), "datasets": "mnist"}, tmp_path, data_root=tiny_mnist)
+    assert cfg.seeds == (0, 1) and cfg.datasets == ("mnist",)
     with pytest.raises(DataError, match="fashionmnist.*missing"):    # the tiny root has no Fashion-MNIST
-        check_parameters(**_defaults("images"), data_root=tiny_mnist, **kw)
+        _images_preflight(_defaults("images"), tmp_path, data_root=tiny_mnist)
     with pytest.raises(DataError, match="cifar10.*missing"):
-        check_parameters(**{**_defaults("images"), "datasets": "mnist", "style_datasets": "cifar10"},
-                         data_root=tiny_mnist, **kw)
+        _images_preflight({**_defaults("images"), "datasets": "mnist", "style_datasets": "cifar10"}, tmp_path,
+                          data_root=tiny_mnist)
     assert files_in(tmp_path) == []
 
 

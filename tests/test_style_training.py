@@ -113,11 +113,14 @@ def test_study_runs_a_folder_and_none(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(20):
         Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
-    kw = dict(data_root=tmp_path, paper_data_root=tmp_path, n_train=0, resolution=8, channels="4,4", z_dim=4, w_dim=4,
-              mapping_layers=1, epochs_per_lod=0.5, fade=0.5, batch_size=6, lr=1e-3, beta_rec=1.0, beta_kl=1.0,
-              beta_neg=8.0, gamma_r=1e-8, ckpt_dir=tmp_path / "ck", device="cpu", autocast="none", progress=False)
-    assert study.train_style_runs(f"folder:{folder}", "none", [0], **kw) == {}
-    runs = study.train_style_runs(f"folder:{folder}", "vae", [0], **kw)
+    cfg = study.ImagesConfig(
+        style_datasets=f"folder:{folder}", style_methods="vae", seed=0, data_root=tmp_path, paper_data_root=tmp_path,
+        style_n_train=0, style_resolution=8, style_channels="4,4", style_z_dim=4, style_w_dim=4,
+        style_mapping_layers=1, style_epochs_per_lod=0.5, style_fade=0.5, style_batch_size=6, style_lr=1e-3,
+        style_beta_rec=1.0, style_beta_kl=1.0, style_beta_neg=8.0, gamma_r=1e-8, ckpt_dir=tmp_path / "ck",
+        device="cpu", autocast="none")
+    assert study.train_style_runs(cfg.replace(style_methods="none"), progress=False) == {}
+    runs = study.train_style_runs(cfg, progress=False)
     (key, model), = runs.items()
     assert key == (f"folder:{folder}", "style_vae", 0) and model.arch.cdim == 3 and model.arch.image_size == 8
     assert study.IMAGE_METHOD_TITLES["style_vae"] == "VAE (style-based)"
@@ -127,10 +130,10 @@ def test_study_runs_a_folder_and_none(tmp_path):
     assert study.test_images_for(model, "ffhq", data_root=tmp_path, paper_data_root=tmp_path, folder=folder,
                                  n=7).shape == (7, 3, 8, 8)
     assert list(study.scorable({**runs, ("ffhq", "released_soft_intro_vae", 0): model})) == list(runs)
-    with pytest.raises(ConfigError, match="style-based model for folder"):
-        study.train_style_runs(f"folder:{folder}", "vae", [0], **{**kw, "resolution": 16})
-    with pytest.raises(ConfigError, match="style_batch_size"):
-        study.train_style_runs(f"folder:{folder}", "vae", [0], **{**kw, "batch_size": 100})
+    with pytest.raises(ConfigError, match="style-based model for folder"):   # the widths do not fit 16x16
+        cfg.replace(style_resolution=16)
+    with pytest.raises(ConfigError, match="style_batch_size"):   # more than the folder's 18 training images
+        study.train_style_runs(cfg.replace(style_batch_size=100), progress=False)
 
 
 def test_a_foreign_checkpoint_is_refused(tmp_path):

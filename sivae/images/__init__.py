@@ -8,6 +8,7 @@ Modules:
     training   training through the one Trainer, sampling, reconstruction, interpolation;
                `python -m sivae.images.training` (also under torchrun)
     metrics    Frechet distances: FID (Inception, when its weights exist) or a labelled classifier FD
+    config     ImagesConfig: notebook 04's parameters, parsed and checked once, passed whole to study
     study      the runs of the notebook, their scores, the metrics file and the markdown table
     plots      image grids, training curves, the ipywidgets interpolation slider
 """

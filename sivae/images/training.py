@@ -39,7 +39,7 @@ from .models import ImageArch, build_image_pair
 from .style import StyleArch
 
 __all__ = ["TrainedModel", "make_batch_fn", "train_image_model", "load_trained", "run_name",
-           "GrowthSchedule", "check_loss_settings", "resize_images", "train_style_model", "growth_samples", "fixed_noise",
+           "GrowthSchedule", "resize_images", "train_style_model", "growth_samples", "fixed_noise",
            "sample_images", "reconstruct", "interpolate", "latent_walk", "square_interpolation", "history_rows"]
 
 HISTORY_KEYS = ("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake", "exp_elbo_rec")
@@ -71,13 +71,6 @@ class TrainedModel:
 def run_name(dataset: str, method: str, seed: int) -> str:
     """Checkpoint folder name of one run: <dataset>_<method>_seed<seed>."""
     return f"{dataset}_{method}_seed{seed}"
-
-
-def check_loss_settings(**values) -> None:
-    """ConfigError naming the first of these settings (learning rate, loss weights) that is not a finite
-    number >= 0; every image trainer and study checks them with this before any work."""
-    for name, v in values.items():
-        parse_number(name, v)
 
 
 def make_batch_fn(data: ImageData, batch_size: int, seed: int, conditional: bool = False,
@@ -127,7 +120,8 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
         TrainedModel in eval mode.
 
     Every argument is checked before any work: method, epochs (> 0, <= MAX_EPOCHS), num_vae (>= 0 epochs),
-    batch_size (1..MAX_BATCH_SIZE), seed, rank / world, autocast, device and the hyper-parameters.
+    batch_size (1..MAX_BATCH_SIZE), seed, rank / world, autocast and device here; lr and the loss weights by
+    their one check, TrainConfig's (built before anything is written).
     """
     check_choice("method", method, METHODS)
     parse_number("epochs", epochs, positive=True, at_most=MAX_EPOCHS)
@@ -136,7 +130,6 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
     parse_seed("seed", seed)
     world = parse_int("world", world, 1, MAX_WORLD)
     rank = parse_int("rank", rank, 0, world - 1)
-    check_loss_settings(lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r)
     check_choice("autocast", autocast, AUTOCAST)
     channels_last, progress = parse_bool("channels_last", channels_last), parse_bool("progress", progress)
     check_device(device)
@@ -244,7 +237,7 @@ def train_style_model(data: ImageData, arch: StyleArch, method: str = "soft_intr
     parse_number("epochs_per_lod", epochs_per_lod, positive=True, at_most=MAX_EPOCHS)
     batch_size = parse_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
     parse_seed("seed", seed)
-    check_loss_settings(lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r, fade=fade)
+    fade = parse_number("fade", fade)
     check_choice("autocast", autocast, AUTOCAST)
     progress = parse_bool("progress", progress)
     check_device(device)
