@@ -115,6 +115,8 @@ class TrainConfig:
         check_choice("method", self.method, METHODS)
         check_choice("autocast", self.autocast, AUTOCAST)
         for name in ("beta_rec", "beta_kl", "beta_neg", "gamma_r", "m", "lr", "lr_gamma"):
+            if isinstance(getattr(self, name), bool):   # float(True) would pass as 1.0
+                raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}")
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
         if check_nonnegative("alpha", self.alpha) == 0:
             raise ConfigError("alpha must be > 0 (the expELBO divides by it)")

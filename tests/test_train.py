@@ -150,3 +150,10 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     other = make_trainer(ckpt_dir=tmp_path, gamma_r=0.5)
     with pytest.raises(CheckpointError, match="gamma_r"):
         other.fit()
+
+
+def test_train_config_refuses_a_boolean_loss_weight():
+    """float(True) is 1.0: a boolean weight (a YAML `yes`, a swapped argument) must be named, not trained with."""
+    for name in ("beta_rec", "beta_kl", "beta_neg", "gamma_r", "m", "lr"):
+        with pytest.raises(ConfigError, match=f"{name} must be a number, got True"):
+            TrainConfig(**{name: True})
