@@ -55,6 +55,7 @@ m = "table5"                 # IntroVAE margin: "table5" or a number
 n_samples = 5000             # samples for the KL/JSD histograms (paper: 5000)
 grid_size = 1024             # gnELBO/density grid is grid_size x grid_size (paper: 1024)
 engine = "stack"             # "stack": each method's runs as one batched model (same trajectories); "single": one by one
+hidden = 256                 # width of the MLPs' hidden layers (paper: 256)
 interactive = True           # show the ipywidgets explorer in a live kernel
 ckpt_dir = "outputs/scratch/toy2d/checkpoints"   # checkpoints: <ckpt_dir>/<dataset>/<model>/seed<k>/last.pt
 fig_dir = "outputs/scratch/toy2d/figures"        # figures

@@ -56,6 +56,7 @@ collapse_beta_neg = 0.9      # Figure 21: Soft-IntroVAE's beta_neg
 n_samples = 5000             # samples for the KL/JSD histograms (paper: 5000)
 grid_size = 128              # gnELBO/density grid is grid_size x grid_size (paper: 1024)
 engine = "stack"             # "stack": the runs of each grid as a few batched models (same trajectories); "single"
+hidden = 256                 # width of the MLPs' hidden layers (paper: 256)
 ckpt_dir = "outputs/scratch/stability/checkpoints"  # <ckpt_dir>/<model>_<value>/<dataset>/<model>/seed<k>/last.pt
 fig_dir = "outputs/scratch/stability/figures"     # figures
 metrics_path = "outputs/scratch/stability/metrics.json"  # DVC metrics file

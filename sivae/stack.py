@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from . import losses as L
-from .checkpoints import FORMAT, load_checkpoint
+from .checkpoints import FORMAT, IDENTITY_KEYS, load_checkpoint
 from .engine import Engine
 from .errors import CheckpointError, ConfigError, DivergenceError
 from .lifecycle import ConfigurationChanged
@@ -336,7 +336,9 @@ class StackTrainer(Engine):
 
     # ------------------------------------------------------------ checkpoints
     def _fingerprints(self) -> list:
-        return [{"name": r.name, **r.config.fingerprint()} for r in self.runs]
+        # the identity entries of each run's extra (its architecture) too: a stack of other networks is another stack
+        return [{"name": r.name, **r.config.fingerprint(),
+                 **{k: r.config.extra[k] for k in IDENTITY_KEYS if k in r.config.extra}} for r in self.runs]
 
     def state_dict(self) -> dict:
         return {"format": FORMAT, "kind": KIND, "step": self.step, "runs": self._fingerprints(),

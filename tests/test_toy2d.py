@@ -123,3 +123,17 @@ def test_config_is_built_once_from_params_and_checked_once():
             cfg.replace(**bad)
     with pytest.raises(ConfigError, match="not a run of this configuration"):
         cfg.train_config("rings", "vae", 3)
+
+
+@pytest.mark.parametrize("engine", ["single", "stack"])
+def test_a_run_of_another_width_is_another_run(tmp_path, engine, monkeypatch):
+    """`hidden` is part of a run's identity: the checkpoint of a 256-wide run is never loaded into 64-wide networks
+    (a shape error deep in torch) nor returned as trained; under a stage it is set aside, and going back reuses it."""
+    monkeypatch.setenv("SIVAE_STAGE", "toy2d")   # as under `python -m sivae.stage`: set aside, not an error
+    cfg = Toy2dConfig(datasets="rings", methods="vae", n_seeds=1, n_iter=3, batch_size=8, n_samples=50,
+                      grid_size=4, progress=False, budget=False, engine=engine, ckpt_dir=tmp_path)
+    wide = run_toy2d(cfg)[0]
+    narrow = run_toy2d(cfg.replace(hidden=64))[0]
+    assert narrow.metrics != wide.metrics
+    assert list(tmp_path.rglob("other_configurations"))   # the 256-wide run was kept
+    assert run_toy2d(cfg)[0].metrics == wide.metrics      # and brought back, not retrained differently

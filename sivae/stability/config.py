@@ -83,6 +83,7 @@ class StabilityConfig(StageConfig):
     n_samples: int = 5000
     grid_size: int = 128
     engine: str = "stack"
+    hidden: int = 256
     ckpt_dir: str = "outputs/scratch/stability/checkpoints"
     progress: bool = True
     seeds: tuple = field(init=False, repr=False)
@@ -102,9 +103,9 @@ class StabilityConfig(StageConfig):
                                 methods="vae", n_iter=self.n_iter, batch_size=self.batch_size, lr=self.lr,
                                 lr_milestones=self.lr_milestones, num_vae=self.num_vae, gamma_r=self.gamma_r,
                                 n_samples=self.n_samples, grid_size=self.grid_size, engine=self.engine,
-                                ckpt_dir=self.ckpt_dir, progress=self.progress, budget=False)
+                                hidden=self.hidden, ckpt_dir=self.ckpt_dir, progress=self.progress, budget=False)
         b = self.base
-        self.seeds, self.n_seeds, self.lr_milestones = b.seeds, b.n_seeds, b.lr_milestones
+        self.seeds, self.n_seeds, self.lr_milestones, self.hidden = b.seeds, b.n_seeds, b.lr_milestones, b.hidden
         soft = table5_value(self.dataset, "soft_intro_vae", "beta_neg")
         self.grids = {"m": grid_configs(b, "introvae", "m", self.margins),
                       "beta_neg": grid_configs(b, "soft_intro_vae", "beta_neg", sorted(set(self.beta_negs) | {soft}))}

@@ -21,14 +21,16 @@ from ..params import MAX_ITERATIONS, parse_bool, parse_int, parse_list, parse_nu
 from ..runtime import check_device
 from ..train import MAX_BATCH_SIZE, METHODS, TrainConfig
 from .data import TOY_DATASETS
+from .models import MLPConfig
 
 __all__ = ["Toy2dConfig", "RunSpec", "resolve_hparams", "TABLE5_SENTINEL", "WEIGHTS", "ENGINES", "STACK_MAX_RUNS",
-           "MAX_GRID_SIZE", "MAX_SAMPLES", "CHECKPOINT_EVERY"]
+           "MAX_GRID_SIZE", "MAX_SAMPLES", "MAX_HIDDEN", "CHECKPOINT_EVERY"]
 
 TABLE5_SENTINEL = "table5"
 WEIGHTS = ("beta_rec", "beta_kl", "beta_neg", "m")   # the loss weights Table 5 sets per (dataset, method)
 MAX_GRID_SIZE = 4096       # the gnELBO/density grid is grid_size^2 points (paper: 1024)
 MAX_SAMPLES = 1_000_000    # samples per evaluation histogram, decoded in one pass (paper: 5000)
+MAX_HIDDEN = 8192          # widest hidden layer of the 2D MLPs (paper: 256)
 CHECKPOINT_EVERY = 1000    # iterations between a run's checkpoints
 # How runs are trained: "single" = one Trainer per run; "stack" = runs of one method as one batched model
 # (sivae.stack; every run's trajectory is its Trainer's, up to rounding). At most STACK_MAX_RUNS runs per stack:
@@ -68,6 +70,7 @@ class RunSpec:
     ckpt_dir: Path
     keep_density: bool = False
     hparams: dict = field(default_factory=dict)   # the loss weights Table 5 (or an override) sets for the run
+    mlp: MLPConfig = field(default_factory=MLPConfig)   # the encoder's and decoder's shape
 
 
 def _weight(name: str, value):
@@ -103,6 +106,7 @@ class Toy2dConfig(StageConfig):
     n_samples: int = 5000            # samples of the KL/JSD histograms
     grid_size: int = 1024            # the gnELBO/density grid is grid_size x grid_size
     engine: str = "stack"            # ENGINES
+    hidden: int = 256                # width of the MLPs' hidden layers (paper: 256)
     ckpt_dir: str = "outputs/scratch/toy2d/checkpoints"   # <ckpt_dir>/<dataset>/<model>/seed<k>/ or .../stacks/
     progress: bool = True            # live progress lines (sivae.progress)
     budget: bool = True              # keep weights along each run for the budget curves
@@ -128,6 +132,7 @@ class Toy2dConfig(StageConfig):
         self.progress, self.budget = parse_bool("progress", self.progress), parse_bool("budget", self.budget)
         check_device(self.device)
         check_choice("engine", self.engine, ENGINES)
+        self.hidden = parse_int("hidden", self.hidden, 1, MAX_HIDDEN)
         self._train = {(d, mo, s): self._train_config(d, mo, s)
                        for d in self.datasets for mo in self.methods for s in self.seeds}
 
@@ -141,7 +146,8 @@ class Toy2dConfig(StageConfig):
         return TrainConfig(method=method, n_iter=self.n_iter, batch_size=self.batch_size, lr=self.lr,
                            gamma_r=self.gamma_r, lr_milestones=self.lr_milestones,
                            num_vae=self.num_vae if method != "vae" else 0, seed=seed, progress=self.progress,
-                           checkpoint_every=CHECKPOINT_EVERY, scale=0.5, **weights)
+                           checkpoint_every=CHECKPOINT_EVERY, scale=0.5, extra={"arch": {"hidden": self.hidden}},
+                           **weights)
 
     def train_config(self, dataset: str, method: str, seed: int) -> TrainConfig:
         """The TrainConfig of one run (built and checked once, by the constructor; s = 1/d_x = 1/2)."""
@@ -157,8 +163,13 @@ class Toy2dConfig(StageConfig):
         (ckpt_dir: this config's unless given); the density is kept for the first seed."""
         root = Path(ckpt_dir if ckpt_dir is not None else self.ckpt_dir)
         return [RunSpec(d, mo, s, self._train[(d, mo, s)], root / d / mo / f"seed{s}", keep_density=(i == 0),
-                        hparams=self.weights(d, mo))
+                        hparams=self.weights(d, mo), mlp=self.mlp)
                 for d in self.datasets for mo in self.methods for i, s in enumerate(self.seeds)]
+
+    @property
+    def mlp(self) -> MLPConfig:
+        """The shape of every run's encoder and decoder."""
+        return MLPConfig(hidden=self.hidden)
 
     @property
     def stack_dir(self) -> Path:

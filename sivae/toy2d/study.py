@@ -53,7 +53,7 @@ def train_one(spec: RunSpec, device, keep_states_at=()):
     """Train one 2D run with its own Trainer; returns (encoder, decoder, history, kept states).
     Resumes from <spec.ckpt_dir>/last.pt. keep_states_at: steps whose weights are kept (budget curves)."""
     data, batch_size = get_toy_dataset(spec.dataset), spec.config.batch_size
-    enc, dec = build_mlp_pair(MLPConfig(), seed=spec.seed)
+    enc, dec = build_mlp_pair(spec.mlp, seed=spec.seed)
     trainer = Trainer(enc, dec, lambda step, g: data.sample(batch_size, g), spec.config,
                       ckpt_dir=spec.ckpt_dir, device=resolve_device(device), keep_states_at=keep_states_at)
     history = trainer.fit(resume=True)
@@ -104,9 +104,10 @@ def sample_metrics(decoder, dataset: str, seed: int, n_samples: int = 5000, bins
     return {"kl": M.paper_kl(h_real, h_fake), "jsd": M.paper_jsd(h_real, h_fake)}
 
 
-def budget_curve(kept: dict, dataset: str, seed: int, n_samples: int = 5000, device="cpu") -> dict:
-    """{step: {"kl", "jsd"}} of the weights kept along one run (no retraining)."""
-    _, dec = build_mlp_pair(MLPConfig(), seed=seed)
+def budget_curve(kept: dict, dataset: str, seed: int, n_samples: int = 5000, device="cpu",
+                 mlp: MLPConfig | None = None) -> dict:
+    """{step: {"kl", "jsd"}} of the weights kept along one run (no retraining; mlp: the run's shape)."""
+    _, dec = build_mlp_pair(mlp or MLPConfig(), seed=seed)
     dec = dec.to(device)
     out = {}
     for step in sorted(kept):
@@ -137,7 +138,7 @@ def _train_stacks(specs: list[RunSpec], *, device, keep_states_at, stack_dir):
         for name in group:
             k = names.index(name)
             data = get_toy_dataset(specs[k].dataset)
-            enc, dec = build_mlp_pair(MLPConfig(), seed=specs[k].seed)
+            enc, dec = build_mlp_pair(specs[k].mlp, seed=specs[k].seed)
             runs.append(StackRun(name, enc, dec, lambda step, g, data=data, b=cfgs[k].batch_size: data.sample(b, g), cfgs[k],
                                  keep_states_at=tuple(keep_states_at)))
         # one folder per composition of the stack: another set of runs never meets this checkpoint
@@ -174,7 +175,8 @@ def train_and_evaluate(specs: list[RunSpec], cfg: Toy2dConfig, stack_dir=None) -
         met, real, fake, dens = evaluate_toy(enc, dec, sp.dataset, sp.seed, n_samples=cfg.n_samples,
                                              grid_size=cfg.grid_size, device=device, keep_density=sp.keep_density)
         runs.append(ToyRun(sp.dataset, sp.method, sp.seed, sp.hparams, met, hist, fake, real, dens,
-                           budget_curve(kept, sp.dataset, sp.seed, n_samples=cfg.n_samples, device=device)))
+                           budget_curve(kept, sp.dataset, sp.seed, n_samples=cfg.n_samples, device=device,
+                                        mlp=sp.mlp)))
     return runs
 
 

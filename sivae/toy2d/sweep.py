@@ -233,7 +233,8 @@ def _grid_specs(base: Toy2dConfig, ranges) -> list[RunSpec]:
                 c = base.replace(datasets=d, methods=mo, **pt)
                 hp = c.weights(d, mo)
                 specs += [RunSpec(d, mo, seed, c.train_config(d, mo, seed),
-                                  Path(base.ckpt_dir) / d / mo / _point_label(hp, "_") / f"seed{seed}", hparams=hp)
+                                  Path(base.ckpt_dir) / d / mo / _point_label(hp, "_") / f"seed{seed}", hparams=hp,
+                                  mlp=base.mlp)
                           for seed in base.seeds]
     return specs
 
