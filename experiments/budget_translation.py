@@ -17,7 +17,6 @@ The budget statements for 6.4 in docs/findings.md come from this script.
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -36,15 +35,17 @@ def main(argv):
     n_epochs, seeds, out = float(argv[0]), parse_seeds("SEEDS", argv[1]), Path(argv[2])
     p, _ = stage_parameters("translation", overrides={k: yaml.safe_load(v) for k, v in
                                                              (a.split("=", 1) for a in argv[3:])})
-    settings, arch, datas = S.from_params({**p, "n_epochs": n_epochs}, seeds)   # what the stage builds
+    # what the stage builds, for these seeds (SEEDS need not be consecutive: one config per seed)
+    cfg = S.TranslationConfig.from_params(p, n_epochs=n_epochs, seed=seeds[0], n_seeds=1, ckpt_dir=str(out),
+                                          device="cpu")
+    datas = {s: S.build_datas(cfg.replace(seed=s))[s] for s in seeds}
     t0 = time.time()
-    seed_runs, loss_note = S.train_seeds(datas, p["methods"], arch, settings, ckpt_dir=out, rec_loss=p["rec_loss"],
-                                         vgg_weights=p["vgg_weights"], device="cpu", progress=False)
+    seed_runs, loss_note = S.train_seeds(datas, cfg, progress=False)   # seed k under OUT_DIR/seed<k>/
     print(json.dumps({"n_epochs": n_epochs, "train_s": round(time.time() - t0, 1), "rec_loss": loss_note}), flush=True)
     n_images = len(datas[seeds[0]].train)
-    per_epoch = n_images // settings.batch_size
+    per_epoch = n_images // cfg.batch_size
     for e in range(1, int(n_epochs) + 1):
-        end = S.n_iterations(n_images, replace(settings, n_epochs=float(e)))
+        end = S.n_iterations(n_images, cfg.replace(n_epochs=float(e)))
         kl, step = {}, None
         for model in ("vae", "soft_intro_vae"):
             vals = []
@@ -65,7 +66,7 @@ def main(argv):
                           "vae_class_kl_vanishes": compare(kl["vae"], threshold(CLASS_KL_COLLAPSED)),
                           "sivae_class_kl_above_vae": compare(kl["vae"], kl["soft_intro_vae"])}), flush=True)
     lpips_fn, lpips_note = M.load_lpips("cpu")
-    per_seed, _ = S.evaluate_seeds(seed_runs, datas, n_pairs=p["n_pairs"], device="cpu", lpips_fn=lpips_fn)
+    per_seed, _ = S.evaluate_seeds(seed_runs, datas, n_pairs=cfg.n_pairs, device="cpu", lpips_fn=lpips_fn)
     n_iter = next(iter(seed_runs[seeds[0]].values())).n_iter
     S.write_metrics(out / "metrics.json", per_seed, meta={"n_iter": n_iter, "n_train_images": n_images,
                                                           "seeds": len(seeds), "n_epochs": n_epochs})

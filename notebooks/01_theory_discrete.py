@@ -31,7 +31,6 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from sivae import theory_discrete as T
-from sivae.params import parse_bool, parse_list, parse_numbers
 from sivae.plots import inline_figures
 from sivae.runinfo import write_run_info
 from sivae.theory_discrete import plots as TP
@@ -65,22 +64,11 @@ metrics_path = "outputs/scratch/theory_discrete/metrics.json"  # DVC metrics, on
 run_info_path = "outputs/scratch/theory_discrete/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
-params = dict(seed=seed, device=device, K=K, M=M, pdatas=pdatas, gammas=gammas, alphas=alphas,
-              gamma_max=gamma_max, n_gamma_grid=n_gamma_grid, n_steps=n_steps, lr=lr, log_every=log_every,
-              n_ablation_seeds=n_ablation_seeds, ablation_pdata=ablation_pdata, ablation_gamma=ablation_gamma,
-              ablation_alpha=ablation_alpha, introvae_margin=introvae_margin, tol_pd=tol_pd, tol_kl=tol_kl,
-              tol_lemma4=tol_lemma4)
-from sivae.theory_discrete.study import check_parameters  # every parameter checked before any figure
-
-check_parameters(**params, interactive=interactive)
-names = parse_list("pdatas", pdatas, T.PDATA_NAMES)
-interactive = parse_bool("interactive", interactive)  # papermill -p interactive false arrives as a string
-gam, alp = list(parse_numbers("gammas", gammas)), list(parse_numbers("alphas", alphas))
-cfg = T.GameConfig(n_steps=n_steps, lr=lr, log_every=log_every, margin=introvae_margin)
+cfg = T.TheoryConfig.from_params(globals())   # every parameter parsed and checked once, before any figure
 rows = []                    # claim rows, gathered section by section
 t_start = time.time()
-for n in names:
-    print(f"{n:7s} p_data = {np.round(T.make_pdata(n, K), 3)}")
+for n in cfg.pdatas:
+    print(f"{n:7s} p_data = {np.round(T.make_pdata(n, cfg.K), 3)}")
 
 # %% [markdown]
 # ## 1. d* (Eq. 6 / 16) and Theorem 7
@@ -89,9 +77,9 @@ for n in names:
 # (stationarity, curvature on the simplex). Shaded: gammas where Assumption 1 holds.
 
 # %%
-grid = np.linspace(0.0, gamma_max, n_gamma_grid)
-paths = {n: T.dstar_path(T.make_pdata(n, K), grid, alp) for n in names}
-TP.plot_dstar_paths(paths, f"{fig_dir}/dstar_vs_gamma.png")
+grid = np.linspace(0.0, cfg.gamma_max, cfg.n_gamma_grid)
+paths = {n: T.dstar_path(T.make_pdata(n, cfg.K), grid, cfg.alphas) for n in cfg.pdatas}
+TP.plot_dstar_paths(paths, f"{cfg.fig_dir}/dstar_vs_gamma.png")
 plt.show()
 rows += T.claims_dstar(paths)
 display(Markdown(T.claims_markdown(rows)))
@@ -102,7 +90,7 @@ display(Markdown(T.claims_markdown(rows)))
 # (no mode dropping). Assumption 1 holds up to some gamma, later for larger alpha.
 
 # %%
-TP.plot_dstar_bars(T.make_pdata(names[0], K), [0.0, 0.3, 1.0, gamma_max], f"{fig_dir}/dstar_bars.png")
+TP.plot_dstar_bars(T.make_pdata(cfg.pdatas[0], cfg.K), [0.0, 0.3, 1.0, cfg.gamma_max], f"{cfg.fig_dir}/dstar_bars.png")
 plt.show()
 
 # %% [markdown]
@@ -112,22 +100,22 @@ plt.show()
 # contrast of sections 4 and 5.
 
 # %%
-settings = T.build_settings(names, gam, alp, K)
-p_abl = T.make_pdata(ablation_pdata, K)
-abl = dict(p_data=np.stack([p_abl] * n_ablation_seeds), alpha=ablation_alpha, gamma=ablation_gamma,
+settings = T.build_settings(cfg.pdatas, cfg.gammas, cfg.alphas, cfg.K)
+p_abl = T.make_pdata(cfg.ablation_pdata, cfg.K)
+abl = dict(p_data=np.stack([p_abl] * cfg.n_ablation_seeds), alpha=cfg.ablation_alpha, gamma=cfg.ablation_gamma,
            mode="alternating")
 groups = {"alternating": T.settings_group(settings, "alternating"),
           "simultaneous": T.settings_group(settings, "simultaneous"),
           "ablation": {**abl, "objective": "sintro_norec"}, "full": {**abl, "objective": "sintro"},
-          "introvae": dict(p_data=np.stack([T.make_pdata(n, K) for n in names]), alpha=1.0, gamma=0.0,
+          "introvae": dict(p_data=np.stack([T.make_pdata(n, cfg.K) for n in cfg.pdatas]), alpha=1.0, gamma=0.0,
                            objective="introvae", mode="alternating")}
 t0 = time.time()
-res = T.run_groups(groups, M, cfg, seed=seed)
-print(f"{sum(len(g['p_data']) for g in groups.values())} games x {n_steps} steps in {time.time() - t0:.1f} s")
+res = T.run_groups(groups, cfg.M, cfg.game, seed=cfg.seed)
+print(f"{sum(len(g['p_data']) for g in groups.values())} games x {cfg.n_steps} steps in {time.time() - t0:.1f} s")
 
 # %%
-for a in alp:
-    TP.plot_learned(settings, res["alternating"], a, f"{fig_dir}/learned_alpha{a:g}.png")
+for a in cfg.alphas:
+    TP.plot_learned(settings, res["alternating"], a, f"{cfg.fig_dir}/learned_alpha{a:g}.png")
     plt.show()
 
 # %% [markdown]
@@ -136,7 +124,7 @@ for a in alp:
 
 # %%
 dist = {lab: T.history_distances(settings, res[lab]) for lab in ("alternating", "simultaneous")}
-TP.plot_training(settings, dist["alternating"], f"{fig_dir}/training_alternating.png")
+TP.plot_training(settings, dist["alternating"], f"{cfg.fig_dir}/training_alternating.png")
 plt.show()
 
 # %% [markdown]
@@ -146,7 +134,7 @@ plt.show()
 
 # %%
 metrics = {lab: T.setting_metrics(settings, res[lab]) for lab in ("alternating", "simultaneous")}
-game_rows = [r for lab in metrics for r in T.claims_game(settings, metrics[lab], tol_pd, tol_kl, lab, tol_lemma4)]
+game_rows = [r for lab in metrics for r in T.claims_game(settings, metrics[lab], cfg.tol_pd, cfg.tol_kl, lab, cfg.tol_lemma4)]
 rows += game_rows
 display(Markdown(T.claims_markdown(game_rows)))
 
@@ -158,7 +146,7 @@ display(Markdown(T.claims_markdown(game_rows)))
 
 # %%
 l4 = np.stack([T.lemma4_kl(s.p_data, res["alternating"]["p_d"][b], s.alpha) for b, s in enumerate(settings)])
-TP.plot_failures(settings, res["alternating"], l4, f"{fig_dir}/assumption1_fails.png")
+TP.plot_failures(settings, res["alternating"], l4, f"{cfg.fig_dir}/assumption1_fails.png")
 plt.show()
 print("\n".join(T.failure_lines(settings, res["alternating"])))
 
@@ -176,8 +164,8 @@ print("\n".join(T.failure_lines(settings, res["alternating"])))
 # "effectively only minimises H(p_d), without any dependence on p_data".
 
 # %%
-TP.plot_ablation(p_abl, res["full"], res["ablation"], T.solve_dstar(p_abl, ablation_gamma),
-                 f"{fig_dir}/ablation_no_reconstruction.png")
+TP.plot_ablation(p_abl, res["full"], res["ablation"], T.solve_dstar(p_abl, cfg.ablation_gamma),
+                 f"{cfg.fig_dir}/ablation_no_reconstruction.png")
 plt.show()
 abl_rows = T.claims_ablation(p_abl, res["ablation"], res["full"])
 rows += abl_rows
@@ -194,9 +182,9 @@ display(Markdown(T.claims_markdown(abl_rows)))
 # ## 5. Contrast: IntroVAE's hinge game (Eq. 2) in the same exact setting
 
 # %%
-intro_rows = T.claims_introvae(groups["introvae"]["p_data"], res["introvae"], introvae_margin)
+intro_rows = T.claims_introvae(groups["introvae"]["p_data"], res["introvae"], cfg.introvae_margin)
 rows += intro_rows
-for n, p in zip(names, res["introvae"]["p_d"]):
+for n, p in zip(cfg.pdatas, res["introvae"]["p_d"]):
     print(f"{n:7s} IntroVAE p_d = {np.round(p, 3)}  H = {T.entropy(p):.3f}")
 display(Markdown(T.claims_markdown(intro_rows)))
 
@@ -208,9 +196,10 @@ display(Markdown(T.claims_markdown(intro_rows)))
 # ## 6. Metrics and provenance
 
 # %%
-T.save_json(T.metrics_report(metrics, rows), metrics_path)
-_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t_start, 1))
-print(f"wrote {metrics_path} and {run_info_path}; total {time.time() - t_start:.1f} s")
+T.save_json(T.metrics_report(metrics, rows), cfg.metrics_path)
+_ = write_run_info(cfg.run_info_path, cfg.as_params(), seed=cfg.seed, device=cfg.device,
+                   wall_time_s=round(time.time() - t_start, 1))
+print(f"wrote {cfg.metrics_path} and {cfg.run_info_path}; total {time.time() - t_start:.1f} s")
 
 # %% [markdown]
 # ## 7. Play with gamma and alpha
@@ -218,7 +207,7 @@ print(f"wrote {metrics_path} and {run_info_path}; total {time.time() - t_start:.
 # whether Assumption 1 holds; under papermill the static figure of section 1 stands in.
 
 # %%
-widget = TP.interactive_dstar(K, names, enabled=interactive)
+widget = TP.interactive_dstar(cfg.K, cfg.pdatas, enabled=cfg.interactive)
 if widget is not None:
     display(widget)
 

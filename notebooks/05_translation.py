@@ -29,7 +29,6 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from sivae.paper import METHOD_TITLES
-from sivae.params import seeds_from
 from sivae.plots import inline_figures
 from sivae.runinfo import live_training, log_curves, write_run_info
 from sivae.translation import metrics as M
@@ -74,19 +73,13 @@ run_info_path = "outputs/scratch/translation/run_info.json"  # seed, parameters,
 live_dir = "outputs/scratch/translation/live"        # training curves and code KLs through DVCLive (DVC plots)
 
 # %%
-params = dict(seed=seed, n_seeds=n_seeds, device=device, dataset=dataset, data_root=data_root, n_classes=n_classes,
-              n_test_classes=n_test_classes, methods=methods, enc_channels=enc_channels, dec_channels=dec_channels,
-              dec_hidden=dec_hidden, fc_hidden=fc_hidden, class_dim=class_dim, content_dim=content_dim,
-              n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg,
-              gamma_r=gamma_r, num_vae=num_vae, rec_loss=rec_loss, vgg_weights=vgg_weights, kl_every=kl_every,
-              n_pairs=n_pairs, n_grid=n_grid)
-S.check_parameters(**params, ckpt_dir=ckpt_dir,  # preflight: every parameter, file and output folder
-                   outputs=(fig_dir, metrics_path, table_path, run_info_path, live_dir))
-live_training(live_dir, ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
+cfg = S.TranslationConfig.from_params(globals())   # every parameter parsed and checked once (one ConfigError)
+S.check_files(cfg)   # preflight: the dataset's files, the VGG16 weights if asked for, every output folder writable
+live_training(cfg.live_dir, cfg.ckpt_dir)  # curves grow under live_dir while the runs train (DVCLive)
 t0 = time.time()
-settings, arch, datas = S.from_params(params, seeds_from(seed, n_seeds))   # checks the choices first
-data = datas[seed]   # the figures show the first seed
-print(data.summary(), f"x {n_seeds} seed(s) ({time.time() - t0:.0f} s)")
+datas = S.build_datas(cfg)   # {seed: dataset}
+data = datas[cfg.seed]       # the figures show the first seed
+print(data.summary(), f"x {cfg.n_seeds} seed(s) ({time.time() - t0:.0f} s)")
 
 # %% [markdown]
 # ## Training: the same network as a VAE and as Soft-IntroVAE
@@ -94,11 +87,10 @@ print(data.summary(), f"x {n_seeds} seed(s) ({time.time() - t0:.0f} s)")
 # line says which was used).
 
 # %%
-seed_runs, loss_note = S.train_seeds(datas, methods, arch, settings, ckpt_dir=ckpt_dir, rec_loss=rec_loss,
-                                     vgg_weights=vgg_weights, device=device)
-runs = seed_runs[seed]
+seed_runs, loss_note = S.train_seeds(datas, cfg)
+runs = seed_runs[cfg.seed]
 print(loss_note)
-print(f"trained {', '.join(runs)} x {n_seeds} seed(s) for {next(iter(runs.values())).n_iter} iterations each "
+print(f"trained {', '.join(runs)} x {cfg.n_seeds} seed(s) for {next(iter(runs.values())).n_iter} iterations each "
       f"in {time.time() - t0:.0f} s")
 
 # %% [markdown]
@@ -107,8 +99,8 @@ print(f"trained {', '.join(runs)} x {n_seeds} seed(s) for {next(iter(runs.values
 # collapse); the introspective model's expELBO term should keep both codes informative.
 
 # %%
-fig = P.plot_code_kl(runs, METHOD_TITLES, f"{fig_dir}/kl_codes.png")
-log_curves(S.training_curves(seed_runs), live_dir)
+fig = P.plot_code_kl(runs, METHOD_TITLES, f"{cfg.fig_dir}/kl_codes.png")
+log_curves(S.training_curves(seed_runs), cfg.live_dir)
 plt.show()
 
 # %% [markdown]
@@ -117,11 +109,11 @@ plt.show()
 # image. Look for: the row's car (shape, colours) in the column's pose, as in the ground-truth panel.
 
 # %%
-fig = P.plot_translation_grids(runs, data, METHOD_TITLES, f"{fig_dir}/translation_test.png", split="test",
-                               n=n_grid, seed=seed, device=device)
+fig = P.plot_translation_grids(runs, data, METHOD_TITLES, f"{cfg.fig_dir}/translation_test.png", split="test",
+                               n=cfg.n_grid, seed=cfg.seed, device=cfg.device)
 plt.show()
-fig = P.plot_translation_grids(runs, data, METHOD_TITLES, f"{fig_dir}/translation_train.png", split="train",
-                               n=n_grid, seed=seed, device=device)
+fig = P.plot_translation_grids(runs, data, METHOD_TITLES, f"{cfg.fig_dir}/translation_train.png", split="train",
+                               n=cfg.n_grid, seed=cfg.seed, device=cfg.device)
 plt.show()
 
 # %% [markdown]
@@ -132,16 +124,17 @@ plt.show()
 # for reference only.
 
 # %%
-lpips_fn, lpips_note = M.load_lpips(device)
+lpips_fn, lpips_note = M.load_lpips(cfg.device)
 print(lpips_note)
-per_seed, refs = S.evaluate_seeds(seed_runs, datas, n_pairs=n_pairs, device=device, lpips_fn=lpips_fn)
+per_seed, refs = S.evaluate_seeds(seed_runs, datas, n_pairs=cfg.n_pairs, device=cfg.device, lpips_fn=lpips_fn)
 means = S.average_seeds(per_seed)
-table = S.write_table4(table_path, {m: means[m] for m in runs}, refs, data, lpips_note, loss_note, n_seeds=n_seeds)
+table = S.write_table4(cfg.table_path, {m: means[m] for m in runs}, refs, data, lpips_note, loss_note,
+                       n_seeds=cfg.n_seeds)
 n_iter = next(iter(runs.values())).n_iter
-out = S.write_metrics(metrics_path, per_seed,
-                      meta={"n_iter": n_iter, "n_train_images": len(data.train), "seeds": n_seeds,
+out = S.write_metrics(cfg.metrics_path, per_seed,
+                      meta={"n_iter": n_iter, "n_train_images": len(data.train), "seeds": cfg.n_seeds,
                             "vgg_loss": int(runs[next(iter(runs))].rec_loss == "vgg"),
                             "lpips_measured": int(lpips_fn is not None)})
 display(Markdown(table))
-_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
-                   rec_loss=loss_note, lpips=lpips_note)
+_ = write_run_info(cfg.run_info_path, cfg.as_params(), seed=cfg.seed, device=cfg.device,
+                   wall_time_s=round(time.time() - t0, 1), rec_loss=loss_note, lpips=lpips_note)

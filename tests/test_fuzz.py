@@ -555,46 +555,63 @@ SETTINGS_SPACE = {
 }
 
 
+TRANSLATION_SPACE = {
+    **SETTINGS_SPACE,
+    "n_seeds": (st.integers(1, 3), st.sampled_from([0, -1, 1.5, "2", None, 10**5, True])),
+    "methods": (st.sampled_from(["all", "vae", "soft_intro_vae,vae", None]), st.sampled_from(["gan", "", "vae,gan", 3])),
+    "rec_loss": (st.sampled_from(["mse", "auto", "vgg"]), st.sampled_from(["l1", "", None, 2, []])),
+    "device": (st.sampled_from(["cpu", "auto"]), st.sampled_from(["gpu", 1, "meta"])),
+    "vgg_weights": (st.sampled_from(["auto", "/no/such/vgg16.pth"]), st.sampled_from([3, 1.5, []])),
+    "dataset": (st.just("procedural"), st.sampled_from(["mnist", "", None, 3, []])),
+    "n_classes": (st.integers(1, 5), bad_int(1, 100_000)),
+    "n_test_classes": (st.integers(1, 5), bad_int(1, 100_000)),
+    "enc_channels": (st.sampled_from(["4,8", (4, 8), "8"]), st.sampled_from(["4,x", "", "0,4", "-2", "4.5", None])),
+    "dec_channels": (st.sampled_from(["8,8,4,4", [8, 8, 4, 4]]), st.sampled_from(["8,8", "x", "0,8,8,8", ""])),
+    "dec_hidden": (st.integers(1, 8), bad_int(1, 1 << 16)),
+    "class_dim": (st.integers(1, 8), bad_int(1, 1 << 16)),
+    "n_pairs": (st.integers(1, 100), bad_int(1, 1_000_000)),
+    "n_grid": (st.integers(1, 8), bad_int(1, 64)),
+    "ckpt_dir": (st.just("ck"), st.sampled_from(["", "  ", None, 3])),
+    "fig_dir": (st.just("fig"), st.sampled_from(["", None, 1.5])),
+}
+
+
 @fast(300)
 @given(data=st.data())
-def test_translation_settings_construct_or_name_the_field(data):
-    from sivae.translation.study import TrainSettings
-    values, bad = draw_params(data, SETTINGS_SPACE, max_bad=3)
-    s = check_named(lambda: TrainSettings(**values), bad)
-    if s is not None:
-        assert isinstance(s.batch_size, int) and isinstance(s.num_vae, int) and 0 <= s.seed <= SEED_MAX
+def test_translation_config_constructs_or_names_the_field(data):
+    """The translation stage's config: a valid draw constructs (its parsed values construct it again, and its
+    run record reads back into the same config); a bad one names a bad field, before any file is looked at."""
+    from sivae.translation.config import TranslationConfig
+    values, bad = draw_params(data, TRANSLATION_SPACE, max_bad=3)
+    cfg = check_named(lambda: TranslationConfig(**values), bad, also_named=("method",))
+    if cfg is not None:
+        assert isinstance(cfg.batch_size, int) and isinstance(cfg.num_vae, int) and 0 <= cfg.seed <= SEED_MAX
+        assert cfg.arch.enc_channels == cfg.enc_channels and cfg.seeds[0] == cfg.seed
+        assert cfg.replace() == cfg and TranslationConfig.from_params(cfg.as_params()) == cfg
 
 
 @fast(60)
 @given(data=st.data())
 def test_train_translation_names_bad_arguments_before_training(data):
-    from sivae.translation import models as A
     from sivae.translation import study as S
     from sivae.translation.data import TranslationData
-    space = {"methods": (st.sampled_from(["all", "vae"]), st.sampled_from(["gan", "", "vae,gan", 3])),
-             "rec_loss": (st.just("mse"), st.sampled_from(["l1", "", None, 2])),
-             "device": (st.just("cpu"), st.sampled_from(["gpu", 1, "meta"])),
-             "progress": (st.just(False), bad_bool()),
+    space = {"progress": (st.just(False), bad_bool()),
              "batch_size": (st.just(4), st.integers(9, 100)),   # more than the 8 training images
-             "ckpt_dir": (st.just(None), st.sampled_from([3, ""])),
-             "vgg_weights": (st.just("auto"), st.sampled_from([3, 1.5, []])),
-             "settings": (st.just(None), st.sampled_from(["fast", {}, 1]))}
+             "cfg": (st.just(None), st.sampled_from(["fast", {}, 1]))}
     values, bad = draw_params(data, space, min_bad=1)
+    methods = data.draw(st.sampled_from(["all", "vae"]), label="methods")
     g = torch.Generator().manual_seed(0)
     imgs = lambda n: torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
     tiny = TranslationData("tiny", imgs(8), torch.arange(8) % 2, None, imgs(4), torch.arange(4) % 2, None)
-    arch = A.ArchConfig(enc_channels=(4, 8), dec_channels=(8, 8, 4, 4), dec_hidden=4, fc_hidden=16, class_dim=6,
-                        content_dim=5)
-    settings_ = values["settings"] if "settings" in bad else S.TrainSettings(n_epochs=0.5, batch_size=values["batch_size"],
-                                                                            kl_every=2)
-    if "settings" in bad:
-        bad.discard("batch_size")   # no TrainSettings: its batch size is never looked at
     with out_dir() as folder:
-        ckpt = values["ckpt_dir"] if values["ckpt_dir"] is not None else folder
-        check_named(lambda: S.train_translation(tiny, values["methods"], arch, settings_, ckpt_dir=ckpt,
-                                                rec_loss=values["rec_loss"], vgg_weights=values["vgg_weights"],
-                                                device=values["device"], progress=values["progress"]),
-                    bad, folder, also_named=("method", "TrainSettings"))
+        cfg = values["cfg"] if "cfg" in bad else S.TranslationConfig(
+            enc_channels=(4, 8), dec_channels=(8, 8, 4, 4), dec_hidden=4, fc_hidden=16, class_dim=6, content_dim=5,
+            n_epochs=0.5, batch_size=values["batch_size"], kl_every=2, methods=methods, rec_loss="mse", device="cpu",
+            ckpt_dir=str(folder))
+        if "cfg" in bad:
+            bad.discard("batch_size")   # no config: its batch size is never looked at
+        check_named(lambda: S.train_translation(tiny, cfg, progress=values["progress"]), bad, folder,
+                    also_named=("TranslationConfig",))
 
 
 # ------------------------------------------------------------------ theory
@@ -612,18 +629,20 @@ THEORY_BAD = {"K": bad_int(2, 1000), "M": bad_int(1, 1000), "n_gamma_grid": bad_
               "ablation_pdata": st.sampled_from(["bimodal", "", None, 3]), "ablation_gamma": bad_number(),
               "ablation_alpha": bad_number(positive=True), "introvae_margin": bad_number(),
               "tol_pd": bad_number(), "tol_kl": bad_number(), "tol_lemma4": bad_number(),
-              "device": st.sampled_from([None, 3, 1.5]), "interactive": bad_bool()}
+              "device": st.sampled_from([None, 3, 1.5]), "interactive": bad_bool(),
+              "fig_dir": st.sampled_from(["", "  ", None, 3]), "metrics_path": st.sampled_from(["", None, 1.5])}
 
 
 @fast(300)
 @given(data=st.data())
-def test_theory_check_parameters_names_the_bad_one(data):
-    from sivae.theory_discrete.study import check_parameters
+def test_theory_config_names_the_bad_one(data):
+    from sivae.theory_discrete.config import TheoryConfig
     bad = data.draw(st.sets(st.sampled_from(sorted(THEORY_BAD)), max_size=2), label="bad")
     values = {**THEORY_DEFAULTS, **{k: data.draw(THEORY_BAD[k], label=k) for k in bad}}
-    out = check_named(lambda: check_parameters(**values), bad)
+    out = check_named(lambda: TheoryConfig(**values), bad)
     if out is not None:
-        assert out["gammas"] == [0.0, 0.1] and out["K"] == 6
+        assert out.gammas == (0.0, 0.1) and out.K == 6 and out.interactive is False
+        assert out.replace() == out      # its own parsed values construct it again, unchanged
 
 
 def test_theory_notebook_checks_parameters_before_any_figure(tmp_path):
@@ -702,10 +721,10 @@ def test_toy2d_budget_typos_are_refused_naming_the_bound(name, value):
 
 def test_translation_budget_typos_are_refused_naming_the_bound():
     from sivae.params import MAX_ITERATIONS
-    from sivae.translation.study import TrainSettings
+    from sivae.translation.config import TranslationConfig
     for name in ("num_vae", "kl_every"):
         with pytest.raises(ConfigError, match=rf"{name} must be an integer .*<= {MAX_ITERATIONS}"):
-            TrainSettings(**{name: 10**9})
+            TranslationConfig(**{name: 10**9})
 
 
 # ----------------------------------------------------------------- #31 probe 5: stage preflights
@@ -764,19 +783,24 @@ def test_stability_preflight_names_each_bad_value(name, value, tmp_path):
 @pytest.mark.parametrize("name,value", [("n_grid", 100000), ("n_pairs", 0), ("rec_loss", "vgg"),
                                         ("dataset", "cars3d"), ("dec_channels", "8,8")])
 def test_translation_preflight_names_each_bad_value(name, value, tmp_path):
-    from sivae.translation.study import check_parameters
+    from sivae.translation.config import OUTPUTS, TranslationConfig, check_files
     params = {**_defaults("translation"), "vgg_weights": str(tmp_path / "vgg16.pth"), name: value}
-    check_named(lambda: check_parameters(**params, data_root="none", ckpt_dir=tmp_path / "ck",
-                                         outputs=(tmp_path / "fig",)),
+    outputs = {k: str(tmp_path / k) for k in OUTPUTS}
+    check_named(lambda: check_files(TranslationConfig.from_params(params, data_root="none", **outputs)),
                 {name}, tmp_path, also_named=("data_root", "vgg_weights"))
 
 
 def test_preflights_refuse_an_output_folder_that_cannot_be_written(tmp_path):
     from sivae.errors import OutputError
-    from sivae.translation.study import check_parameters
+    from sivae.translation.config import OUTPUTS, TranslationConfig, check_files
     (tmp_path / "outputs").write_text("a file where the output folder should be")
-    with pytest.raises(OutputError, match="outputs"):
-        check_parameters(**_defaults("translation"), data_root="none", ckpt_dir=tmp_path / "outputs" / "ck")
+    for name in OUTPUTS:   # each output path of the stage is checked
+        paths = {k: str(tmp_path / "ok" / k) for k in OUTPUTS}
+        paths[name] = str(tmp_path / "outputs" / name)
+        cfg = TranslationConfig.from_params(_defaults("translation"), data_root="none", **paths)
+        with pytest.raises(OutputError, match="outputs"):
+            check_files(cfg)
+    assert files_in(tmp_path) == ["outputs"]
 
 
 def _notebook_cells(stem: str) -> list[str]:

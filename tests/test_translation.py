@@ -22,6 +22,13 @@ TINY = A.ArchConfig(enc_channels=(4, 8), dec_channels=(8, 8, 4, 4), dec_hidden=4
                     class_dim=6, content_dim=5)
 
 
+def tiny_cfg(ckpt_dir, **changes) -> S.TranslationConfig:
+    """The stage's config with the TINY architecture, MSE on the CPU, checkpoints under ckpt_dir."""
+    return S.TranslationConfig(enc_channels=TINY.enc_channels, dec_channels=TINY.dec_channels, dec_hidden=4,
+                               fc_hidden=16, class_dim=6, content_dim=5, rec_loss="mse", device="cpu",
+                               ckpt_dir=str(ckpt_dir), **changes)
+
+
 @pytest.fixture(scope="module")
 def procedural():
     return D.make_procedural(3, 2, seed=7)
@@ -265,30 +272,30 @@ def test_perceptual_wrapper_appends_features_and_keeps_vgg_out_of_the_checkpoint
     assert set(wrapped.state_dict()) == {f"inner.{k}" for k in dec.state_dict()}
 
 
-def test_settings_reject_bad_values():
+def test_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="beta_kl must be a finite non-negative number"):
-        S.TrainSettings(beta_kl=-1)
+        S.TranslationConfig(beta_kl=-1)
     with pytest.raises(ConfigError, match="unknown method 'gan'"):
-        S.check_choices("vae,gan", "mse")
-    assert S.n_iterations(100, S.TrainSettings(n_epochs=2.5, batch_size=32)) == 8
+        S.TranslationConfig(methods="vae,gan")
+    assert S.n_iterations(100, S.TranslationConfig(n_epochs=2.5, batch_size=32)) == 8
 
 
-def test_from_params_builds_the_stage_settings_and_checks_choices_first(monkeypatch):
+def test_from_params_builds_the_stage_config_and_its_datasets():
     from sivae.stage import stage_parameters
     p, _ = stage_parameters("translation", overrides={"n_classes": 4, "n_test_classes": 2, "n_epochs": 0.5})
-    settings, arch, datas = S.from_params(p, [3, 4])
-    assert (settings.n_epochs, settings.seed, settings.beta_neg) == (0.5, 3, float(p["beta_neg"]))
+    cfg = S.TranslationConfig.from_params(p, seed=3)
+    assert (cfg.n_epochs, cfg.seeds, cfg.beta_neg) == (0.5, [3, 4], float(p["beta_neg"]))
+    arch = cfg.arch
     assert arch.enc_channels == tuple(int(c) for c in p["enc_channels"].split(",")) and arch.class_dim == p["class_dim"]
+    datas = S.build_datas(cfg)
     assert set(datas) == {3, 4} and len(datas[3].train_class.unique()) == 4
-    monkeypatch.setattr(S, "get_translation_data", lambda *a, **k: pytest.fail("data built before the check"))
-    with pytest.raises(ConfigError, match="unknown method 'gan'"):
-        S.from_params({**p, "methods": "vae,gan"}, [0])
+    assert cfg.for_seed(4, "elsewhere") == cfg.replace(seed=4, n_seeds=1, ckpt_dir="elsewhere")
 
 
 def test_training_logs_both_kls_and_resumes_exactly(tmp_path, monkeypatch, procedural):
     data = procedural
-    settings = S.TrainSettings(n_epochs=4 * 16 / len(data.train), batch_size=16, beta_neg=10.0, kl_every=2)
-    runs, note = S.train_translation(data, "all", TINY, settings, ckpt_dir=tmp_path / "a", device="cpu", progress=False)
+    cfg = tiny_cfg(tmp_path / "a", n_epochs=4 * 16 / len(data.train), batch_size=16, beta_neg=10.0, kl_every=2)
+    runs, note = S.train_translation(data, cfg, progress=False)
     assert note.startswith("reconstruction loss: pixel MSE") and runs["soft_intro_vae"].n_iter == 4
     curve = runs["soft_intro_vae"].kl_curve
     assert curve["step"] == [0, 2, 4] and all(v > 0 for v in curve["kl_class"] + curve["kl_content"])
@@ -300,38 +307,49 @@ def test_training_logs_both_kls_and_resumes_exactly(tmp_path, monkeypatch, proce
         fn = real(images, batch_size, seed)
         return lambda step, g: (_ for _ in ()).throw(KeyboardInterrupt) if step == 2 else fn(step, g)
     monkeypatch.setattr(S, "make_batch_fn", killed_at_step_2)
+    other = cfg.replace(methods="soft_intro_vae", ckpt_dir=str(tmp_path / "b"))
     with pytest.raises(KeyboardInterrupt):
-        S.train_translation(data, "soft_intro_vae", TINY, settings, ckpt_dir=tmp_path / "b", device="cpu",
-                            progress=False)
+        S.train_translation(data, other, progress=False)
     assert load_checkpoint(tmp_path / "b" / "soft_intro_vae_mse" / "last.pt")["step"] == 2
     monkeypatch.setattr(S, "make_batch_fn", real)
-    resumed, _ = S.train_translation(data, "soft_intro_vae", TINY, settings, ckpt_dir=tmp_path / "b", device="cpu",
-                                     progress=False)
+    resumed, _ = S.train_translation(data, other, progress=False)
     for p, q in zip(runs["soft_intro_vae"].encoder.parameters(), resumed["soft_intro_vae"].encoder.parameters()):
         assert torch.equal(p, q)
     assert resumed["soft_intro_vae"].kl_curve == curve
 
 
+def test_training_takes_the_checked_config_and_data_it_fits(tmp_path, procedural):
+    """What the config cannot know is named before any training or file: the data's size and channels."""
+    cfg = tiny_cfg(tmp_path / "c", n_epochs=0.1, batch_size=16)
+    for bad, match in ((cfg.replace(batch_size=1000), "batch_size 1000 is larger than the 288 training images"),
+                       (cfg.replace(dataset="kth", data_root=str(tmp_path)), r"expects 1 channel\(s\)")):
+        with pytest.raises(ConfigError, match=match):
+            S.train_translation(procedural, bad, progress=False)
+    with pytest.raises(ConfigError, match="cfg must be a TranslationConfig"):
+        S.train_translation(procedural, {"batch_size": 16}, progress=False)
+    with pytest.raises(ConfigError, match="progress must be true or false"):
+        S.train_translation(procedural, cfg, progress="maybe")
+    assert not (tmp_path / "c").exists()
+
+
 def test_each_seed_trains_as_its_own_run(tmp_path, procedural):
     """train_seeds = train_translation per seed (seed k, under <ckpt_dir>/seed<k>/), and its curves are named per seed."""
     other = D.make_procedural(3, 2, seed=8)
-    settings = S.TrainSettings(n_epochs=2 * 16 / len(procedural.train), batch_size=16, kl_every=1)
-    seed_runs, _ = S.train_seeds({3: procedural, 4: other}, "vae", TINY, settings, ckpt_dir=tmp_path / "s",
-                                 device="cpu", progress=False)
-    alone, _ = S.train_translation(other, "vae", TINY, S.TrainSettings(**{**settings.__dict__, "seed": 4}),
-                                   ckpt_dir=tmp_path / "alone", device="cpu", progress=False)
+    cfg = tiny_cfg(tmp_path / "s", methods="vae", n_epochs=2 * 16 / len(procedural.train), batch_size=16, kl_every=1)
+    seed_runs, _ = S.train_seeds({3: procedural, 4: other}, cfg, progress=False)
+    alone, _ = S.train_translation(other, cfg.replace(seed=4, ckpt_dir=str(tmp_path / "alone")), progress=False)
     assert (tmp_path / "s" / "seed3" / "vae_mse" / "last.pt").exists()
     for p, q in zip(seed_runs[4]["vae"].encoder.parameters(), alone["vae"].encoder.parameters()):
         assert torch.equal(p, q)
     assert not torch.equal(next(seed_runs[3]["vae"].encoder.parameters()), next(alone["vae"].encoder.parameters()))
     assert set(S.training_curves(seed_runs)) == {f"seed{k}/vae/{c}" for k in (3, 4) for c in ("losses", "code_kl")}
     with pytest.raises(ConfigError, match="datas"):
-        S.train_seeds({}, "vae", TINY, settings, ckpt_dir=tmp_path / "e", device="cpu")
+        S.train_seeds({}, cfg)
 
 
 def test_evaluation_and_figures_run_end_to_end(tmp_path, procedural):
-    runs, note = S.train_translation(procedural, "vae", TINY, S.TrainSettings(n_epochs=16 / 288, batch_size=16),
-                                     ckpt_dir=tmp_path, device="cpu", progress=False)
+    runs, note = S.train_translation(procedural, tiny_cfg(tmp_path, methods="vae", n_epochs=16 / 288, batch_size=16),
+                                     progress=False)
     met = S.evaluate_run(runs["vae"], procedural, n_pairs=20, seed=0, device="cpu", max_probe_images=200)
     for key in ("transfer_mse_test", "transfer_ssim_train", "probe_pose_from_class", "probe_identity_from_content",
                 "kl_class", "kl_content", "rec_mse_test"):

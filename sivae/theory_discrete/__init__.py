@@ -7,9 +7,11 @@ Assumption 1 / 5. Here x and z are discrete and every expectation is exact:
   Lemma 4's encoder best response, the gamma sweep of Theorem 7, input checks.
 - ``game``: exact ELBO (Eq. 8, 11), S-IntroVAE objectives (Eq. 4/5, 12/13),
   IntroVAE's hinge objectives (Eq. 2), a Monte-Carlo twin, and the gradient game.
+- ``config``: ``TheoryConfig``, the notebook's parameters parsed and checked once.
 - ``study``: the notebook's settings grid, metrics and claim checks.
 - ``plots``: its figures and the ipywidgets d* slider.
 """
+from .config import TheoryConfig
 from .dstar import (
                     PDATA_NAMES,
                     assumption1_holds,
@@ -53,7 +55,7 @@ from .study import (
                     settings_group,
 )
 
-__all__ = ["PDATA_NAMES", "MODES", "OBJECTIVES", "GameConfig", "Setting", "assumption1_holds",
+__all__ = ["PDATA_NAMES", "MODES", "OBJECTIVES", "GameConfig", "Setting", "TheoryConfig", "assumption1_holds",
            "build_settings", "check_alpha", "check_gamma", "check_pdata", "claims_ablation",
            "claims_dstar", "claims_game", "claims_introvae", "claims_markdown", "failure_lines", "metrics_report",
            "dstar_objective", "dstar_path",

@@ -4,6 +4,7 @@ A *setting* is (p_data, gamma, alpha). For each one we know d* (Eq. 6 / 16) and
 whether Assumption 1 / 5 holds; the game (Eq. 12/13) is run for all settings at
 once and compared with Theorem 3 / 6 (p_d -> d*, q -> p_d(z|x) on the support),
 Lemma 4 (encoder best response) and Theorem 7 (TV(d*, p_data) small for small gamma).
+The notebook's parameters are parsed once by ``sivae.theory_discrete.config.TheoryConfig``.
 """
 from __future__ import annotations
 
@@ -11,55 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, check_choice
-from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, parse_seed
 from ..runinfo import write_json
-from .dstar import PDATA_NAMES, assumption1_holds, entropy, kkt_report, lemma4_kl, make_pdata, solve_dstar
+from .dstar import assumption1_holds, entropy, kkt_report, lemma4_kl, make_pdata, solve_dstar
 from .game import run_game
-
-MAX_STATES = 1000          # K and M: the game is exact (sums over K * M cells per game)
-MAX_GAMMA_GRID = 10_000    # points of the d* sweep over gamma
-MAX_GAME_STEPS = 10_000_000
-MAX_ABLATION_SEEDS = 10_000
-
-
-def check_parameters(*, K, M, pdatas, gammas, alphas, gamma_max, n_gamma_grid, n_steps, lr, log_every,
-                     n_ablation_seeds, ablation_pdata, ablation_gamma, ablation_alpha, introvae_margin, tol_pd, tol_kl,
-                     tol_lemma4, seed=0, device="auto", interactive=False) -> dict:
-    """Check every parameter of the theory notebook before any figure or file: one ConfigError naming it.
-
-    K: an integer in [2, MAX_STATES]; M: in [1, MAX_STATES]; pdatas: 'all' or names of PDATA_NAMES; gammas:
-    finite numbers >= 0; alphas: finite numbers > 0; gamma_max: a finite number > 0; n_gamma_grid: an integer
-    in [2, MAX_GAMMA_GRID]; n_steps: in [1, MAX_GAME_STEPS]; lr: a finite number > 0; log_every: an integer
-    in [1, MAX_GAME_STEPS]; n_ablation_seeds: in [1, MAX_ABLATION_SEEDS]; ablation_pdata: one of PDATA_NAMES;
-    ablation_gamma, introvae_margin: finite, >= 0; ablation_alpha: finite, > 0; tol_*: finite, >= 0; seed:
-    an integer in [0, SEED_MAX]; device: a string (everything runs on the CPU); interactive: a boolean.
-
-    Returns:
-        the parsed values under the same names (lists for pdatas, gammas and alphas).
-    """
-    out = dict(K=parse_int("K", K, 2, MAX_STATES), M=parse_int("M", M, 1, MAX_STATES),
-               pdatas=parse_list("pdatas", pdatas, PDATA_NAMES),
-               gammas=list(parse_numbers("gammas", gammas, nonnegative=True)),
-               alphas=list(parse_numbers("alphas", alphas, positive=True)),
-               gamma_max=parse_number("gamma_max", gamma_max, positive=True),
-               n_gamma_grid=parse_int("n_gamma_grid", n_gamma_grid, 2, MAX_GAMMA_GRID),
-               n_steps=parse_int("n_steps", n_steps, 1, MAX_GAME_STEPS),
-               lr=parse_number("lr", lr, positive=True),
-               n_ablation_seeds=parse_int("n_ablation_seeds", n_ablation_seeds, 1, MAX_ABLATION_SEEDS),
-               ablation_pdata=check_choice("ablation_pdata", ablation_pdata, PDATA_NAMES),
-               ablation_gamma=parse_number("ablation_gamma", ablation_gamma),
-               ablation_alpha=parse_number("ablation_alpha", ablation_alpha, positive=True),
-               introvae_margin=parse_number("introvae_margin", introvae_margin),
-               tol_pd=parse_number("tol_pd", tol_pd), tol_kl=parse_number("tol_kl", tol_kl),
-               tol_lemma4=parse_number("tol_lemma4", tol_lemma4), seed=parse_seed("seed", seed),
-               interactive=parse_bool("interactive", interactive))
-    out["log_every"] = parse_int("log_every", log_every, 1, MAX_GAME_STEPS)
-    if not isinstance(device, str):
-        raise ConfigError(f"device must be a string ('auto', 'cpu' or 'cuda'; this section runs on the CPU), "
-                          f"got {device!r}")
-    out["device"] = device
-    return out
 
 
 @dataclass

@@ -6,6 +6,7 @@ Modules:
     data        procedural dataset, Cars3D (.mat) and KTH (frames) loaders, batch function
     perceptual  pixel MSE or VGG perceptual reconstruction (never a silent fallback)
     metrics     content transfer vs ground truth (MSE, SSIM, optional LPIPS), leakage probes
+    config      TranslationConfig: the stage's parameters, parsed and checked once; check_files
     study       training both models, evaluation, metrics and the Table 4 markdown
     plots       translation grids and the KL of both codes over training
 """

@@ -6,141 +6,47 @@ method differs (a plain beta-VAE against Soft-IntroVAE, Eq. 7 with s = 1 / (C*H*
 The KL of each code is logged during training on a fixed set of training images (`CodeKLLog`),
 which shows the posterior collapse of section 6.4 / Appendix 9.5: a VAE's KL can vanish, the
 introspective model's should not. Evaluation: sivae.translation.metrics.
+The stage's parameters arrive as one `TranslationConfig` (sivae.translation.config), checked once.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, DataError, check_choice, check_nonnegative
+from ..errors import ConfigError
 from ..paper import METHOD_TITLES, PAPER_TABLE4
-from ..params import MAX_ITERATIONS, parse_bool, parse_int, parse_list, parse_numbers, parse_seed, seeds_from
-from ..runinfo import check_writable, write_json, write_markdown
+from ..params import parse_bool
+from ..runinfo import write_json, write_markdown
 from ..runtime import check_device
 from ..stats import seed_stats
-from ..train import MAX_BATCH_SIZE, TrainConfig, Trainer
+from ..train import TrainConfig, Trainer
 from . import metrics as M
-from .data import TranslationData, channels_of, get_translation_data, make_batch_fn, to_float
-from .models import ArchConfig, build_translation_pair, code_kl
-from .perceptual import REC_LOSSES, FeatureTarget, PerceptualDecoder, find_vgg_weights, resolve_rec_loss, vgg_missing
+from .config import MODELS, TranslationConfig, check_files
+from .data import TranslationData, get_translation_data, make_batch_fn, to_float
+from .models import build_translation_pair, code_kl
+from .perceptual import FeatureTarget, PerceptualDecoder, resolve_rec_loss
 
-__all__ = ["check_parameters",
-           "MODELS", "TrainSettings", "CodeKLLog", "TranslationRun", "check_choices", "from_params", "train_translation",
-           "train_seeds", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds",
+__all__ = ["TranslationConfig", "check_files", "MODELS", "build_datas", "CodeKLLog", "TranslationRun",
+           "train_translation", "train_seeds", "evaluate_run", "evaluate_seeds", "seed_dir", "seed_metrics", "average_seeds",
            "write_metrics", "PAPER_TABLE4", "write_table4", "n_iterations", "training_curves"]
 
-MODELS = ("vae", "soft_intro_vae")
 
-MAX_EPOCHS = 1_000_000       # n_epochs above this is a typo (the paper trains 400)
-MAX_GRID = 64                # class x content sources of the translation grids (the paper's figures: < 10)
-MAX_PAIRS = 1_000_000        # transfer pairs scored per split
-MAX_CLASSES = 100_000        # procedural identities (Cars3D has 183 models)
-
-
-@dataclass
-class TrainSettings:
-    n_epochs: float = 400.0      # Appendix 9.3: 400 epochs
-    batch_size: int = 64         # Appendix 9.3: batch 64
-    lr: float = 2e-4             # public image code's default (the paper's value is lost in our copy)
-    beta_rec: float = 1.0
-    beta_kl: float = 1.0
-    beta_neg: float = 768.0      # ~2 x d_z (d_z = 384), like 256 for d_z = 128 in the public code
-    gamma_r: float = 1e-8        # every experiment of the paper
-    num_vae: int = 0             # plain-VAE warm-up iterations of Soft-IntroVAE
-    kl_every: int = 50           # iterations between the per-code KL records
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("n_epochs", "lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r"):
-            setattr(self, name, check_nonnegative(name, getattr(self, name)))
-        for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_ITERATIONS)):
-            setattr(self, name, parse_int(name, getattr(self, name), 1, top))
-        if self.n_epochs == 0:
-            raise ConfigError("n_epochs must be > 0")
-        if self.n_epochs > MAX_EPOCHS:
-            raise ConfigError(f"n_epochs must be at most {MAX_EPOCHS}, got {self.n_epochs!r}")
-        self.num_vae = parse_int("num_vae", self.num_vae, 0, MAX_ITERATIONS)
-        self.seed = parse_seed("seed", self.seed)
+def build_datas(cfg: TranslationConfig) -> dict[int, TranslationData]:
+    """{seed: the dataset of that seed} for every seed of the config (what notebook 05 trains on, also for
+    scripts that train it longer: experiments/budget_translation.py)."""
+    return {s: get_translation_data(cfg.dataset, n_classes=cfg.n_classes, n_test_classes=cfg.n_test_classes,
+                                    seed=s, data_root=cfg.data_root) for s in cfg.seeds}
 
 
-def check_choices(methods, rec_loss: str) -> list[str]:
-    """Validate the model list and the reconstruction-loss name before any work; returns the models."""
-    check_choice("rec_loss", rec_loss, REC_LOSSES)
-    return parse_list("method", methods, MODELS)
-
-
-def from_params(p: dict, seeds: list[int]) -> tuple[TrainSettings, ArchConfig, dict[int, TranslationData]]:
-    """(settings, architecture, {seed: data}) from the translation stage's parameters (the notebook's names):
-    what notebook 05 trains, also for scripts that train it longer (experiments/budget_translation.py).
-    The first seed seeds the settings; choices are checked before any data is built."""
-    check_choices(p["methods"], p["rec_loss"])
-    settings = TrainSettings(n_epochs=p["n_epochs"], batch_size=p["batch_size"], lr=p["lr"], beta_rec=p["beta_rec"],
-                             beta_kl=p["beta_kl"], beta_neg=p["beta_neg"], gamma_r=p["gamma_r"], num_vae=p["num_vae"],
-                             kl_every=p["kl_every"], seed=seeds[0])
-    channels = {k: parse_numbers(k, p[k], integer=True, positive=True) for k in ("enc_channels", "dec_channels")}
-    arch = ArchConfig(in_channels=channels_of(p["dataset"]), **channels, dec_hidden=p["dec_hidden"],
-                      fc_hidden=p["fc_hidden"], class_dim=p["class_dim"], content_dim=p["content_dim"])
-    datas = {s: get_translation_data(p["dataset"], n_classes=p["n_classes"], n_test_classes=p["n_test_classes"],
-                                     seed=s, data_root=p["data_root"]) for s in seeds}
-    return settings, arch, datas
-
-
-def check_parameters(*, seed, n_seeds, device, dataset, data_root, n_classes, n_test_classes, methods, enc_channels,
-                     dec_channels, dec_hidden, fc_hidden, class_dim, content_dim, n_epochs, batch_size, lr, beta_rec,
-                     beta_kl, beta_neg, gamma_r, num_vae, rec_loss, vgg_weights, kl_every, n_pairs, n_grid,
-                     ckpt_dir="outputs/translation/checkpoints", outputs=()) -> dict:
-    """The translation stage's preflight, in well under a second, before any data is built, anything trained or
-    written: every parameter of notebook 05 (one ConfigError naming it), the architecture, the dataset's folder
-    (cars3d, kth: DataError), the VGG16 weights file when rec_loss is 'vgg' (DataError naming it: never a
-    silent MSE), and the output folders writable (OutputError).
-
-    Returns:
-        seeds, methods, settings (TrainSettings) and arch (ArchConfig).
-    """
-    seeds = seeds_from(seed, n_seeds)
-    methods = check_choices(methods, rec_loss)
-    check_device(device)
-    settings = TrainSettings(n_epochs=n_epochs, batch_size=batch_size, lr=lr, beta_rec=beta_rec, beta_kl=beta_kl,
-                             beta_neg=beta_neg, gamma_r=gamma_r, num_vae=num_vae, kl_every=kl_every, seed=seeds[0])
-    channels = {k: parse_numbers(k, v, integer=True, positive=True) for k, v in
-                (("enc_channels", enc_channels), ("dec_channels", dec_channels))}
-    sizes = {k: parse_int(k, v, 1, 1 << 16) for k, v in
-             (("dec_hidden", dec_hidden), ("fc_hidden", fc_hidden), ("class_dim", class_dim),
-              ("content_dim", content_dim))}
-    arch = ArchConfig(in_channels=channels_of(dataset), **channels, **sizes)
-    n_cls = parse_int("n_classes", n_classes, 1, MAX_CLASSES)
-    n_test = parse_int("n_test_classes", n_test_classes, 1, MAX_CLASSES)
-    parse_int("n_pairs", n_pairs, 1, MAX_PAIRS)
-    parse_int("n_grid", n_grid, 1, MAX_GRID)
-    if dataset == "procedural" and settings.batch_size > n_cls * 96:
-        raise ConfigError(f"batch_size {settings.batch_size} is larger than the {n_cls * 96} training images of "
-                          f"{n_cls} procedural identities (n_classes): lower batch_size")
-    if dataset != "procedural":
-        if data_root in (None, "", "none"):
-            raise ConfigError(f"dataset {dataset!r} needs data_root (the folder of its files)")
-        root = Path(data_root)
-        if not root.is_dir():
-            raise DataError(f"data_root {root} (dataset {dataset}) does not exist")
-        if dataset == "cars3d" and len(list(root.glob("*.mat"))) <= n_test:
-            raise DataError(f"Cars3D folder {root} (data_root) holds {len(list(root.glob('*.mat')))} .mat files; "
-                            f"need more than n_test_classes={n_test}")
-    if vgg_weights is not None and not isinstance(vgg_weights, (str, os.PathLike)):
-        raise ConfigError(f"vgg_weights must be 'auto' or a file path, got {vgg_weights!r}")
-    if rec_loss == "vgg" and find_vgg_weights(vgg_weights) is None:
-        raise vgg_missing(vgg_weights)
-    check_writable(ckpt_dir, *outputs)
-    return dict(seeds=seeds, methods=methods, settings=settings, arch=arch)
-
-
-def n_iterations(n_images: int, settings: TrainSettings) -> int:
-    """Iterations of n_epochs passes over n_images at batch_size (incomplete batches dropped)."""
-    return max(1, math.ceil(settings.n_epochs * (n_images // settings.batch_size)))
+def n_iterations(n_images: int, cfg: TranslationConfig) -> int:
+    """Iterations of cfg.n_epochs passes over n_images at cfg.batch_size (incomplete batches dropped)."""
+    return max(1, math.ceil(cfg.n_epochs * (n_images // cfg.batch_size)))
 
 
 class CodeKLLog:
@@ -190,64 +96,55 @@ class TranslationRun:
     metrics: dict = field(default_factory=dict)
 
 
-def train_translation(data: TranslationData, methods, arch: ArchConfig, settings: TrainSettings, *, ckpt_dir,
-                      rec_loss: str = "mse", vgg_weights: str = "auto", device="auto",
-                      progress: bool = True) -> tuple[dict, str]:
-    """Train each model (same initialisation and data order), resuming from <ckpt_dir>/<model>_<loss>/.
+def train_translation(data: TranslationData, cfg: TranslationConfig, *, progress: bool = True) -> tuple[dict, str]:
+    """Train each model of cfg.methods on `data` (same initialisation and data order, seeded by cfg.seed),
+    resuming from <cfg.ckpt_dir>/<model>_<loss>/.
 
     Args:
-        data: TranslationData. methods: 'all' or a comma list of 'vae', 'soft_intro_vae'.
-        arch: ArchConfig (in_channels must match the data). settings: TrainSettings.
-        rec_loss, vgg_weights: see perceptual.resolve_rec_loss. device: 'auto', 'cpu' or 'cuda'.
+        data: TranslationData (its channels must be the architecture's). cfg: the TranslationConfig (one seed:
+            `cfg.for_seed`). progress: show progress bars.
     Returns:
         ({model: TranslationRun}, the sentence saying which reconstruction loss was used).
 
-    Every argument is checked (and every model's TrainConfig built) before anything is trained or written.
+    What the config cannot know is checked (and every model's TrainConfig built) before anything is trained or
+    written: the data's channels and size against the architecture and the batch size.
     """
-    models = check_choices(methods, rec_loss)
-    if not isinstance(settings, TrainSettings):
-        raise ConfigError(f"settings must be a TrainSettings, got {type(settings).__name__}")
-    settings = TrainSettings(**asdict(settings))   # checked again: its fields may have been changed since
-    if not isinstance(arch, ArchConfig):
-        raise ConfigError(f"arch must be an ArchConfig, got {type(arch).__name__}")
+    if not isinstance(cfg, TranslationConfig):
+        raise ConfigError(f"cfg must be a TranslationConfig, got {type(cfg).__name__}")
     if not isinstance(data, TranslationData):
         raise ConfigError(f"data must be a TranslationData, got {type(data).__name__}")
+    arch = cfg.arch
     if arch.in_channels != data.channels:
         raise ConfigError(f"the architecture expects {arch.in_channels} channel(s), dataset {data.name} has {data.channels}")
-    if not isinstance(ckpt_dir, (str, os.PathLike)) or not str(ckpt_dir).strip():
-        raise ConfigError(f"ckpt_dir must be a folder path, got {ckpt_dir!r}")
-    if vgg_weights is not None and not isinstance(vgg_weights, (str, os.PathLike)):
-        raise ConfigError(f"vgg_weights must be 'auto' or a file path, got {vgg_weights!r}")
-    if len(data.train) // settings.batch_size < 1:
-        raise ConfigError(f"batch_size {settings.batch_size} is larger than the {len(data.train)} training images "
+    if len(data.train) // cfg.batch_size < 1:
+        raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(data.train)} training images "
                           f"of {data.name}: lower batch_size")
     progress = parse_bool("progress", progress)
-    dev = check_device(device)
+    dev = check_device(cfg.device)
     shape = tuple(data.train.shape[1:])
-    n_iter = n_iterations(len(data.train), settings)
-    cfgs = {model: TrainConfig(method=model, n_iter=n_iter, batch_size=settings.batch_size, lr=settings.lr,
-                               lr_milestones=(), beta_rec=settings.beta_rec, beta_kl=settings.beta_kl,
-                               beta_neg=settings.beta_neg, gamma_r=settings.gamma_r,
+    n_iter = n_iterations(len(data.train), cfg)
+    cfgs = {model: TrainConfig(method=model, n_iter=n_iter, batch_size=cfg.batch_size, lr=cfg.lr,
+                               lr_milestones=(), beta_rec=cfg.beta_rec, beta_kl=cfg.beta_kl,
+                               beta_neg=cfg.beta_neg, gamma_r=cfg.gamma_r,
                                scale=1.0 / math.prod(shape),  # s = 1/d_x of the pixels
-                               num_vae=settings.num_vae if model != "vae" else 0, seed=settings.seed,
+                               num_vae=cfg.num_vae if model != "vae" else 0, seed=cfg.seed,
                                progress=progress, checkpoint_every=max(1, min(1000, n_iter // 4)),
-                               log_every=max(1, min(50, settings.kl_every)))
-            for model in models}
-    kind, extractor, loss_note = resolve_rec_loss(rec_loss, vgg_weights)
+                               log_every=max(1, min(50, cfg.kl_every)))
+            for model in cfg.methods}
+    kind, extractor, loss_note = resolve_rec_loss(cfg.rec_loss, cfg.vgg_weights)
     kl_images = to_float(data.train[torch.randperm(len(data.train), generator=torch.Generator().manual_seed(
-        settings.seed))[:256]]).to(dev)
+        cfg.seed))[:256]]).to(dev)
     target = FeatureTarget(extractor, shape, device=dev) if kind == "vgg" else None
     runs = {}
-    for model in models:
-        cfg = cfgs[model]
-        enc, dec = build_translation_pair(arch, seed=settings.seed)
-        folder = Path(ckpt_dir) / f"{model}_{kind}"
-        log = CodeKLLog(enc.to(dev), kl_images, settings.kl_every, folder / "code_kl.json")
-        batch_fn = make_batch_fn(data.train, settings.batch_size, settings.seed)
+    for model in cfg.methods:
+        enc, dec = build_translation_pair(arch, seed=cfg.seed)
+        folder = Path(cfg.ckpt_dir) / f"{model}_{kind}"
+        log = CodeKLLog(enc.to(dev), kl_images, cfg.kl_every, folder / "code_kl.json")
+        batch_fn = make_batch_fn(data.train, cfg.batch_size, cfg.seed)
         if target is not None:
             batch_fn = (lambda f: lambda step, g: target(f(step, g)))(batch_fn)
         trainer = Trainer(enc, PerceptualDecoder(dec, target) if target is not None else dec, log.wrap(batch_fn),
-                          cfg, ckpt_dir=folder, device=dev, z_dim=arch.z_dim)
+                          cfgs[model], ckpt_dir=folder, device=dev, z_dim=arch.z_dim)
         history = trainer.fit(resume=True)
         if n_iter not in log.points:
             log.record(n_iter)
@@ -255,23 +152,20 @@ def train_translation(data: TranslationData, methods, arch: ArchConfig, settings
     return runs, loss_note
 
 
-def train_seeds(datas: dict[int, TranslationData], methods, arch: ArchConfig, settings: TrainSettings, *, ckpt_dir,
-                rec_loss: str = "mse", vgg_weights: str = "auto", device="auto",
+def train_seeds(datas: dict[int, TranslationData], cfg: TranslationConfig, *,
                 progress: bool = True) -> tuple[dict[int, dict], str]:
-    """train_translation once per seed: seed k trains on datas[k] with settings.seed = k, under seed_dir(ckpt_dir, k).
+    """train_translation once per seed: seed k trains on datas[k] with `cfg.for_seed(k, seed_dir(cfg.ckpt_dir, k))`.
 
     Returns:
         ({seed: {model: TranslationRun}} in the order of datas, the reconstruction-loss sentence).
     """
     if not isinstance(datas, dict) or not datas:
         raise ConfigError(f"datas must map each seed to its TranslationData, got {datas!r}")
-    if not isinstance(settings, TrainSettings):
-        raise ConfigError(f"settings must be a TrainSettings, got {type(settings).__name__}")
+    if not isinstance(cfg, TranslationConfig):
+        raise ConfigError(f"cfg must be a TranslationConfig, got {type(cfg).__name__}")
     seed_runs, note = {}, ""
     for s, data in datas.items():
-        seed_runs[s], note = train_translation(data, methods, arch, replace(settings, seed=s),
-                                               ckpt_dir=seed_dir(ckpt_dir, s), rec_loss=rec_loss,
-                                               vgg_weights=vgg_weights, device=device, progress=progress)
+        seed_runs[s], note = train_translation(data, cfg.for_seed(s, seed_dir(cfg.ckpt_dir, s)), progress=progress)
     return seed_runs, note
 
 
