@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,9 +58,10 @@ def table2(out: Path, n_iter: int | None) -> dict:
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device: the paper profile's 36 runs of 30,000 iterations at batch 512 take about "
                            "15 hours on a 2-core CPU (bench_stack.py: about 21 run-iterations/s at that size)"}
+    from sivae.profiles import resolve
     from sivae.toy2d.config import Toy2dConfig
     from sivae.toy2d.study import run_toy2d, summarize, write_table2
-    p = yaml.safe_load((ROOT / "profiles/paper.yaml").read_text())
+    p = resolve("paper", ROOT)   # profiles/paper.yaml extends the default: the resolved tree
     sec = {**p["base"], **p["toy2d"]}
     iters = int(n_iter or sec["n_iter"])
     t0 = time.time()
