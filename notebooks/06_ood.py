@@ -174,7 +174,7 @@ display(Markdown(write_beyond_table(bsum, cfg.beyond_table_path, meta=cfg.beyond
 # %%
 telling = most_telling_pair(bsum)
 if telling is not None:
-    slug = "".join(c if c.isalnum() else "_" for c in f"{telling[0]}__{telling[1]}")
+    slug = "".join(c if c.isalnum() else "_" for c in f"{telling.in_dist}__{telling.ood}")
     plot_score_histograms(histograms_for(beyond, telling, bins=cfg.bins), telling, f"{cfg.fig_dir}/beyond_{slug}.png")
     plt.show()
 _ = write_run_info(cfg.run_info_path, cfg.as_params(), seed=cfg.seed, device=cfg.device,

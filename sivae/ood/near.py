@@ -28,7 +28,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .config import OodConfig
 
 __all__ = ["NEAR_KINDS", "NearPair", "parse_near_pairs", "transform_images", "far_images", "BeyondRun",
-           "run_beyond_study", "beyond_rows", "summarize_beyond", "beyond_metrics", "write_beyond_table",
+           "PairKey", "run_beyond_study", "beyond_rows", "summarize_beyond", "beyond_metrics", "write_beyond_table",
            "most_telling_pair", "histograms_for", "KIND_OF"]
 
 NEAR_KINDS = {
@@ -417,7 +417,13 @@ def write_beyond_table(summary: dict, path, meta: dict | None = None) -> str:
     return write_markdown(lines, path, note=note, meta=meta)
 
 
-def most_telling_pair(summary: dict) -> tuple | None:
+class PairKey(NamedTuple):
+    """One (in-distribution group, OOD set) pair: the key of summarize_beyond's summary, by name."""
+    in_dist: str
+    ood: str
+
+
+def most_telling_pair(summary: dict) -> PairKey | None:
     """The non-far pair whose scores disagree most: the largest spread of seed-mean AUROCs over scores and
     methods (where picking the score matters most). None when there is no such pair."""
     best, key = -1.0, None
@@ -427,15 +433,17 @@ def most_telling_pair(summary: dict) -> tuple | None:
         vals = [e["mean"] for m, mets in per.items() if m != "kind" for k, e in mets.items() if k.startswith("auroc_")]
         if vals and max(vals) - min(vals) > best:
             best, key = max(vals) - min(vals), pair
-    return key
+    return None if key is None else PairKey(*key)
 
 
 def histograms_for(runs: list[BeyondRun], pair: tuple, bins: int = 40) -> dict:
-    """{method: {score: score_histograms({"in-dist. test": ..., <ood>: ...})}} of the first seed of each method."""
+    """{method: {score: score_histograms({"in-dist. test": ..., <ood>: ...})}} of the first seed of each method;
+    pair: (in-distribution group, OOD set), e.g. most_telling_pair's PairKey."""
+    in_ds, ood = pair
     out = {}
     for r in runs:
-        if (r.in_dist, pair[1]) == tuple(pair) and r.method not in out and pair[1] in r.scores:
-            out[r.method] = {s: score_histograms({"in-dist. test": r.scores["test"][s], pair[1]: r.scores[pair[1]][s]},
-                                                 bins=bins) | {"auroc": r.auroc[pair[1]][s], "seed": r.seed}
+        if r.in_dist == in_ds and r.method not in out and ood in r.scores:
+            out[r.method] = {s: score_histograms({"in-dist. test": r.scores["test"][s], ood: r.scores[ood][s]},
+                                                 bins=bins) | {"auroc": r.auroc[ood][s], "seed": r.seed}
                              for s in r.scores["test"]}
     return out
