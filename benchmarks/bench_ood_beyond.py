@@ -25,13 +25,10 @@ import torch
 from sivae.images.data import ImageData
 from sivae.images.models import arch_for, build_image_pair
 from sivae.images.training import train_image_model
+from sivae.ood.config import OodConfig
 from sivae.ood.metrics import score_images
-from sivae.ood.near import check_beyond_args, parse_near_pairs
 from sivae.ood.scores import likelihood_regret, png_code_length_bits
-from sivae.ood.study import parse_pairs
-from sivae.params import parse_list
 from sivae.stage import stage_parameters
-from sivae.train import METHODS
 
 
 def per_image(fn, n, repeats=2):
@@ -63,36 +60,33 @@ def main():
         torch.set_num_threads(args.threads)
     od, _ = stage_parameters("ood", args.params, overrides=dict(a.split("=", 1) for a in args.overrides))
     im, _ = stage_parameters("images", args.params)
-    groups = parse_pairs(od["in_dist"], od["ood"])
-    pairs = parse_near_pairs(od["near_pairs"], [g for g, _ in groups])
-    st = check_beyond_args(od["scores"], od["bg_mu"], od["bg_channels"], od["bg_epochs"], od["bg_n_train"],
-                           od["bg_batch_size"], od["bg_lr"], od["regret_steps"], od["regret_lr"], od["regret_n_eval"],
-                           od["typicality_batch"], od["near_n_eval"], od["heldout_n_train"], od["heldout_lr"])
-    n_models = len(parse_list("methods", od["methods"], METHODS)) * int(od["n_seeds"])
-    methods = parse_list("methods", od["methods"], METHODS)
-    seeds, n_eval, near_n = int(od["n_seeds"]), int(od["n_eval"]) or 10000, st["near_n_eval"] or 1000
-    m, chunk, sigma2 = int(od["n_importance"]), int(od["chunk_size"]), float(od["sigma2"])
+    cfg = OodConfig.from_params(od)
+    groups, pairs, methods = cfg.groups, cfg.pairs, cfg.methods
+    n_models = len(methods) * cfg.n_seeds
+    seeds, n_eval, near_n = cfg.n_seeds, cfg.n_eval or 10000, cfg.near_n_eval or 1000
+    m, chunk, sigma2 = cfg.n_importance, cfg.chunk_size, cfg.sigma2
 
     arch = arch_for("mnist", channels=im["channels"])                  # the images stage's models (MNIST-sized)
     enc, dec = (n.to(memory_format=torch.channels_last).eval() for n in build_image_pair(arch, seed=0))
-    bg_arch = arch_for("mnist", channels=st["bg"]["channels"])
+    bg_arch = arch_for("mnist", channels=cfg.bg_channels)
     benc, bdec = (n.to(memory_format=torch.channels_last).eval() for n in build_image_pair(bg_arch, seed=0))
     x = torch.rand(args.n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    rg = st["regret"]
     cost = {
         "iw": per_image(lambda: score_images(enc, dec, x, n_samples=m, sigma2=sigma2, chunk_size=chunk), args.n),
         "png": per_image(lambda: png_code_length_bits(x), args.n),
         "bg_iw": per_image(lambda: score_images(benc, bdec, x, n_samples=m, sigma2=sigma2, chunk_size=chunk), args.n),
-        "regret": per_image(lambda: likelihood_regret(enc, dec, x, steps=rg["steps"], lr=rg["lr"], n_eval=rg["n_eval"],
-                                                      sigma2=sigma2, chunk=max(1, chunk // 4)), args.n),
+        "regret": per_image(lambda: likelihood_regret(enc, dec, x, steps=cfg.regret_steps, lr=cfg.regret_lr,
+                                                      n_eval=cfg.regret_n_eval, sigma2=sigma2,
+                                                      chunk=max(1, chunk // 4)), args.n),
     }
     data = ImageData(torch.rand(args.n_train, 1, 28, 28), torch.zeros(args.n_train, dtype=torch.long), "mnist", "train")
     heldout = [p for p in pairs if p.kind == "heldout"]
     train_methods = set(methods) if heldout else set()
-    for meth in sorted(train_methods):
-        cost[f"train_{meth}"] = train_per_image(data, arch, meth, int(od["train_batch_size"]), st["heldout_lr"])
-    if "ratio" in st["scores"]:
-        cost["train_bg"] = train_per_image(data, bg_arch, "vae", st["bg"]["batch_size"], st["bg"]["lr"])
+    for meth in sorted(train_methods):   # at the batch size of the first heldout pair's models ("paper" resolved)
+        cost[f"train_{meth}"] = train_per_image(data, arch, meth, cfg.train_length(heldout[0].dataset).batch_size,
+                                                cfg.heldout_lr)
+    if "ratio" in cfg.scores:
+        cost["train_bg"] = train_per_image(data, bg_arch, "vae", cfg.bg_batch_size, cfg.bg_lr)
 
     # images each part handles at these parameters
     table7 = sum(n_models * (2 + len(oods)) * n_eval for _, oods in groups)   # test, train, paper OOD sets
@@ -106,16 +100,16 @@ def main():
     new_iw = sum(n_models * (new + (train if old == 0 else 0)) for old, new, train in sets.values())
     all_imgs = sum(old + new for old, new, _ in sets.values())     # the other scores skip the training images
     est = {"iw (new sets)": new_iw * cost["iw"],
-           "complexity (png)": all_imgs * cost["png"] if "complexity" in st["scores"] else 0.0,
-           "ratio: background scoring": seeds * all_imgs * cost["bg_iw"] if "ratio" in st["scores"] else 0.0,
-           "ratio: background training": len(sets) * seeds * (st["bg"]["n_train"] or 60000) * st["bg"]["epochs"]
+           "complexity (png)": all_imgs * cost["png"] if "complexity" in cfg.scores else 0.0,
+           "ratio: background scoring": seeds * all_imgs * cost["bg_iw"] if "ratio" in cfg.scores else 0.0,
+           "ratio: background training": len(sets) * seeds * (cfg.bg_n_train or 60000) * cfg.bg_epochs
            * cost.get("train_bg", 0.0),
-           "regret": n_models * all_imgs * cost["regret"] if "regret" in st["scores"] else 0.0,
-           "heldout models: training": sum(seeds * (st["heldout_n_train"] or 54000) * float(od["train_epochs"])
-                                           * cost[f"train_{meth}"] for meth in train_methods) * len(heldout)}
+           "regret": n_models * all_imgs * cost["regret"] if "regret" in cfg.scores else 0.0,
+           "heldout models: training": sum(seeds * (cfg.heldout_n_train or 54000) * cfg.train_length(p.dataset).epochs
+                                           * cost[f"train_{meth}"] for meth in train_methods for p in heldout)}
     t7 = table7 * cost["iw"]
     print(f"threads={torch.get_num_threads()} widths={arch.channels} bg_widths={bg_arch.channels} M={m} chunk={chunk} "
-          f"regret_steps={rg['steps']} n_eval={n_eval} near_n_eval={near_n} seeds={seeds} models/dataset={n_models}")
+          f"regret_steps={cfg.regret_steps} n_eval={n_eval} near_n_eval={near_n} seeds={seeds} models/dataset={n_models}")
     for k, v in cost.items():
         print(f"  {k:20s} {1e3 * v:8.3f} ms/image  ({v / cost['iw']:.2f} x the IW log-likelihood)")
     print(f"Table 7 scoring (existing): {table7} images -> {t7:.0f} s")

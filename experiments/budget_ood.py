@@ -22,6 +22,7 @@ from sivae.findings.study import Stat, compare, threshold
 from sivae.images.data import load_image_dataset, root_for
 from sivae.images.models import arch_for, build_image_pair
 from sivae.images.training import train_image_model
+from sivae.ood.config import OodConfig
 from sivae.ood.metrics import evaluate_ood
 from sivae.ood.study import load_eval_set
 from sivae.params import parse_seeds
@@ -38,10 +39,11 @@ def main(argv):
     over = dict(a.split("=", 1) for a in argv[5:])
     im, _ = stage_parameters("images", overrides={k: v for k, v in over.items() if not k.startswith("ood.")})
     od, _ = stage_parameters("ood", overrides={k[4:]: v for k, v in over.items() if k.startswith("ood.")})
+    cfg = OodConfig.from_params(od)
     roots = dict(data_root=im["data_root"], paper_data_root=im["paper_data_root"])
     data = load_image_dataset(in_ds, "train", root_for(in_ds, **roots), int(im["n_train"]) or None)
     arch = arch_for(in_ds, data.shape[1], data.shape[0], im["channels"], im["z_dim"], False)
-    kw = dict(n_eval=int(od["n_eval"]), seed=int(od["seed"]), **roots)
+    kw = dict(n_eval=cfg.n_eval, seed=cfg.seed, **roots)
     test, oodset = load_eval_set(in_ds, "test", **kw), load_eval_set(ood, "test", **kw)
     rows = []
     for method in METHODS:
@@ -58,9 +60,8 @@ def main(argv):
             for step, state in sorted(model.kept.items()):
                 enc, dec = build_image_pair(arch, seed)
                 enc.load_state_dict(state["encoder"]), dec.load_state_dict(state["decoder"])
-                res = evaluate_ood(enc.eval(), dec.eval(), test, {ood: oodset}, n_samples=int(od["n_importance"]),
-                                   sigma2=float(od["sigma2"]), chunk_size=int(od["chunk_size"]), seed=int(od["seed"]),
-                                   device="cpu")
+                res = evaluate_ood(enc.eval(), dec.eval(), test, {ood: oodset}, n_samples=cfg.n_importance,
+                                   sigma2=cfg.sigma2, chunk_size=cfg.chunk_size, seed=cfg.seed, device="cpu")
                 row = {"pair": f"{in_ds}->{ood}", "method": method, "seed": seed, "epoch": round(step / per_epoch, 3),
                        "auroc_loglik": round(res.auroc[ood]["loglik"], 4), "auroc_elbo": round(res.auroc[ood]["elbo"], 4),
                        "train_s": round(took, 1)}

@@ -22,7 +22,8 @@
 # decoder read as a Gaussian of variance `sigma2` (normalising constant included, so the numbers are
 # log-densities in nats). We report the AUROC of in-distribution test images against the OOD images
 # (Table 7) and histograms of the log-likelihoods of train, test and OOD images (Figure 8).
-# All the logic lives in `sivae.ood` (metrics: estimator, AUROC, histograms; study: models and pairs).
+# All the logic lives in `sivae.ood` (config: the parameters below, parsed once into `OodConfig`; metrics:
+# estimator, AUROC, histograms; study: models and pairs).
 #
 # Your own pair: `-p in_dist mnist -p ood folder:/path/to/images` (a folder is read at the
 # model's size and channels); several OOD sets of one model: `-p ood fashionmnist+folder:/path`.
@@ -40,25 +41,22 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from sivae.ood.config import OodConfig
 from sivae.ood.metrics import summarize_aurocs, write_table7
 from sivae.ood.near import (
     beyond_metrics,
     beyond_rows,
-    check_beyond_args,
     histograms_for,
     most_telling_pair,
-    parse_near_pairs,
     run_beyond_study,
     summarize_beyond,
     write_beyond_table,
 )
 from sivae.ood.plots import plot_figure8, plot_score_histograms
-from sivae.ood.study import aurocs_rows, load_released_runs, parse_pairs, run_ood_study, save_scores
+from sivae.ood.study import aurocs_rows, load_released_runs, run_ood_study, save_scores
 from sivae.paper import IMAGE_METHOD_TITLES
-from sivae.params import parse_list, seeds_from
 from sivae.plots import inline_figures
 from sivae.runinfo import write_run_info
-from sivae.train import METHODS
 
 inline_figures()   # figures drawn into the notebook (and the report) even under MPLBACKEND=Agg
 
@@ -111,30 +109,10 @@ scores_path = "outputs/scratch/ood/scores.npz"  # every per-image score (nats)
 run_info_path = "outputs/scratch/ood/run_info.json"  # seed, parameters, versions, git commit
 
 # %%
-params = dict(seed=seed, n_seeds=n_seeds, device=device, in_dist=in_dist, ood=ood, methods=methods,
-              n_importance=n_importance, sigma2=sigma2, chunk_size=chunk_size, n_eval=n_eval, convert=convert,
-              bins=bins, train_missing=train_missing, train_epochs=train_epochs, train_batch_size=train_batch_size,
-              train_channels=train_channels, train_n_train=train_n_train, released=released,
-              released_config=released_config, near_pairs=near_pairs, scores=scores, near_n_eval=near_n_eval,
-              heldout_n_train=heldout_n_train, heldout_lr=heldout_lr, bg_mu=bg_mu, bg_channels=bg_channels,
-              bg_epochs=bg_epochs, bg_n_train=bg_n_train, bg_batch_size=bg_batch_size, bg_lr=bg_lr,
-              regret_steps=regret_steps, regret_lr=regret_lr, regret_n_eval=regret_n_eval,
-              typicality_batch=typicality_batch)
-groups = parse_pairs(in_dist, ood)
-near = parse_near_pairs(near_pairs, [i for i, _ in groups])
-beyond_settings = check_beyond_args(scores, bg_mu, bg_channels, bg_epochs, bg_n_train, bg_batch_size, bg_lr,
-                                    regret_steps, regret_lr, regret_n_eval, typicality_batch, near_n_eval,
-                                    heldout_n_train, heldout_lr)
-Path(own_ckpt_dir).mkdir(parents=True, exist_ok=True)
+cfg = OodConfig.from_params(globals())   # every parameter parsed and checked once (sivae/ood/config.py)
+Path(cfg.own_ckpt_dir).mkdir(parents=True, exist_ok=True)
 t0 = time.time()
-runs = run_ood_study(groups, parse_list("methods", methods, METHODS), seeds_from(seed, n_seeds), eval_seed=seed,
-                     data_root=data_root, paper_data_root=paper_data_root, ckpt_dir=ckpt_dir,
-                     own_ckpt_dir=own_ckpt_dir, train_missing=train_missing,
-                     train_kw=dict(epochs=train_epochs, batch_size=train_batch_size, channels=train_channels,
-                                   n_train=train_n_train),
-                     n_eval=n_eval, n_importance=n_importance, sigma2=sigma2, chunk_size=chunk_size,
-                     convert=convert, bins=bins, device=device,
-                     released=load_released_runs(released, config=released_config, device=device))
+runs = run_ood_study(cfg, released=load_released_runs(cfg.released, config=cfg.released_config, device=cfg.device))
 t_table7 = time.time() - t0
 print(f"scored {len(runs)} models in {t_table7:.0f} s")
 
@@ -145,8 +123,7 @@ print(f"scored {len(runs)} models in {t_table7:.0f} s")
 
 # %%
 summary = summarize_aurocs(aurocs_rows(runs))
-table = write_table7(summary, metrics_path, table_path,
-                     meta=dict(M=n_importance, sigma2=sigma2, images_per_set=n_eval or "all", seeds=n_seeds),
+table = write_table7(summary, cfg.metrics_path, cfg.table_path, meta=cfg.table7_meta(),
                      titles=IMAGE_METHOD_TITLES)   # rewritten below with the beyond-the-paper metrics beside it
 display(Markdown(table))
 
@@ -156,8 +133,8 @@ display(Markdown(table))
 # (lower likelihood). A VAE that fails puts the OOD histogram to the right.
 
 # %%
-for in_ds, _ in groups:
-    plot_figure8(runs, in_ds, f"{fig_dir}/figure8_{in_ds}.png")
+for in_ds in cfg.in_dist:
+    plot_figure8(runs, in_ds, f"{cfg.fig_dir}/figure8_{in_ds}.png")
     plt.show()
 
 # %% [markdown]
@@ -167,7 +144,7 @@ for in_ds, _ in groups:
 for r in runs:
     bpd = ", ".join(f"{k} {v:.3f}" for k, v in r.result.mean_bits_per_dim().items())
     print(f"{r.in_dist} {r.method} seed {r.seed}: {bpd}")
-save_scores(runs, scores_path)
+save_scores(runs, cfg.scores_path)
 
 # %% [markdown]
 # ## Beyond the paper: near-OOD pairs and corrected scores
@@ -180,23 +157,15 @@ save_scores(runs, scores_path)
 
 # %%
 t1 = time.time()
-beyond = run_beyond_study(runs, groups, near, parse_list("methods", methods, METHODS), seeds_from(seed, n_seeds),
-                          eval_seed=seed, data_root=data_root, paper_data_root=paper_data_root,
-                          own_ckpt_dir=own_ckpt_dir, train_kw=dict(epochs=train_epochs, batch_size=train_batch_size,
-                                                                   channels=train_channels, n_train=train_n_train),
-                          n_eval=n_eval, n_importance=n_importance, sigma2=sigma2, chunk_size=chunk_size,
-                          convert=convert, device=device, settings=beyond_settings)
+beyond = run_beyond_study(cfg, runs)
 t_beyond = time.time() - t1
-cost = {s: round(sum(r.seconds.get(s, 0) for r in beyond), 1) for s in beyond_settings["scores"]}
+cost = {s: round(sum(r.seconds.get(s, 0) for r in beyond), 1) for s in cfg.scores}
 print(f"beyond the paper: {len(beyond)} models in {t_beyond:.0f} s (Table 7 scoring: {t_table7:.0f} s); "
       f"seconds per score, all models: {cost}")
 bsum = summarize_beyond(beyond_rows(beyond))
-write_table7(summary, metrics_path, table_path,
-             meta=dict(M=n_importance, sigma2=sigma2, images_per_set=n_eval or "all", seeds=n_seeds),
-             titles=IMAGE_METHOD_TITLES, extra={"beyond": beyond_metrics(bsum)})
-display(Markdown(write_beyond_table(bsum, beyond_table_path, meta=dict(
-    M=n_importance, images_per_set=n_eval or "all", near_images_per_set=near_n_eval or "all", seeds=n_seeds,
-    bg_mu=bg_mu, bg_channels=bg_channels, regret_steps=regret_steps, typicality_batch=typicality_batch))))
+write_table7(summary, cfg.metrics_path, cfg.table_path, meta=cfg.table7_meta(), titles=IMAGE_METHOD_TITLES,
+             extra={"beyond": beyond_metrics(bsum)})
+display(Markdown(write_beyond_table(bsum, cfg.beyond_table_path, meta=cfg.beyond_meta())))
 
 # %% [markdown]
 # ## The most telling pair: histograms of every score
@@ -205,9 +174,9 @@ display(Markdown(write_beyond_table(bsum, beyond_table_path, meta=dict(
 # %%
 telling = most_telling_pair(bsum)
 if telling is not None:
-    slug = "".join(c if c.isalnum() else "_" for c in f"{telling[0]}__{telling[1]}")
-    plot_score_histograms(histograms_for(beyond, telling, bins=bins), telling, f"{fig_dir}/beyond_{slug}.png")
+    slug = "".join(c if c.isalnum() else "_" for c in f"{telling.in_dist}__{telling.ood}")
+    plot_score_histograms(histograms_for(beyond, telling, bins=cfg.bins), telling, f"{cfg.fig_dir}/beyond_{slug}.png")
     plt.show()
-_ = write_run_info(run_info_path, params, seed=seed, device=device, wall_time_s=round(time.time() - t0, 1),
-               checkpoints=[r.ckpt for r in runs], seconds=dict(table7=round(t_table7, 1), beyond=round(t_beyond, 1),
-                                                              beyond_per_score=cost))
+_ = write_run_info(cfg.run_info_path, cfg.as_params(), seed=cfg.seed, device=cfg.device,
+                   wall_time_s=round(time.time() - t0, 1), checkpoints=[r.ckpt for r in runs],
+                   seconds=dict(table7=round(t_table7, 1), beyond=round(t_beyond, 1), beyond_per_score=cost))

@@ -484,48 +484,79 @@ def test_score_models_names_bad_arguments_before_loading(data):
 
 
 # ------------------------------------------------------------------ OOD
-OOD_SPACE = {
-    "n_eval": (st.integers(0, 50), bad_int(0, 100_000_000)),
-    "n_importance": (st.integers(1, 4), bad_int(1, 1_000_000)),
-    "chunk_size": (st.integers(1, 64), bad_int(1, 100_000_000)),
-    "bins": (st.integers(1, 60), bad_int(1, 100_000)),
-    "sigma2": (st.floats(0.1, 2), bad_number(positive=True)),
-    "convert": (st.sampled_from(["none", "auto"]), st.sampled_from(["gray", "", None, 1])),
-    "train_missing": (GOOD_BOOL, bad_bool()),
-    "eval_seed": (st.integers(0, 3), bad_int(0, SEED_MAX)),
-    "methods": (st.sampled_from([["vae"], "vae,soft_intro_vae"]), st.sampled_from([["gan"], "", 3])),
-    "seeds": (st.sampled_from([[0], "0"]), st.sampled_from([[], [-1], "x", None])),
+BAD_PATH = st.sampled_from([None, "", "   ", 3, ["a"]])
+OOD_SPACE = {   # the parameters of notebook 06, checked by sivae.ood.config.OodConfig
+    "seed": (st.integers(0, 3), bad_int(0, SEED_MAX)),
+    "n_seeds": (st.integers(1, 2), st.sampled_from([0, -1, 1.5, "x", None, True, 10**6])),
     "device": (st.just("cpu"), st.sampled_from(["gpu", 3, "meta"])),
-    "groups": (st.just([("mnist", ["fashionmnist"])]),
-               st.sampled_from([[], "mnist", [("mnist", [])], [("mnist", ["mnist"])], [("imagenet", ["mnist"])],
-                                [("mnist", ["cifar"])], [("mnist", "fashionmnist", 3)]])),
-    "train_kw": (st.just(dict(epochs=0.5, batch_size=16, channels="4,8", n_train=0)),
-                 st.sampled_from([None, {}, dict(epochs=0, batch_size=16, channels="4,8", n_train=0),
-                                  dict(epochs=0.5, batch_size=0, channels="4,8", n_train=0),
-                                  dict(epochs=0.5, batch_size=16, channels="x", n_train=0),
-                                  dict(epochs=0.5, batch_size=16, channels="4,8", n_train=-1),
-                                  dict(epochs=0.5, batch_size=16, channels="4,8", n_train=0, lr=1)])),
+    "in_dist": (st.sampled_from(["mnist", ["mnist"], " mnist "]),
+                st.sampled_from(["imagenet", "", None, "folder:/x", "mnist,cifar10,svhn"])),
+    "ood": (st.sampled_from(["fashionmnist", ["fashionmnist"]]),
+            st.sampled_from(["mnist", "cifar", "", "folder:", "folder:/no/such/folder"])),
+    "methods": (st.sampled_from([["vae"], "vae,soft_intro_vae"]), st.sampled_from([["gan"], "", 3])),
+    "n_importance": (st.integers(1, 4), bad_int(1, 1_000_000)),
+    "sigma2": (st.floats(0.1, 2), bad_number(positive=True)),
+    "chunk_size": (st.integers(1, 64), bad_int(1, 100_000_000)),
+    "n_eval": (st.integers(0, 50), bad_int(0, 100_000_000)),
+    "convert": (st.sampled_from(["none", "auto"]), st.sampled_from(["gray", "", None, 1])),
+    "bins": (st.integers(1, 60), bad_int(1, 100_000)),
+    "ckpt_dir": (st.just("unused_ck"), BAD_PATH),
+    "train_missing": (GOOD_BOOL, bad_bool()),
+    "train_epochs": (st.sampled_from([0.5, 1, "2", "paper"]), bad_number(positive=True, at_most=1e6)),
+    "train_batch_size": (st.sampled_from([16, "8", "paper"]), bad_int(1, MAX_BATCH_SIZE)),
+    "train_channels": (st.sampled_from(["4,8", (4, 8), "paper"]), st.sampled_from(["x", "0,4", "", None, "5000"])),
+    "train_n_train": (st.sampled_from([0, 256]), bad_int(0, 100_000_000)),
+    "near_pairs": (st.sampled_from(["", "none", "noise", "blur:mnist:1.0,constant", "heldout:fashionmnist:9", ()]),
+                   st.sampled_from(["blur:mnist:0", "heldout:mnist:10", "shift:fashionmnist:2", "bogus", "noise,noise",
+                                    "folder:/no/such/folder", 3])),
+    "scores": (st.sampled_from(["loglik", "all", "complexity,ratio", ("typicality",)]),
+               st.sampled_from(["", "likelihood", 3, ","])),
+    "near_n_eval": (st.integers(0, 50), bad_int(0, 100_000_000)),
+    "heldout_n_train": (st.integers(0, 50), bad_int(0, 100_000_000)),
+    "heldout_lr": (st.floats(1e-4, 1e-2), bad_number(positive=True)),
+    "bg_mu": (st.floats(0, 1), bad_number(at_most=1.0)),
+    "bg_channels": (st.sampled_from(["4,8", "2", (4, 4)]), st.sampled_from(["x", "0", "", None, "5000"])),
+    "bg_epochs": (st.floats(0.1, 2), bad_number(positive=True, at_most=1e6)),
+    "bg_n_train": (st.integers(0, 50), bad_int(0, 100_000_000)),
+    "bg_batch_size": (st.integers(1, 64), bad_int(1, 1_000_000)),
+    "bg_lr": (st.floats(1e-4, 1e-2), bad_number(positive=True)),
+    "regret_steps": (st.integers(0, 5), bad_int(0, 1_000_000)),
+    "regret_lr": (st.floats(1e-3, 1), bad_number(positive=True)),
+    "regret_n_eval": (st.integers(1, 4), bad_int(1, 1_000_000)),
+    "typicality_batch": (st.integers(1, 4), bad_int(1, 1_000_000)),
+    "released": (st.just(""), st.sampled_from([None, 3, ["cifar10:x"]])),
+    "metrics_path": (st.just("m.json"), BAD_PATH),
 }
+# words of the messages that name a parameter by what it holds (sivae.images.study.check_training_length's, the
+# pair parsers')
+OOD_ALSO = {"in_dist": ("dataset", "folder"), "ood": ("dataset", "folder"), "near_pairs": ("near pair",),
+            "train_epochs": ("epochs",), "train_batch_size": ("batch_size",), "train_channels": ("channels",),
+            "train_n_train": ("n_train",)}
 
 
-@fast(100)
+@fast(150)
 @given(data=st.data())
-def test_run_ood_study_names_bad_values_before_loading_or_training(data, tiny_mnist):
+def test_ood_config_names_bad_values_and_the_study_loads_before_training(data, tiny_mnist):
+    from sivae.ood.config import OodConfig
     from sivae.ood.study import run_ood_study
     values, bad = draw_params(data, OOD_SPACE, min_bad=data.draw(st.sampled_from([0, 1, 1, 1, 1]), label="n_bad"))
-    if "train_kw" in bad and "train_missing" not in bad and not parse_bool("tm", values["train_missing"]):
-        bad.discard("train_kw")   # not used when nothing is trained
-    also = ("in_dist", "ood", "dataset") if "groups" in bad else ()
-    also += ("epochs", "batch_size", "channels", "n_train", "train_kw") if "train_kw" in bad else ()
+    trains = ("train_missing" not in bad and parse_bool("tm", values["train_missing"])) or \
+        ("near_pairs" not in bad and "heldout" in str(values["near_pairs"]))
+    if not trains:   # epochs and batch sizes are checked for the datasets models are trained on: none here
+        bad -= {"train_epochs", "train_batch_size"}
+    also = tuple(w for k in bad for w in OOD_ALSO.get(k, ()))
     with out_dir() as folder:
-        run = lambda: run_ood_study(data_root=tiny_mnist, paper_data_root=tiny_mnist, ckpt_dir=folder / "ck",
-                                    own_ckpt_dir=folder / "own", log=lambda m: None, **values)
+        paths = dict(data_root=tiny_mnist, paper_data_root=tiny_mnist, own_ckpt_dir=folder / "own")
+        values = {k: folder / v if k in ("ckpt_dir", "metrics_path") and isinstance(v, str) and v.strip() else v
+                  for k, v in values.items()}
+        cfg = check_named(lambda: OodConfig(**paths, **values), bad, folder, also_named=also)
         if bad:
-            check_named(run, bad, folder, also_named=also)
-        else:   # tiny MNIST is there, Fashion-MNIST (the OOD set) is not: DataError before any model is trained
-            with pytest.raises(DataError, match="fashionmnist"):
-                run()
-            assert files_in(folder) == []
+            return
+        assert isinstance(cfg, OodConfig) and OodConfig.from_params(cfg.as_params()) == cfg   # round trip
+        # tiny MNIST is there, Fashion-MNIST (the OOD set) is not: DataError before any model is trained
+        with pytest.raises(DataError, match="fashionmnist"):
+            run_ood_study(cfg, log=lambda m: None)
+        assert files_in(folder) == []
 
 
 @fast(200)

@@ -306,10 +306,13 @@ def test_folder_ood_set_is_read_at_the_model_shape(tmp_path):
 
 def test_missing_checkpoint_without_training_is_one_clear_error(tiny_data, tmp_path):
     from sivae.errors import CheckpointError
+    from sivae.ood.config import OodConfig
     from sivae.ood.study import find_or_train_model
+    cfg = OodConfig(ckpt_dir=tmp_path, own_ckpt_dir=tmp_path / "own", train_missing=False, data_root=tiny_data,
+                    paper_data_root=tiny_data, device="cpu")
     with pytest.raises(CheckpointError, match="no checkpoint .*mnist_vae_seed3.*train_missing True"):
-        find_or_train_model("mnist", "vae", 3, ckpt_dir=tmp_path, own_ckpt_dir=tmp_path / "own", train_missing=False,
-                            train_kw={}, data_root=tiny_data, paper_data_root=tiny_data, device="cpu")
+        find_or_train_model(cfg, "mnist", "vae", 3)
+    assert not (tmp_path / "own").exists()
 
 
 def test_notebook_at_tiny_profile(tiny_data, tmp_path):
@@ -381,8 +384,9 @@ def test_released_models_are_scored_beside_the_trained_ones(tmp_path):
     from sivae.images.models import arch_for
     from sivae.images.study import RELEASED_KEY
     from sivae.images.training import train_image_model
+    from sivae.ood.config import OodConfig
     from sivae.ood.metrics import summarize_aurocs, write_table7
-    from sivae.ood.study import aurocs_rows, parse_pairs, run_ood_study
+    from sivae.ood.study import aurocs_rows, run_ood_study
     from sivae.paper import IMAGE_METHOD_TITLES
     for name in ("mnist", "fashionmnist"):
         write_tiny_idx(tmp_path / "data", name, n_train=48, n_test=40)
@@ -390,20 +394,18 @@ def test_released_models_are_scored_beside_the_trained_ones(tmp_path):
                               arch_for("mnist", channels="4,4", z_dim=8), "soft_intro_vae", 5, epochs=0.5,
                               batch_size=16, device="cpu", progress=False)
     notes = []
-    runs = run_ood_study(parse_pairs("mnist", "fashionmnist"), ["vae"], [0], eval_seed=0, data_root=tmp_path / "data",
-                         paper_data_root=tmp_path, ckpt_dir=tmp_path / "ck", own_ckpt_dir=tmp_path / "own",
-                         train_missing=True, train_kw=dict(epochs=0.5, batch_size=16, channels="4,4", n_train=0),
-                         n_eval=16, n_importance=2, sigma2=0.5, chunk_size=64, convert="none", bins=10, device="cpu",
-                         log=notes.append, released={("mnist", RELEASED_KEY, 0): given,
-                                                     ("cifar10", RELEASED_KEY, 0): given})
+    cfg = OodConfig(in_dist="mnist", ood="fashionmnist", methods="vae", n_seeds=1, data_root=tmp_path / "data",
+                    paper_data_root=tmp_path, ckpt_dir=tmp_path / "ck", own_ckpt_dir=tmp_path / "own",
+                    train_epochs=0.5, train_batch_size=16, train_channels="4,4", n_eval=16, n_importance=2,
+                    chunk_size=64, bins=10, device="cpu")
+    runs = run_ood_study(cfg, log=notes.append, released={("mnist", RELEASED_KEY, 0): given,
+                                                           ("cifar10", RELEASED_KEY, 0): given})
     assert [(r.in_dist, r.method) for r in runs] == [("mnist", "vae"), ("mnist", RELEASED_KEY)]
     assert any("cifar10 not scored" in n for n in notes)
     table = write_table7(summarize_aurocs(aurocs_rows(runs)), tmp_path / "m.json", tmp_path / "t.md",
                          titles=IMAGE_METHOD_TITLES)
     assert "Soft-IntroVAE (authors' weights) IW log-lik." in table and "VAE IW log-lik." in table
     with pytest.raises(ConfigError, match="released must map"):
-        run_ood_study(parse_pairs("mnist", "fashionmnist"), ["vae"], [0], eval_seed=0, data_root=tmp_path / "data",
-                      paper_data_root=tmp_path, ckpt_dir=tmp_path / "ck", own_ckpt_dir=tmp_path / "own",
-                      train_missing=True, train_kw=dict(epochs=0.5, batch_size=16, channels="4,4", n_train=0),
-                      n_eval=16, n_importance=2, sigma2=0.5, chunk_size=64, convert="none", bins=10, device="cpu",
-                      log=notes.append, released={"mnist": given})
+        run_ood_study(cfg, log=notes.append, released={"mnist": given})
+    with pytest.raises(ConfigError, match="run_ood_study takes an OodConfig"):
+        run_ood_study(cfg.as_params())

@@ -258,7 +258,8 @@ def test_most_telling_pair_and_the_table(tmp_path):
                                ("constant", "far", 0.0, 1.0))
             for m in ("vae", "soft_intro_vae") for s in (0, 1)]
     summary = summarize_beyond(rows)
-    assert most_telling_pair(summary) == ("mnist", "blur:mnist:1.0")       # far pairs are not candidates
+    telling = most_telling_pair(summary)
+    assert telling == ("mnist", "blur:mnist:1.0") and telling.ood == "blur:mnist:1.0"   # far pairs are not candidates
     met = beyond_metrics(summary)
     assert met["mnist->blur:mnist:1.0"]["kind"] == "near" and met["mnist->constant"]["vae"]["auroc_regret"] == 1.0
     text = write_beyond_table(summary, tmp_path / "b.md")

@@ -3,6 +3,7 @@
 Uses the models of the images section (sivae.images), trained by its stage or here.
 
 Modules:
+    config     OodConfig: the stage's parameters (notebook 06, params.yaml `ood`), parsed and checked once
     metrics    importance-weighted log-likelihood, AUROC, histograms, Table 7
     study      which models to score on which pairs, loading or training them
     plots      Figure 8, and the beyond-the-paper score histograms

@@ -28,6 +28,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -36,7 +37,7 @@ from ..images.data import DATASETS, ImageData, load_image_dataset, root_for
 from ..images.models import arch_for
 from ..images.training import run_name, train_image_model
 from ..paper import METHOD_TITLES
-from ..params import parse_int, parse_list, parse_number, split_items
+from ..params import split_items
 from ..runinfo import write_markdown
 from ..stats import seed_stats
 from .metrics import PAPER_TABLE7, auroc, prepare_images, score_histograms, score_images
@@ -52,8 +53,11 @@ from .scores import (
     typicality_score,
 )
 
+if TYPE_CHECKING:
+    from .config import OodConfig
+
 __all__ = ["NEAR_KINDS", "NearPair", "parse_near_pairs", "transform_images", "far_images", "BeyondRun",
-           "check_beyond_args", "run_beyond_study", "beyond_rows", "summarize_beyond", "beyond_metrics", "write_beyond_table",
+           "PairKey", "run_beyond_study", "beyond_rows", "summarize_beyond", "beyond_metrics", "write_beyond_table",
            "most_telling_pair", "histograms_for", "KIND_OF"]
 
 NEAR_KINDS = {
@@ -67,7 +71,6 @@ NEAR_KINDS = {
 }
 KIND_OF = {"heldout": "near", "blur": "near", "shift": "near", "contrast": "near", "noise": "far",
            "constant": "far", "folder": "yours", "paper": "paper"}
-MAX_NEAR_EVAL = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def _number(spec: str, text: str, what: str, integer=False, lo=None, hi=None):
 
 
 def parse_near_pairs(value, in_dists) -> list[NearPair]:
-    """Parse the near_pairs parameter (a comma list or a sequence; "" or "none": no pairs).
+    """Parse the near_pairs parameter (a comma list or a sequence; "", "none" or an empty sequence: no pairs).
 
     Args:
         value: e.g. "heldout:fashionmnist:9, blur:mnist:1.0, noise, constant, folder:/my/images".
@@ -100,7 +103,8 @@ def parse_near_pairs(value, in_dists) -> list[NearPair]:
     Returns:
         list of NearPair, in order. ConfigError naming the bad entry and the expected forms (NEAR_KINDS).
     """
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")) or \
+            (isinstance(value, (list, tuple)) and not value):
         return []
     forms = ", ".join(NEAR_KINDS.values())
     out, seen = [], set()
@@ -197,94 +201,73 @@ class BeyondRun:
     seconds: dict = field(default_factory=dict)   # {score: seconds spent computing it for this model}
 
 
-def _train_heldout(dataset, cls, method, seed, *, data_root, paper_data_root, own_ckpt_dir, train_kw, n_train, lr,
-                   device, log):
-    from .study import _check_train_kw
-    sizes = _check_train_kw(train_kw, [dataset])
-    full = load_image_dataset(dataset, "train", root_for(dataset, data_root, paper_data_root))
+def _train_heldout(cfg: OodConfig, dataset: str, cls: int, method: str, seed: int, log):
+    """A model trained here on the training images of `dataset` other than class `cls` (heldout_n_train of them,
+    lr heldout_lr, the length of cfg.train_length(dataset) and the widths train_channels), and those images."""
+    full = load_image_dataset(dataset, "train", root_for(dataset, cfg.data_root, cfg.paper_data_root))
     keep = full.y != cls
     x, y = full.x[keep], full.y[keep]
-    if n_train > 0:
-        x, y = x[:n_train], y[:n_train]
+    if cfg.heldout_n_train > 0:
+        x, y = x[:cfg.heldout_n_train], y[:cfg.heldout_n_train]
     if len(x) == 0:
         raise DataError(f"heldout:{dataset}:{cls}: no training images of the other classes")
     data = ImageData(x, y, dataset, "train")
-    arch = arch_for(dataset, data.shape[1], data.shape[0], train_kw["channels"])
-    epochs, batch_size = sizes["per_dataset"][dataset]
-    folder = Path(own_ckpt_dir) / "heldout" / run_name(f"{dataset}_without{cls}_n{len(x)}_lr{lr:g}", method, seed)
+    arch = arch_for(dataset, data.shape[1], data.shape[0], cfg.train_channels)
+    length, lr = cfg.train_length(dataset), cfg.heldout_lr
+    folder = Path(cfg.own_ckpt_dir) / "heldout" / run_name(f"{dataset}_without{cls}_n{len(x)}_lr{lr:g}", method, seed)
     log(f"heldout:{dataset}:{cls}: training {method} seed {seed} on {len(x)} images under {folder}")
-    model = train_image_model(data, arch, method, seed, ckpt_dir=folder, device=device, progress=False,
-                              epochs=epochs, batch_size=batch_size, lr=lr)
+    model = train_image_model(data, arch, method, seed, ckpt_dir=folder, device=cfg.run_device, progress=False,
+                              epochs=length.epochs, batch_size=length.batch_size, lr=lr)
     for net in (model.encoder, model.decoder):
         net.to(memory_format=torch.channels_last)
     return model, data
 
 
-def _train_background(label, data: ImageData, seed, *, bg, own_ckpt_dir, device, log):
-    x = data.x[:bg["n_train"]] if bg["n_train"] > 0 else data.x
-    pert = ImageData(perturb_pixels(x, bg["mu"], seed=10_000 + int(seed)), data.y[:len(x)], data.name, "train")
-    arch = arch_for(data.name if data.name in DATASETS else "folder", data.shape[1], data.shape[0], bg["channels"])
-    tag = f"{label}_mu{bg['mu']:g}_n{len(x)}_c{'-'.join(map(str, arch.channels))}_e{bg['epochs']:g}"
-    folder = Path(own_ckpt_dir) / "background" / run_name(tag, "vae", seed)
+def _train_background(cfg: OodConfig, label: str, data: ImageData, seed: int, log):
+    """The likelihood ratio's background VAE of one group and seed: bg_n_train of `data`'s images, a share bg_mu
+    of their values replaced (perturb_pixels), widths bg_channels, bg_epochs / bg_batch_size / bg_lr."""
+    x = data.x[:cfg.bg_n_train] if cfg.bg_n_train > 0 else data.x
+    pert = ImageData(perturb_pixels(x, cfg.bg_mu, seed=10_000 + int(seed)), data.y[:len(x)], data.name, "train")
+    arch = arch_for(data.name if data.name in DATASETS else "folder", data.shape[1], data.shape[0], cfg.bg_channels)
+    tag = f"{label}_mu{cfg.bg_mu:g}_n{len(x)}_c{'-'.join(map(str, arch.channels))}_e{cfg.bg_epochs:g}"
+    folder = Path(cfg.own_ckpt_dir) / "background" / run_name(tag, "vae", seed)
     t0 = time.time()
-    model = train_image_model(pert, arch, "vae", seed, ckpt_dir=folder, device=device, progress=False,
-                              epochs=bg["epochs"], batch_size=bg["batch_size"], lr=bg["lr"])
-    log(f"background VAE for {label} seed {seed} (mu={bg['mu']:g}, {len(x)} images, widths {arch.channels}): "
+    model = train_image_model(pert, arch, "vae", seed, ckpt_dir=folder, device=cfg.run_device, progress=False,
+                              epochs=cfg.bg_epochs, batch_size=cfg.bg_batch_size, lr=cfg.bg_lr)
+    log(f"background VAE for {label} seed {seed} (mu={cfg.bg_mu:g}, {len(x)} images, widths {arch.channels}): "
         f"{time.time() - t0:.1f} s")
     for net in (model.encoder, model.decoder):
         net.to(memory_format=torch.channels_last)
     return model
 
 
-def check_beyond_args(scores, bg_mu, bg_channels, bg_epochs, bg_n_train, bg_batch_size, bg_lr, regret_steps, regret_lr,
-                      regret_n_eval, typicality_batch, near_n_eval, heldout_n_train, heldout_lr) -> dict:
-    """Every setting of the beyond-the-paper scores checked before any work: one ConfigError naming the bad one."""
-    sc = parse_list("scores", scores, SCORES)
-    if "loglik" not in sc:
-        sc = ["loglik", *sc]
-    mu = parse_number("bg_mu", bg_mu, at_most=1.0)
-    arch_for("mnist", channels=bg_channels)          # checks the widths
-    return dict(scores=sc, typicality_batch=parse_int("typicality_batch", typicality_batch, 1, 1_000_000),
-                near_n_eval=parse_int("near_n_eval", near_n_eval, 0, MAX_NEAR_EVAL),
-                heldout_n_train=parse_int("heldout_n_train", heldout_n_train, 0, MAX_NEAR_EVAL),
-                heldout_lr=parse_number("heldout_lr", heldout_lr, positive=True),
-                bg=dict(mu=mu, channels=bg_channels, epochs=parse_number("bg_epochs", bg_epochs, positive=True,
-                                                                         at_most=1e6),
-                        n_train=parse_int("bg_n_train", bg_n_train, 0, MAX_NEAR_EVAL),
-                        batch_size=parse_int("bg_batch_size", bg_batch_size, 1, 1_000_000),
-                        lr=parse_number("bg_lr", bg_lr, positive=True)),
-                regret=dict(steps=parse_int("regret_steps", regret_steps, 0, 1_000_000),
-                            lr=parse_number("regret_lr", regret_lr, positive=True),
-                            n_eval=parse_int("regret_n_eval", regret_n_eval, 1, 1_000_000)))
-
-
-def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_root, paper_data_root, own_ckpt_dir,
-                     train_kw, n_eval, n_importance, sigma2, chunk_size, convert, device, settings: dict,
-                     log=print) -> list[BeyondRun]:
+def run_beyond_study(cfg: OodConfig, runs, log=print) -> list[BeyondRun]:
     """Score every trained model of the Table 7 run (`runs`, sivae.ood.study.run_ood_study) and the heldout
-    models on its in-distribution, paper OOD and near/far sets with every score of settings["scores"].
+    models on its in-distribution, paper OOD and near/far sets with every score of cfg.scores.
 
     Args:
+        cfg: the stage's OodConfig (the same as the Table 7 run's): groups, pairs (near_pairs), methods, seeds,
+            the scoring settings of the Table 7 run and those of the scores (bg_*, regret_*, typicality_batch,
+            near_n_eval, heldout_*).
         runs: the OODRun list (their IW log-likelihoods are reused; released models are left out).
-        groups: parse_pairs output. pairs: parse_near_pairs output. methods, seeds: as in the Table 7 run.
-        settings: check_beyond_args output. The rest: as run_ood_study.
+        log: progress messages.
     Returns:
         list of BeyondRun, one per (group, method, seed).
     """
-    from ..runtime import resolve_device
-    from .study import find_or_train_model, load_eval_set
-    device = str(resolve_device(device))   # "auto" -> cuda or cpu, as run_ood_study does
-    sc, bg, rg = settings["scores"], settings["bg"], settings["regret"]
-    near_n = settings["near_n_eval"]
+    from .study import _config, find_or_train_model, load_eval_set
+    cfg = _config(cfg, "run_beyond_study")
+    sc, eval_seed, near_n, n_eval = cfg.scores, cfg.seed, cfg.near_n_eval, cfg.n_eval
+    data_root, paper_data_root = cfg.data_root, cfg.paper_data_root
     data_kw = dict(data_root=data_root, paper_data_root=paper_data_root, seed=eval_seed)
     by_key = {(r.in_dist, r.method, r.seed): r for r in runs if not getattr(r, "released", False)}
-    iw = dict(n_samples=n_importance, sigma2=sigma2, chunk_size=chunk_size, seed=eval_seed, device=device)
+    iw = dict(n_samples=cfg.n_importance, sigma2=cfg.sigma2, chunk_size=cfg.chunk_size, seed=eval_seed,
+              device=cfg.run_device)
     out, png_cache, bg_cache, bg_models = [], {}, {}, {}
 
     def group_jobs():
-        for in_ds, oods in groups:
+        for in_ds, oods in cfg.groups:
             yield in_ds, in_ds, oods, None
-        for p in pairs:
+        for p in cfg.pairs:
             if p.kind == "heldout":
                 yield f"{p.dataset}_without_{p.arg}", p.dataset, [], p
 
@@ -299,30 +282,25 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
         else:
             base = {"test": load_eval_set(in_ds, "test", n_eval=n_eval, **data_kw),
                     "train": load_eval_set(in_ds, "train", n_eval=n_eval, **data_kw)}
-        for method in methods:
-            for seed in seeds:
+        for method in cfg.methods:
+            for seed in cfg.seeds:
                 t_model = {s: 0.0 for s in sc}
                 if held is not None:
-                    model, hdata = _train_heldout(in_ds, held.arg, method, seed, data_root=data_root,
-                                                  paper_data_root=paper_data_root, own_ckpt_dir=own_ckpt_dir,
-                                                  train_kw=train_kw, n_train=settings["heldout_n_train"],
-                                                  lr=settings["heldout_lr"], device=device, log=log)
+                    model, hdata = _train_heldout(cfg, in_ds, held.arg, method, seed, log)
                     sets = dict(base, train=_subset(hdata.x, near_n, eval_seed))
                     prev = None
                 else:
                     prev = by_key.get((in_ds, method, seed))
                     if prev is None:
                         raise ConfigError(f"no Table 7 run of {in_ds} {method} seed {seed} to extend")
-                    model = find_or_train_model(in_ds, method, seed, ckpt_dir=Path(prev.ckpt).parents[1],
-                                                own_ckpt_dir=own_ckpt_dir, train_missing=False, train_kw=train_kw,
-                                                data_root=data_root, paper_data_root=paper_data_root, device=device,
-                                                log=log)
+                    model = find_or_train_model(cfg, in_ds, method, seed, ckpt_dir=Path(prev.ckpt).parents[1],
+                                                train_missing=False, log=log)
                     shape = (model.arch.cdim, model.arch.image_size, model.arch.image_size)
                     sets = dict(base)
                     for o in paper_oods:
                         x = load_eval_set(o, "test", n_eval=n_eval, shape=shape, **data_kw)
-                        sets[o] = prepare_images(o, x, shape, convert)
-                    for p in pairs:
+                        sets[o] = prepare_images(o, x, shape, cfg.convert)
+                    for p in cfg.pairs:
                         if p.kind in ("blur", "shift", "contrast") and p.dataset == in_ds:
                             src = load_eval_set(in_ds, "test", n_eval=near_n, **{**data_kw, "seed": eval_seed + 1})
                             sets[p.spec] = transform_images(p.kind, src, p.arg)
@@ -353,9 +331,8 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
                     if (label, seed) not in bg_models:
                         src = hdata if held is not None else load_image_dataset(
                             in_ds, "train", root_for(in_ds, data_root, paper_data_root),
-                            bg["n_train"] if bg["n_train"] > 0 else None)
-                        bg_models[(label, seed)] = _train_background(label, src, seed, bg=bg, own_ckpt_dir=own_ckpt_dir,
-                                                                     device=device, log=log)
+                            cfg.bg_n_train if cfg.bg_n_train > 0 else None)
+                        bg_models[(label, seed)] = _train_background(cfg, label, src, seed, log)
                     b = bg_models[(label, seed)]
                     for name, x in scored.items():
                         if (label, seed, name) not in bg_cache:
@@ -366,14 +343,14 @@ def run_beyond_study(runs, groups, pairs, methods, seeds, *, eval_seed, data_roo
                     t0 = time.time()
                     for name, x in scored.items():
                         per[name]["regret"] = -likelihood_regret(
-                            model.encoder, model.decoder, x, steps=rg["steps"], lr=rg["lr"], n_eval=rg["n_eval"],
-                            sigma2=sigma2, chunk=max(1, chunk_size // 4), seed=eval_seed,
-                            device=device)
+                            model.encoder, model.decoder, x, steps=cfg.regret_steps, lr=cfg.regret_lr,
+                            n_eval=cfg.regret_n_eval, sigma2=cfg.sigma2, chunk=max(1, cfg.chunk_size // 4),
+                            seed=eval_seed, device=cfg.run_device)
                     t_model["regret"] += time.time() - t0
                 if "typicality" in sc:
                     for name in scored:
                         per[name]["typicality"] = typicality_score(per[name]["loglik"], per["train"]["loglik"],
-                                                                   settings["typicality_batch"], seed=eval_seed)
+                                                                   cfg.typicality_batch, seed=eval_seed)
                 au, fp = {}, {}
                 for o in kinds:
                     au[o] = {s: auroc(per["test"][s], per[o][s]) for s in sc}
@@ -440,7 +417,13 @@ def write_beyond_table(summary: dict, path, meta: dict | None = None) -> str:
     return write_markdown(lines, path, note=note, meta=meta)
 
 
-def most_telling_pair(summary: dict) -> tuple | None:
+class PairKey(NamedTuple):
+    """One (in-distribution group, OOD set) pair: the key of summarize_beyond's summary, by name."""
+    in_dist: str
+    ood: str
+
+
+def most_telling_pair(summary: dict) -> PairKey | None:
     """The non-far pair whose scores disagree most: the largest spread of seed-mean AUROCs over scores and
     methods (where picking the score matters most). None when there is no such pair."""
     best, key = -1.0, None
@@ -450,15 +433,17 @@ def most_telling_pair(summary: dict) -> tuple | None:
         vals = [e["mean"] for m, mets in per.items() if m != "kind" for k, e in mets.items() if k.startswith("auroc_")]
         if vals and max(vals) - min(vals) > best:
             best, key = max(vals) - min(vals), pair
-    return key
+    return None if key is None else PairKey(*key)
 
 
 def histograms_for(runs: list[BeyondRun], pair: tuple, bins: int = 40) -> dict:
-    """{method: {score: score_histograms({"in-dist. test": ..., <ood>: ...})}} of the first seed of each method."""
+    """{method: {score: score_histograms({"in-dist. test": ..., <ood>: ...})}} of the first seed of each method;
+    pair: (in-distribution group, OOD set), e.g. most_telling_pair's PairKey."""
+    in_ds, ood = pair
     out = {}
     for r in runs:
-        if (r.in_dist, pair[1]) == tuple(pair) and r.method not in out and pair[1] in r.scores:
-            out[r.method] = {s: score_histograms({"in-dist. test": r.scores["test"][s], pair[1]: r.scores[pair[1]][s]},
-                                                 bins=bins) | {"auroc": r.auroc[pair[1]][s], "seed": r.seed}
+        if r.in_dist == in_ds and r.method not in out and ood in r.scores:
+            out[r.method] = {s: score_histograms({"in-dist. test": r.scores["test"][s], ood: r.scores[ood][s]},
+                                                 bins=bins) | {"auroc": r.auroc[ood][s], "seed": r.seed}
                              for s in r.scores["test"]}
     return out

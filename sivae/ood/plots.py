@@ -78,5 +78,6 @@ def plot_score_histograms(hists: dict, pair: tuple, path=None):
             ax.set_xlabel("score (higher = more in-distribution)", fontsize=7)
             ax.tick_params(labelsize=6)
             ax.legend(fontsize=6, loc="best")
-    fig.suptitle(f"trained on {pair[0]}, OOD: {pair[1]}", fontsize=9)
+    in_ds, ood = pair
+    fig.suptitle(f"trained on {in_ds}, OOD: {ood}", fontsize=9)
     return finish_figure(fig, path)

@@ -11,37 +11,34 @@ one is missing and train_missing is true, the study trains its own (sivae.images
 image hyper-parameters) under <own_ckpt_dir>, e.g. CIFAR-10 / SVHN in the paper profile.
 `released` adds models loaded from the authors' released weights (sivae.images.study.load_released_runs),
 scored on every pair whose in-distribution set is theirs (Table 7's CIFAR-10 -> SVHN with their CIFAR-10 file).
+
+The study functions take the stage's parameters as one `sivae.ood.config.OodConfig`, parsed and checked when
+it is built; `parse_pairs` is the parser of `in_dist` / `ood` it uses.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, ConfigError, DataError, check_choice, check_nonnegative
+from ..errors import CheckpointError, ConfigError, check_choice
 from ..images.data import DATASETS, load_image_dataset, root_for
 from ..images.models import arch_for
-from ..images.study import check_training_length, load_released_runs
+from ..images.study import load_released_runs
 from ..images.training import TrainedModel, load_trained, run_name, train_image_model
-from ..params import parse_bool, parse_int, parse_list, parse_seed, parse_seeds, split_items
+from ..params import split_items
 from ..runinfo import atomic_path
-from ..runtime import check_device
-from ..train import METHODS
-from .metrics import CONVERSIONS, OODResult, evaluate_ood
+from .metrics import OODResult, evaluate_ood
 
-__all__ = ["parse_pairs", "load_eval_set", "find_or_train_model", "OODRun", "run_ood_study", "check_study_args",
-           "aurocs_rows", "save_scores",
-           "load_released_runs"]
+if TYPE_CHECKING:
+    from .config import OodConfig
 
-TRAIN_KW = ("epochs", "batch_size", "channels", "n_train")   # the settings of models trained here
-MAX_EVAL = 100_000_000         # images per evaluation set (0: all)
-MAX_IMPORTANCE = 1_000_000     # importance samples per image
-MAX_CHUNK = 100_000_000        # latents per decoder call
-MAX_BINS = 100_000             # histogram bins
+__all__ = ["parse_pairs", "load_eval_set", "find_or_train_model", "OODRun", "run_ood_study", "aurocs_rows",
+           "save_scores", "load_released_runs"]
 
 
 def _check_dataset(role: str, name: str, allow_folder: bool) -> str:
@@ -104,103 +101,50 @@ def load_eval_set(name: str, split: str, *, data_root, paper_data_root, n_eval: 
     return x
 
 
-def _check_train_kw(train_kw, datasets) -> dict:
-    """check_training_length of the settings of models trained here (TRAIN_KW), naming train_kw's bad entry."""
-    if not isinstance(train_kw, dict):
-        raise ConfigError(f"train_kw must be a dict with {', '.join(TRAIN_KW)}, got {train_kw!r}")
-    missing, unknown = [k for k in TRAIN_KW if k not in train_kw], sorted(set(train_kw) - set(TRAIN_KW))
-    if missing or unknown:
-        raise ConfigError(f"train_kw must hold exactly {', '.join(TRAIN_KW)}; missing: {missing}, unknown: {unknown}")
-    return check_training_length(datasets, epochs=train_kw["epochs"], batch_size=train_kw["batch_size"],
-                                 n_train=train_kw["n_train"], channels=train_kw["channels"])
+def _config(cfg, caller: str):
+    """cfg itself if it is an OodConfig, else ConfigError (the study functions take the stage's parsed config)."""
+    from .config import OodConfig
+    if not isinstance(cfg, OodConfig):
+        raise ConfigError(f"{caller} takes an OodConfig (sivae.ood.config: OodConfig.from_params(params)), "
+                          f"got {type(cfg).__name__}")
+    return cfg
 
 
-def _check_path(name: str, value) -> None:
-    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise ConfigError(f"{name} must be a folder path, got {value!r}")
-
-
-def check_study_args(groups, methods, seeds, *, eval_seed, data_root, paper_data_root, ckpt_dir, own_ckpt_dir,
-                     train_missing, train_kw, n_eval, n_importance, sigma2, chunk_size, convert, bins, device="auto",
-                     log=print) -> dict:
-    """Check every argument of run_ood_study without loading or training anything: one ConfigError naming it.
-
-    groups: parse_pairs output (known in-distribution datasets; OOD names or existing folders); methods: known
-    methods; seeds, eval_seed: seeds; n_eval: an integer in [0, MAX_EVAL] (0: all); n_importance, chunk_size,
-    bins: positive integers (<= MAX_IMPORTANCE, MAX_CHUNK, MAX_BINS); sigma2: a finite number > 0; convert: one
-    of CONVERSIONS; train_missing: a boolean, and then train_kw: TRAIN_KW checked by check_training_length.
-
-    Returns:
-        the parsed values: groups, methods, seeds, eval_seed, n_eval, n_importance, chunk_size, bins, sigma2,
-        train_missing, device.
-    """
-    check_choice("convert", convert, CONVERSIONS)
-    train_missing = parse_bool("train_missing", train_missing)
-    ints = {}
-    for name, v, top in (("n_importance", n_importance, MAX_IMPORTANCE), ("chunk_size", chunk_size, MAX_CHUNK),
-                         ("bins", bins, MAX_BINS)):
-        ints[name] = parse_int(name, v, 1, top)
-    if check_nonnegative("sigma2", sigma2) == 0:
-        raise ConfigError("sigma2 (the decoder variance) must be positive, got 0")
-    ints["n_eval"] = parse_int("n_eval", n_eval, 0, MAX_EVAL)
-    if not isinstance(groups, (list, tuple)) or not groups:
-        raise ConfigError(f"groups must be parse_pairs' non-empty list of (in_dist, [ood sets]), got {groups!r}")
-    checked = []
-    for g in groups:
-        if not (isinstance(g, (list, tuple)) and len(g) == 2 and isinstance(g[1], (list, tuple)) and g[1]):
-            raise ConfigError(f"groups must be parse_pairs' list of (in_dist, [ood sets]), got the entry {g!r}")
-        in_ds = _check_dataset("in_dist", g[0], allow_folder=False)
-        oods = [_check_dataset("ood", o, allow_folder=True) for o in g[1]]
-        if in_ds in oods:
-            raise ConfigError(f"{in_ds!r} is both the in-distribution and an OOD dataset")
-        for o in oods:
-            if o.startswith("folder:") and not Path(o[len("folder:"):]).is_dir():
-                raise DataError(f"OOD image folder {o[len('folder:'):]} does not exist")
-        checked.append((in_ds, list(oods)))
-    ms = parse_list("methods", methods, METHODS)
-    seed_list = parse_seeds("seeds", seeds)
-    for name, v in (("data_root", data_root), ("paper_data_root", paper_data_root), ("ckpt_dir", ckpt_dir),
-                    ("own_ckpt_dir", own_ckpt_dir)):
-        _check_path(name, v)
-    if train_missing:
-        _check_train_kw(train_kw, [i for i, _ in checked])
-    if not callable(log):
-        raise ConfigError(f"log must be a function taking a message, got {log!r}")
-    return dict(groups=checked, methods=ms, seeds=seed_list, eval_seed=parse_seed("eval_seed", eval_seed),
-                sigma2=float(sigma2), train_missing=train_missing, device=check_device(device), **ints)
-
-
-def find_or_train_model(dataset: str, method: str, seed: int, *, ckpt_dir, own_ckpt_dir, train_missing: bool,
-                        train_kw: dict, data_root, paper_data_root, device, log=print) -> TrainedModel:
+def find_or_train_model(cfg: OodConfig, dataset: str, method: str, seed: int, *, ckpt_dir=None,
+                        train_missing: bool | None = None, log=print) -> TrainedModel:
     """The image stage's checkpoint of (dataset, method, seed), or one trained here if allowed.
 
     Args:
-        dataset, method, seed: the run. ckpt_dir: the image stage's checkpoints.
-        own_ckpt_dir: where missing models are trained (when train_missing).
-        train_kw: epochs, batch_size (numbers or "paper": the paper's per-dataset values), channels
-            ("paper" or widths) and n_train (0: all) of those; the other hyper-parameters are the
+        cfg: the stage's OodConfig: own_ckpt_dir (where missing models are trained), their length
+            (cfg.train_length(dataset): train_epochs / train_batch_size, "paper" resolved), train_channels,
+            train_n_train (0: all), data_root, paper_data_root, device; the other hyper-parameters are the
             paper's image settings (sivae.images.train_image_model defaults).
-        data_root, paper_data_root, device: as elsewhere. log: progress messages.
+        dataset, method, seed: the run.
+        ckpt_dir, train_missing: the image stage's checkpoints and whether a missing one is trained here
+            (None: cfg's).
+        log: progress messages.
     Returns:
-        TrainedModel in eval mode on `device`.
+        TrainedModel in eval mode on cfg's device.
     """
+    cfg = _config(cfg, "find_or_train_model")
+    ckpt_dir = cfg.ckpt_dir if ckpt_dir is None else ckpt_dir
+    train_missing = cfg.train_missing if train_missing is None else train_missing
     path = Path(ckpt_dir) / run_name(dataset, method, seed) / "last.pt"
     if path.is_file():
-        model = load_trained(path, device)
-    elif not parse_bool("train_missing", train_missing):
+        model = load_trained(path, cfg.run_device)
+    elif not train_missing:
         raise CheckpointError(f"no checkpoint {path}: run the images stage for {dataset} / {method} with enough "
                               f"seeds, point ckpt_dir at it, or set train_missing True")
     else:
-        own = Path(own_ckpt_dir) / run_name(dataset, method, seed)
-        sizes = _check_train_kw(train_kw, [dataset])
+        own = Path(cfg.own_ckpt_dir) / run_name(dataset, method, seed)
+        length = cfg.train_length(dataset)
         log(f"no checkpoint {path}; training {dataset} {method} seed {seed} under {own}")
-        n_train = sizes["n_train"]
-        data = load_image_dataset(dataset, "train", root_for(dataset, data_root, paper_data_root),
+        n_train = cfg.train_n_train
+        data = load_image_dataset(dataset, "train", root_for(dataset, cfg.data_root, cfg.paper_data_root),
                                   n_train if n_train > 0 else None)
-        arch = arch_for(dataset, data.shape[1], data.shape[0], train_kw["channels"])
-        epochs, batch_size = sizes["per_dataset"][dataset]
-        model = train_image_model(data, arch, method, seed, ckpt_dir=own, device=device, progress=False,
-                                  epochs=epochs, batch_size=batch_size)
+        arch = arch_for(dataset, data.shape[1], data.shape[0], cfg.train_channels)
+        model = train_image_model(data, arch, method, seed, ckpt_dir=own, device=cfg.run_device, progress=False,
+                                  epochs=length.epochs, batch_size=length.batch_size)
     if model.method != method or model.arch.dataset != dataset:
         raise CheckpointError(f"{model.path} holds a {model.arch.dataset} {model.method} model, "
                               f"not {dataset} {method}")
@@ -222,35 +166,29 @@ class OODRun:
     released: bool = False       # loaded from the authors' weights (`released`), not trained
 
 
-def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_data_root, ckpt_dir, own_ckpt_dir,
-                  train_missing: bool, train_kw: dict, n_eval: int, n_importance: int, sigma2: float,
-                  chunk_size: int, convert: str, bins: int, device="auto", log=print,
-                  released: dict | None = None) -> list[OODRun]:
+def run_ood_study(cfg: OodConfig, *, released: dict | None = None, log=print) -> list[OODRun]:
     """Score every (in-distribution dataset, method, seed) model on its test, train and OOD sets.
 
     Args:
-        groups: parse_pairs output. methods, seeds: lists. eval_seed: seeds the subsets and the
-            importance samples (the same for every model). The rest: see find_or_train_model,
-            load_eval_set and sivae.ood.evaluate_ood.
-        released: {(dataset, method, seed): TrainedModel} of models loaded, not trained (the authors' weights);
-            each is scored on the pairs whose in-distribution set is its dataset, beside the trained ones.
+        cfg: the stage's OodConfig: groups (in_dist / ood), methods, seeds, seed (it also seeds the subsets and
+            the importance samples, the same for every model), n_eval, n_importance, sigma2, chunk_size,
+            convert, bins, device; the models: see find_or_train_model; the sets: load_eval_set.
+        released: {(dataset, method, seed): TrainedModel} of models loaded, not trained (the authors' weights,
+            load_released_runs(cfg.released, config=cfg.released_config)); each is scored on the pairs whose
+            in-distribution set is its dataset, beside the trained ones.
+        log: progress messages.
     Returns:
         list of OODRun.
 
-    Settings first (check_study_args), then every in-distribution and named OOD set is loaded, before any
-    model is loaded or trained: a bad value or a missing dataset fails with nothing written.
+    Every in-distribution and named OOD set is loaded before any model is loaded or trained (the values were
+    checked when cfg was built): a missing dataset fails with nothing written.
     """
-    ok = check_study_args(groups, methods, seeds, eval_seed=eval_seed, data_root=data_root,
-                          paper_data_root=paper_data_root, ckpt_dir=ckpt_dir, own_ckpt_dir=own_ckpt_dir,
-                          train_missing=train_missing, train_kw=train_kw, n_eval=n_eval, n_importance=n_importance,
-                          sigma2=sigma2, chunk_size=chunk_size, convert=convert, bins=bins, device=device, log=log)
-    groups, methods, seeds, device, train_missing = (ok[k] for k in ("groups", "methods", "seeds", "device",
-                                                                      "train_missing"))
-    n_importance, chunk_size, bins, eval_seed = ok["n_importance"], ok["chunk_size"], ok["bins"], ok["eval_seed"]
-    data_kw = dict(data_root=data_root, paper_data_root=paper_data_root, n_eval=ok["n_eval"], seed=eval_seed)
+    cfg = _config(cfg, "run_ood_study")
+    eval_seed, sigma2 = cfg.seed, cfg.sigma2
+    data_kw = dict(data_root=cfg.data_root, paper_data_root=cfg.paper_data_root, n_eval=cfg.n_eval, seed=eval_seed)
     cache, runs = {}, []
-    evals = {in_ds: tuple(load_eval_set(in_ds, s, **data_kw) for s in ("test", "train")) for in_ds, _ in groups}
-    for in_ds, oods in groups:   # named OOD sets do not depend on the model's shape: load them now too
+    evals = {in_ds: tuple(load_eval_set(in_ds, s, **data_kw) for s in ("test", "train")) for in_ds, _ in cfg.groups}
+    for in_ds, oods in cfg.groups:   # named OOD sets do not depend on the model's shape: load them now too
         for o in oods:
             if not o.startswith("folder:"):
                 cache[(o, None)] = load_eval_set(o, "test", **data_kw)
@@ -258,14 +196,12 @@ def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_da
     for key, model in released.items():
         if not (isinstance(key, tuple) and len(key) == 3) or not isinstance(model, TrainedModel):
             raise ConfigError(f"released must map (dataset, method, seed) to TrainedModel, got {key!r}")
-    for in_ds, oods in groups:
+    for in_ds, oods in cfg.groups:
         test, train = evals[in_ds]
-        jobs = [(method, seed, None) for method in methods for seed in seeds] + \
+        jobs = [(method, seed, None) for method in cfg.methods for seed in cfg.seeds] + \
             [(k[1], k[2], m) for k, m in released.items() if k[0] == in_ds]
         for method, seed, given in jobs:
-            model = given if given is not None else find_or_train_model(
-                in_ds, method, seed, ckpt_dir=ckpt_dir, own_ckpt_dir=own_ckpt_dir, train_missing=train_missing,
-                train_kw=train_kw, data_root=data_root, paper_data_root=paper_data_root, device=device, log=log)
+            model = given if given is not None else find_or_train_model(cfg, in_ds, method, seed, log=log)
             shape = (model.arch.cdim, model.arch.image_size, model.arch.image_size)
             for o in oods:
                 if (o, shape) not in cache:
@@ -275,12 +211,12 @@ def run_ood_study(groups, methods, seeds, *, eval_seed: int, data_root, paper_da
                 log(f"note: {model.path} was trained with beta_rec={model.beta_rec}, which matches "
                     f"sigma2={1 / (2 * model.beta_rec):g}, not the sigma2={sigma2:g} used here")
             res = evaluate_ood(model.encoder, model.decoder, test, {o: cache[(o, shape)] for o in oods}, train,
-                               image_shape=shape, convert=convert, n_samples=n_importance, sigma2=sigma2,
-                               chunk_size=chunk_size, seed=eval_seed, device=device, bins=bins)
+                               image_shape=shape, convert=cfg.convert, n_samples=cfg.n_importance, sigma2=sigma2,
+                               chunk_size=cfg.chunk_size, seed=eval_seed, device=cfg.run_device, bins=cfg.bins)
             log(f"{in_ds} {method} seed {seed}: " + ", ".join(
                 f"AUROC vs {o} {a['loglik']:.4f} (IW) / {a['elbo']:.4f} (ELBO)" for o, a in res.auroc.items()))
             runs.append(OODRun(in_ds, method, seed, res, str(model.path), released=given is not None))
-    unused = sorted({k[0] for k in released} - {in_ds for in_ds, _ in groups})
+    unused = sorted({k[0] for k in released} - {in_ds for in_ds, _ in cfg.groups})
     if unused:
         log(f"note: released weights for {', '.join(unused)} not scored: no pair has that in-distribution set")
     return runs
