@@ -527,7 +527,7 @@ OOD_SPACE = {   # the parameters of notebook 06, checked by sivae.ood.config.Ood
     "released": (st.just(""), st.sampled_from([None, 3, ["cifar10:x"]])),
     "metrics_path": (st.just("m.json"), BAD_PATH),
 }
-# words of the messages that name a parameter by what it holds (sivae.images.study.check_training_length's, the
+# words of the messages that name a parameter by what it holds (sivae.images.config.training_sizes's, the
 # pair parsers')
 OOD_ALSO = {"in_dist": ("dataset", "folder"), "ood": ("dataset", "folder"), "near_pairs": ("near pair",),
             "train_epochs": ("epochs",), "train_batch_size": ("batch_size",), "train_channels": ("channels",),

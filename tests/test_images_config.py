@@ -126,10 +126,7 @@ def test_the_study_takes_the_config_whole():
         study.train_runs(ImagesConfig(), progress="maybe")
 
 
-def test_training_sizes_and_the_form_sivae_ood_reads():
+def test_training_sizes():
     sizes = training_sizes(["mnist", "cifar10"], epochs="paper", batch_size=16, n_train=32, channels="4,8")
     assert sizes.per_dataset["cifar10"] == DatasetBudget(220.0, 16) and sizes.channels == (4, 8)
-    old = study.check_training_length(["mnist"], epochs=0.5, batch_size=16, n_train=32, channels="4,8")
-    assert old == {"per_dataset": {"mnist": (0.5, 16)}, "n_train": 32, "z_dim": "paper"}
-    epochs, batch_size = old["per_dataset"]["mnist"]
-    assert (epochs, batch_size) == (0.5, 16)
+    assert sizes.per_dataset["mnist"] == DatasetBudget(200.0, 16) and sizes.n_train == 32

@@ -45,7 +45,8 @@ from .style import StyleArch
 from .training import MAX_EPOCHS
 
 __all__ = ["ImagesConfig", "StyleSettings", "DatasetBudget", "TrainingSizes", "training_sizes", "loss_weights",
-           "parse_datasets", "parse_released", "parse_released_config", "MAX_CHANNELS", "MAX_Z_DIM", "MAX_N_TRAIN",
+           "parse_datasets", "parse_widths", "parse_released", "parse_released_config", "MAX_CHANNELS", "MAX_Z_DIM",
+           "MAX_N_TRAIN",
            "MAX_FD_SAMPLES", "MAX_CLASSIFIER_EPOCHS"]
 
 MAX_CHANNELS = 4096          # widest residual stage (the paper: 256)
@@ -78,8 +79,9 @@ def _number(name: str, value, **bounds):
     return value if isinstance(value, (int, float)) else x
 
 
-def _widths(name: str, value) -> tuple[int, ...]:
-    """Layer widths: 'a,b,...' or a sequence of positive integers, each <= MAX_CHANNELS."""
+def parse_widths(name: str, value) -> tuple[int, ...]:
+    """Layer widths: 'a,b,...' or a sequence of positive integers, each <= MAX_CHANNELS (the ConfigError names
+    the first word of `name`)."""
     label = name.split(" ")[0]
     widths = parse_numbers(name, value, integer=True, positive=True)
     if max(widths) > MAX_CHANNELS:
@@ -166,7 +168,7 @@ def training_sizes(datasets, *, epochs, batch_size, n_train=0, channels="paper",
                               f"lower batch_size or raise n_train")
         per[ds] = DatasetBudget(e, b)
     if channels != "paper":
-        channels = _widths("channels ('paper' or widths like '16,32')", channels)
+        channels = parse_widths("channels ('paper' or widths like '16,32')", channels)
     if z_dim != "paper":
         z_dim = parse_int("z_dim ('paper' or an integer)", z_dim, 1, MAX_Z_DIM)
     return TrainingSizes(per, n, channels, z_dim)
@@ -315,7 +317,7 @@ class ImagesConfig(StageConfig):
         self.style_methods = tuple(parse_list("style_methods", self.style_methods, METHODS))
         self.style_n_train = parse_int("style_n_train", self.style_n_train, 0, MAX_N_TRAIN)
         self.style_batch_size = parse_int("style_batch_size", self.style_batch_size, 1, MAX_BATCH_SIZE)
-        self.style_channels = _widths("style_channels (widths like '32,32,16,16')", self.style_channels)
+        self.style_channels = parse_widths("style_channels (widths like '32,32,16,16')", self.style_channels)
         self.style_epochs_per_lod = _number("style_epochs_per_lod", self.style_epochs_per_lod, positive=True,
                                             at_most=MAX_EPOCHS)
         self.style_fade = parse_number("style_fade", self.style_fade)

@@ -53,25 +53,12 @@ from .training import (
 )
 
 __all__ = ["ImagesConfig", "check_files", "IMAGE_METHODS", "train_runs", "score_models", "summarize_scores",
-           "write_image_tables", "training_curves", "parse_datasets", "check_training_length", "train_style_runs",
+           "write_image_tables", "training_curves", "parse_datasets", "train_style_runs",
            "STYLE_PREFIX", "RELEASED_KEY", "load_released_runs", "test_images_for", "scorable", "DatasetBudget",
            "StyleSettings", "training_sizes", "MAX_CHANNELS", "MAX_Z_DIM", "MAX_N_TRAIN", "MAX_FD_SAMPLES",
            "MAX_CLASSIFIER_EPOCHS"]
 
 IMAGE_METHODS = ("vae", "soft_intro_vae")
-
-
-def check_training_length(datasets, *, epochs, batch_size, n_train=0, channels="paper", z_dim="paper") -> dict:
-    """`sivae.images.config.training_sizes` in the form sivae.ood reads (kept for it): ConfigError naming the
-    first bad one of the training-length and size settings of image models.
-
-    Returns:
-        {"per_dataset": {dataset: (epochs as float, batch_size as int)}, "n_train": int, "z_dim": 'paper' or int}.
-    """
-    sizes = training_sizes(datasets, epochs=epochs, batch_size=batch_size, n_train=n_train, channels=channels,
-                           z_dim=z_dim)
-    return {"per_dataset": {ds: (b.epochs, b.batch_size) for ds, b in sizes.per_dataset.items()},
-            "n_train": sizes.n_train, "z_dim": sizes.z_dim}
 
 
 def _check_cfg(cfg) -> ImagesConfig:

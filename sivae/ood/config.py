@@ -18,8 +18,8 @@ import torch
 
 from ..config import StageConfig, check_path
 from ..errors import ConfigError, DataError, check_choice, check_nonnegative
-from ..images.study import MAX_CHANNELS, check_training_length
-from ..params import parse_bool, parse_int, parse_list, parse_number, parse_numbers, seeds_from
+from ..images.config import DatasetBudget, parse_widths, training_sizes
+from ..params import parse_bool, parse_int, parse_list, parse_number, seeds_from
 from ..runtime import check_device
 from ..train import METHODS
 from .metrics import CONVERSIONS
@@ -37,21 +37,12 @@ MAX_NEAR_EVAL = 100_000_000    # images per near/far OOD set, training images of
 MAX_STEPS = 1_000_000          # batch sizes and step counts of the beyond-the-paper scores
 
 
-@dataclass(frozen=True)
-class TrainLength:
-    """Epochs and batch size of a model the stage trains itself on one dataset ("paper" resolved)."""
-    epochs: float
-    batch_size: int
+TrainLength = DatasetBudget   # epochs and batch size of a model the stage trains itself ("paper" resolved)
 
 
 def _widths(name: str, value):
-    """'paper' or residual widths (a comma list or a sequence of positive integers <= MAX_CHANNELS) as a tuple."""
-    if value == "paper":
-        return "paper"
-    widths = parse_numbers(f"{name} ('paper' or widths like '16,32')", value, integer=True, positive=True)
-    if max(widths) > MAX_CHANNELS:
-        raise ConfigError(f"{name} must be widths <= {MAX_CHANNELS}, got {value!r}")
-    return widths
+    """'paper' or residual widths (sivae.images.config.parse_widths) as a tuple."""
+    return "paper" if value == "paper" else parse_widths(f"{name} ('paper' or widths like '16,32')", value)
 
 
 @dataclass
@@ -160,14 +151,14 @@ class OodConfig(StageConfig):
 
     def _check_own_training(self) -> None:
         """train_*: the length of every model the stage may train (the in_dist ones the image stage lacks when
-        train_missing, the heldout pairs' ones), checked by sivae.images.study.check_training_length."""
+        train_missing, the heldout pairs' ones), checked by sivae.images.config.training_sizes."""
         datasets = list(self.in_dist) if self.train_missing else []
         datasets += [p.dataset for p in self.pairs if p.kind == "heldout" and p.dataset not in datasets]
-        sizes = check_training_length(datasets, epochs=self.train_epochs, batch_size=self.train_batch_size,
-                                      n_train=self.train_n_train, channels=self.train_channels)
-        self.train_n_train = sizes["n_train"]
+        sizes = training_sizes(datasets, epochs=self.train_epochs, batch_size=self.train_batch_size,
+                               n_train=self.train_n_train, channels=self.train_channels)
+        self.train_n_train = sizes.n_train
         self.train_channels = _widths("channels", self.train_channels)
-        self.train_lengths = {ds: TrainLength(*sizes["per_dataset"][ds]) for ds in datasets}
+        self.train_lengths = dict(sizes.per_dataset)
 
     def train_length(self, dataset: str) -> TrainLength:
         """Epochs and batch size of a model trained here on `dataset` (checked in the constructor)."""
