@@ -53,3 +53,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_FILES or "repo_copy" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def browser_starts():
+    """Skip (with the reason) where Chromium is installed but cannot start at all in this environment."""
+    from browser import browser_start_failure
+    why = browser_start_failure()
+    if why:
+        pytest.skip(why)

@@ -1,4 +1,4 @@
-"""Run by tests/test_images.py under torchrun (2 processes, gloo): a few data-parallel steps.
+"""Run by tests/images/test_images.py under torchrun (2 processes, gloo): a few data-parallel steps.
 With SIVAE_DDP_BACKEND=nccl (tests/test_cuda.py) the same on the GPU.
 
 Each rank writes its final weights to <out>/rank<r>.pt; rank 0 also the initial weights."""

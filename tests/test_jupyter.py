@@ -9,8 +9,8 @@ import time
 import urllib.request
 
 import pytest
+from browser import BROWSER, FLAGS, needs_browser
 from nbutil import BIN, ROOT
-from test_report import BROWSER, FLAGS, browser_starts, needs_browser  # noqa: F401 (a fixture)
 
 TOKEN = "sivae-test"
 
@@ -81,7 +81,7 @@ def test_saving_a_notebook_from_jupyter_leaves_its_file_unchanged(lab):
 
 
 @needs_browser
-def test_a_notebook_opens_as_a_notebook_in_jupyterlab(lab, browser_starts):  # noqa: F811
+def test_a_notebook_opens_as_a_notebook_in_jupyterlab(lab, browser_starts):
     url, work = lab
     page = f"{url}/lab/workspaces/test/tree/02_toy2d.py?reset&token={TOKEN}"
     res = subprocess.run([BROWSER, *FLAGS, "--virtual-time-budget=60000", "--window-size=1400,900", "--dump-dom", page],

@@ -273,3 +273,13 @@ def test_every_script_imports_names_that_exist(script):
                 if not hasattr(module, alias.name) and importlib.util.find_spec(f"{node.module}.{alias.name}") is None:
                     missing.append(f"{node.module}.{alias.name} (line {node.lineno})")
     assert not missing, f"{script} imports names that do not exist: {missing}"
+
+
+def test_tests_mirror_the_package_layout():
+    """tests/<section>/ holds the tests of sivae/<section>/ (issue 30); the top of tests/ holds the core's tests and
+    the cross-cutting ones (pipeline, notebooks, fuzz, layout) and the shared helpers."""
+    tests = ROOT / "tests"
+    for section in SECTIONS:
+        assert sorted((tests / section).glob("test_*.py")), f"tests/{section}/ has no tests of sivae/{section}/"
+    strays = [p.name for p in tests.glob("test_*.py") if any(p.stem.startswith(f"test_{s}") for s in SECTIONS)]
+    assert not strays, f"section tests at the top of tests/ (move them to tests/<section>/): {strays}"

@@ -24,7 +24,7 @@ TINY = {
                         fc_hidden=16, class_dim=8, content_dim=4, n_epochs=0.25, batch_size=16, kl_every=2,
                         n_pairs=20, n_grid=3),
 }
-# the report reads the other stages' executed notebooks: tests/test_report.py runs it at the tiny profile
+# the report reads the other stages' executed notebooks: tests/report/test_report.py runs it at the tiny profile
 STAGES = [s for s, spec in load_yaml("dvc.yaml")["stages"].items()
           if s != "report" and spec["cmd"] == f"python -m sivae.stage {s}"]   # sweep_grid runs no notebook
 
@@ -46,8 +46,8 @@ def test_notebook_runs_at_tiny_profile(stage, tmp_path):
     params = {**TINY.get(stage, {}), "interactive": False,   # device: the profile's "auto", as a user runs it
               **{k: v for k, v in paths.items() if k != "executed_notebook"}}
     if stage == "images":  # evaluate a (tiny, synthetic) file in the layout of the authors' released FFHQ model
-        from test_style_weights import TINY as TINY_RELEASED
-        from test_style_weights import save_style, their_style_models
+        from released_layouts import TINY as TINY_RELEASED
+        from released_layouts import save_style, their_style_models
         ckpt = save_style(tmp_path, their_style_models(TINY_RELEASED), "ffhq_tiny.pth")
         params.update(released=f"ffhq:{ckpt}", released_config=json.dumps({"ffhq": TINY_RELEASED}))
     repo_out = ROOT / "outputs" / stage

@@ -116,7 +116,7 @@ def test_perturb_pixels_rate_levels_and_identity():
 
 # ------------------------------------------------------------------ likelihood regret
 def test_regret_is_zero_at_the_true_posterior_and_the_kl_gap_otherwise():
-    # linear-Gaussian model (tests/test_ood.py): with q = the true posterior the ELBO cannot rise (regret ~ 0);
+    # linear-Gaussian model (tests/ood/test_ood.py): with q = the true posterior the ELBO cannot rise (regret ~ 0);
     # with the posterior mean shifted by s, the ELBO rises by KL(q || posterior) = 1/2 sum_j s^2 / var_j
     lg = LinearGaussian(sigma2=0.3)
     x = lg.sample(40)

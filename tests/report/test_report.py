@@ -3,42 +3,17 @@ import html
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from browser import needs_browser, run_browser
 from nbutil import BIN, ROOT, load_yaml
 from test_notebooks import TINY, redirect_outputs
 
 from sivae import DataError
 from sivae.report.study import build_report, check_site
-
-BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-needs_browser = pytest.mark.skipif(BROWSER is None, reason="no headless Chromium here (Debian: apt-get install chromium; "
-                                                           ".ci/run installs it)")
-
-
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars")
-
-
-def _browser(*args, timeout=120):
-    res = subprocess.run([BROWSER, *FLAGS, *args], capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, res.stderr[-2000:]
-    return res.stdout
-
-
-@pytest.fixture(scope="module")
-def browser_starts():
-    """Skip (with the reason) where Chromium is installed but cannot start at all in this environment."""
-    try:
-        res = subprocess.run([BROWSER, *FLAGS, "--dump-dom", "about:blank"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"{BROWSER} does not start here: {e}")
-    if res.returncode != 0 or "<html" not in res.stdout:
-        pytest.skip(f"{BROWSER} does not start here: {res.stderr.strip().splitlines()[-1:] or res.returncode}")
-
 
 REPORT_STAGES = ("theory_discrete", "toy2d", "findings")
 NOT_RUN = ("stability_metrics", "stability_run_info", "images_metrics", "images_run_info", "ood_metrics",
@@ -167,7 +142,7 @@ def test_every_page_opens_in_a_browser_and_the_index_shows_the_findings(tiny_sit
     site, ledger, _ = tiny_site
     n_findings = ledger["n_findings"]
     for page in sorted(site.glob("*.html")):
-        dom = _browser("--dump-dom", page.as_uri())
+        dom = run_browser("--dump-dom", page.as_uri())
         assert "<body" in dom and len(dom) > 2000, page.name
         if page.name == "index.html":
             findings_table = dom.split('id="findings"', 1)[1].split("</table>", 1)[0]
@@ -175,7 +150,7 @@ def test_every_page_opens_in_a_browser_and_the_index_shows_the_findings(tiny_sit
         else:
             assert f'data-stage="{page.stem}"' in dom
     shot = tmp_path / "index.png"
-    _browser("--window-size=1400,1000", f"--screenshot={shot}", (site / "index.html").as_uri())
+    run_browser("--window-size=1400,1000", f"--screenshot={shot}", (site / "index.html").as_uri())
     import numpy as np
     img = Image.open(shot).convert("L")
     dark = float((np.asarray(img) < 128).mean())
