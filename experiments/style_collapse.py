@@ -23,8 +23,9 @@ import time
 import torch
 
 from sivae.images.data import load_image_dataset
+from sivae.images.sampling import reconstruct, sample_images
 from sivae.images.style import StyleArch
-from sivae.images.training import reconstruct, resize_images, sample_images, train_style_model
+from sivae.images.training import resize_images, train_style_model
 
 BASE = dict(epochs_per_lod=1.0, fade=0.5, batch_size=32, lr=1e-3, beta_rec=1.0, beta_kl=1.0, beta_neg=256.0)
 

@@ -36,15 +36,8 @@ from sivae.images import plots as imageplots
 from sivae.images import study as imagestudy
 from sivae.images.config import ImagesConfig
 from sivae.images.data import load_image_dataset, root_for
-from sivae.images.training import (
-    growth_samples,
-    history_rows,
-    interpolate,
-    latent_walk,
-    reconstruct,
-    sample_images,
-    square_interpolation,
-)
+from sivae.images.sampling import growth_samples, interpolate, latent_walk, reconstruct, sample_images, square_interpolation
+from sivae.images.training import history_rows
 from sivae.paper import IMAGE_METHOD_TITLES
 from sivae.plots import inline_figures
 from sivae.runinfo import live_training, log_curves, write_run_info

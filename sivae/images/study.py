@@ -40,17 +40,9 @@ from .config import (
 )
 from .data import DATASETS, check_dataset, load_image_dataset, root_for
 from .models import arch_for
+from .sampling import fixed_noise, sample_images
 from .style import StyleArch
-from .training import (
-    TrainedModel,
-    fixed_noise,
-    history_rows,
-    resize_images,
-    run_name,
-    sample_images,
-    train_image_model,
-    train_style_model,
-)
+from .training import TrainedModel, history_rows, resize_images, run_name, train_image_model, train_style_model
 
 __all__ = ["ImagesConfig", "check_files", "IMAGE_METHODS", "train_runs", "score_models", "summarize_scores",
            "write_image_tables", "training_curves", "parse_datasets", "train_style_runs",

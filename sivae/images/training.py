@@ -1,4 +1,5 @@
-"""Image generation (paper section 6.3): training, loading, sampling, reconstruction, interpolation.
+"""Image generation (paper section 6.3): training and loading the image models (sampling, reconstruction and
+interpolation of a trained model: sivae.images.sampling; the command line, also under torchrun: sivae.images.__main__).
 
 Soft-IntroVAE and the VAE baseline are trained by the one `sivae.train.Trainer` on the IntroVAE
 residual networks of `sivae.imagemodels`, with the paper's image settings (Eq. 7 with
@@ -12,16 +13,13 @@ The style-based pair (sivae.images.style) trains through the same Trainer with p
 `alpha` (GrowthSchedule) and returns the batch at that resolution, faded as the networks are (real images
 lerp from the 2x-upsampled half-resolution image to the full one), so a resumed run grows exactly as an
 uninterrupted one. The Trainer keeps the decoder's weights at the end of every resolution.
-Data parallel: `python -m torch.distributed.run --nproc_per_node N -m sivae.images ...` runs N
+Data parallel: `python -m torch.distributed.run --nproc_per_node N -m sivae.images ...` (sivae/images/__main__.py) runs N
 processes; each takes its own `batch_size` slice of the same permutation (global batch
 N * batch_size) and the Trainer averages gradients over processes.
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,17 +28,16 @@ from torch import Tensor
 
 from ..batches import epoch_batches
 from ..checkpoints import load_checkpoint
-from ..errors import CheckpointError, ConfigError, SivaeError, check_choice
+from ..errors import CheckpointError, ConfigError, check_choice
 from ..params import parse_bool, parse_int, parse_number, parse_numbers, parse_seed
 from ..runtime import check_device, resolve_device
 from ..train import AUTOCAST, MAX_BATCH_SIZE, METHODS, TrainConfig, Trainer
-from .data import ImageData, load_image_dataset
+from .data import ImageData
 from .models import ImageArch, build_image_pair
 from .style import StyleArch
 
 __all__ = ["TrainedModel", "make_batch_fn", "train_image_model", "load_trained", "run_name",
-           "GrowthSchedule", "resize_images", "train_style_model", "growth_samples", "fixed_noise",
-           "sample_images", "reconstruct", "interpolate", "latent_walk", "square_interpolation", "history_rows"]
+           "GrowthSchedule", "resize_images", "train_style_model", "history_rows"]
 
 HISTORY_KEYS = ("rec", "kl_real", "kl_fake", "kl_rec", "exp_elbo_fake", "exp_elbo_rec")
 MAX_EPOCHS = 1_000_000   # epochs (and warm-up epochs) above this are a typo (the paper: 200 to 220)
@@ -284,30 +281,6 @@ def train_style_model(data: ImageData, arch: StyleArch, method: str = "soft_intr
     return model
 
 
-@torch.no_grad()
-def growth_samples(model: TrainedModel, n: int = 16, seed: int = 0) -> dict[int, Tensor]:
-    """{resolution: n samples of the decoder as it was at the end of that resolution} (same z for all),
-    each upsampled (nearest) to the final resolution for side-by-side display."""
-    schedule, kept = getattr(model, "growth", None), getattr(model, "kept", None)
-    if schedule is None or not kept:
-        raise ConfigError("growth samples need a style-based model trained with progressive growing")
-    dec = model.decoder
-    saved = {k: v.clone() for k, v in dec.state_dict().items()}
-    z = torch.randn(n, model.arch.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
-    out = {}
-    try:
-        for lod, end in enumerate(schedule.ends()):
-            if end not in kept:
-                continue
-            dec.load_state_dict(kept[end])
-            with fixed_noise(model, seed):
-                x = dec(z, lod=lod, alpha=1.0).float().cpu().clamp_(0, 1)
-            out[4 * 2 ** lod] = torch.nn.functional.interpolate(x, size=model.arch.image_size, mode="nearest")
-    finally:
-        dec.load_state_dict(saved)
-    return out
-
-
 def load_trained(ckpt_path, device="cpu") -> TrainedModel:
     """Rebuild a trained image model from its checkpoint (eval mode), with clear errors."""
     state = load_checkpoint(ckpt_path, map_location="cpu")
@@ -336,148 +309,9 @@ def load_trained(ckpt_path, device="cpu") -> TrainedModel:
     return model
 
 
-# --------------------------------------------------------------- generation
-@contextlib.contextmanager
-def fixed_noise(model: "TrainedModel", seed: int = 0):
-    """Within the block, a decoder with noise inputs (the style-based one) draws them from a generator
-    seeded with `seed`, so samples and reconstructions are reproducible; other decoders are untouched."""
-    dec = model.decoder
-    if not hasattr(dec, "noise_generator"):
-        yield
-        return
-    saved = dec.noise_generator
-    dec.noise_generator = torch.Generator(device=model.device).manual_seed(int(seed) + 104_729)
-    try:
-        yield
-    finally:
-        dec.noise_generator = saved
-
-
-def _labels(model: TrainedModel, y, n: int):
-    if not model.arch.conditional:
-        return ()
-    if y is None:
-        raise ConfigError("this model is class-conditional: give the classes y")
-    return (torch.as_tensor(y, device=model.device).long().expand(n) if torch.as_tensor(y).dim() == 0
-            else torch.as_tensor(y, device=model.device).long(),)
-
-
-@torch.no_grad()
-def sample_images(model: TrainedModel, n: int, seed: int = 0, y=None, batch: int = 500) -> Tensor:
-    """n images D(z), z ~ N(0, I) from a seeded generator, clamped to [0, 1] (on the CPU)."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.arch.z_dim, generator=gen)
-    labels = _labels(model, y, n)
-    with fixed_noise(model, seed):
-        out = [model.decoder(zb.to(model.device), *[lb[i:i + batch] for lb in labels]).float().cpu()
-               for i, zb in zip(range(0, n, batch), z.split(batch))]
-    return torch.cat(out).clamp_(0, 1)
-
-
-@torch.no_grad()
-def encode_mean(model: TrainedModel, x: Tensor, y=None) -> Tensor:
-    """mu(x), the posterior mean (deterministic encoding)."""
-    return model.encoder(x.to(model.device), *_labels(model, y, x.shape[0]))[0]
-
-
-@torch.no_grad()
-def reconstruct(model: TrainedModel, x: Tensor, y=None) -> Tensor:
-    """D(mu(x)) clamped to [0, 1] (on the CPU)."""
-    labels = _labels(model, y, x.shape[0])
-    with fixed_noise(model):
-        return model.decoder(encode_mean(model, x, y), *labels).float().cpu().clamp_(0, 1)
-
-
-@torch.no_grad()
-def interpolate(model: TrainedModel, x_a: Tensor, x_b: Tensor, steps: int = 8) -> Tensor:
-    """Decodings of (1-t) mu(x_a) + t mu(x_b) for t in linspace(0, 1, steps): (steps, C, H, W)."""
-    z = encode_mean(model, torch.stack([x_a, x_b]))
-    t = torch.linspace(0, 1, steps, device=z.device)[:, None]
-    with fixed_noise(model):
-        return model.decoder((1 - t) * z[0] + t * z[1]).float().cpu().clamp_(0, 1)
-
-
-@torch.no_grad()
-def latent_walk(model: TrainedModel, steps: int = 10, seed: int = 0) -> Tensor:
-    """Decodings along the line between two seeded random latents z ~ N(0, I): (steps, C, H, W)."""
-    z = torch.randn(2, model.arch.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
-    t = torch.linspace(0, 1, steps, device=z.device)[:, None]
-    with fixed_noise(model, seed):
-        return model.decoder((1 - t) * z[0] + t * z[1]).float().cpu().clamp_(0, 1)
-
-
-@torch.no_grad()
-def square_interpolation(model: TrainedModel, corners: Tensor, n: int = 6) -> Tensor:
-    """Bilinear interpolation between the latents of 4 images (top-left, top-right, bottom-left,
-    bottom-right), section 9.4.2: (n * n, C, H, W), row-major."""
-    if corners.shape[0] != 4:
-        raise ConfigError(f"square interpolation needs 4 corner images, got {corners.shape[0]}")
-    z = encode_mean(model, corners)
-    u = torch.linspace(0, 1, n, device=z.device)
-    a, b = u[:, None, None], u[None, :, None]   # a: down, b: right
-    grid = (1 - a) * (1 - b) * z[0] + (1 - a) * b * z[1] + a * (1 - b) * z[2] + a * b * z[3]
-    with fixed_noise(model):
-        return model.decoder(grid.reshape(n * n, -1)).float().cpu().clamp_(0, 1)
-
-
 def history_rows(model: TrainedModel, dataset: str, method_key: str | None = None) -> list[dict]:
     """Training curves as flat rows (run, step, losses) for a DVC plots file."""
     return [{"run": run_name(dataset, method_key or model.method, model.seed), "step": h["step"],
              **{k: h[k] for k in HISTORY_KEYS if k in h}} for h in model.history]
 
 
-# ---------------------------------------------------------------- torchrun
-def main(argv=None) -> int:
-    """Train one image model, optionally data-parallel under torchrun (see the module docstring)."""
-    import torch.distributed as dist
-
-    from .models import arch_for
-    ap = argparse.ArgumentParser(prog="python -m sivae.images", description=main.__doc__)
-    ap.add_argument("--dataset", default="mnist")
-    ap.add_argument("--data-root", default="data")
-    ap.add_argument("--method", default="soft_intro_vae")
-    ap.add_argument("--channels", default="paper")
-    ap.add_argument("--z-dim", default="paper")
-    ap.add_argument("--conditional", action="store_true")
-    ap.add_argument("--epochs", type=float, default=1)
-    ap.add_argument("--n-train", type=int, default=None, help="use the first N training images")
-    ap.add_argument("--batch-size", type=int, default=32, help="per process")
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--beta-rec", type=float, default=1.0)
-    ap.add_argument("--beta-kl", type=float, default=1.0)
-    ap.add_argument("--beta-neg", type=float, default=256.0)
-    ap.add_argument("--gamma-r", type=float, default=1e-8)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ckpt-dir", required=True)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--autocast", default="auto")
-    args = ap.parse_args(argv)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(args.device)
-    if world > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        data = load_image_dataset(args.dataset, "train", args.data_root, args.n_train)
-        arch = arch_for(args.dataset, data.shape[1], data.shape[0], args.channels, args.z_dim, args.conditional)
-        model = train_image_model(data, arch, args.method, args.seed, epochs=args.epochs,
-                                  batch_size=args.batch_size, lr=args.lr, beta_rec=args.beta_rec,
-                                  beta_kl=args.beta_kl, beta_neg=args.beta_neg, gamma_r=args.gamma_r,
-                                  ckpt_dir=args.ckpt_dir, device=device, autocast=args.autocast,
-                                  progress=rank == 0, rank=rank, world=world)
-        if rank == 0:
-            print(f"trained {model.step} steps; checkpoint {model.path}")
-    except SivaeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

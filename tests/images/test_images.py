@@ -16,15 +16,8 @@ from sivae.errors import CheckpointError, ConfigError, DataError
 from sivae.images import data as D
 from sivae.images.metrics import frechet_distance, gaussian_stats
 from sivae.images.models import ImageArch, arch_for, build_image_pair
-from sivae.images.training import (
-    interpolate,
-    load_trained,
-    make_batch_fn,
-    reconstruct,
-    sample_images,
-    square_interpolation,
-    train_image_model,
-)
+from sivae.images.sampling import interpolate, reconstruct, sample_images, square_interpolation
+from sivae.images.training import load_trained, make_batch_fn, train_image_model
 from sivae.train import TrainConfig, Trainer, has_batch_statistics
 
 MIRROR = ROOT.parent / "shared" / "data"

@@ -6,6 +6,7 @@ from PIL import Image
 
 from sivae.checkpoints import load_checkpoint, save_checkpoint
 from sivae.errors import CheckpointError, ConfigError
+from sivae.images import sampling as S
 from sivae.images import study
 from sivae.images import training as T
 from sivae.images.data import ImageData
@@ -54,19 +55,19 @@ def test_training_grows_keeps_each_resolution_and_reloads(tmp_path):
     assert m.decoder.lod == 1 and m.encoder.alpha == 1.0
     # the decoder at the end of 4x4 differs from the final one in the 4x4 block (both resolutions trained)
     assert not torch.equal(m.kept[4]["const"], m.kept[8]["const"])
-    grown = T.growth_samples(m, 3, seed=1)
+    grown = S.growth_samples(m, 3, seed=1)
     assert sorted(grown) == [4, 8] and all(g.shape == (3, 1, 8, 8) for g in grown.values())
     # 4x4 samples shown at 8x8 are blocky: each 2x2 block constant
     g4 = grown[4]
     assert torch.equal(g4, torch.nn.functional.interpolate(g4[..., ::2, ::2], scale_factor=2, mode="nearest"))
     again = T.load_trained(tmp_path / "a" / "last.pt")
     assert isinstance(again.arch, StyleArch) and again.arch == ARCH and sorted(again.kept) == [4, 8]
-    assert torch.equal(T.sample_images(m, 5, seed=2), T.sample_images(again, 5, seed=2))   # noise seeded too
-    assert not torch.equal(T.sample_images(m, 5, seed=2), T.sample_images(m, 5, seed=3))
+    assert torch.equal(S.sample_images(m, 5, seed=2), S.sample_images(again, 5, seed=2))   # noise seeded too
+    assert not torch.equal(S.sample_images(m, 5, seed=2), S.sample_images(m, 5, seed=3))
     x = tiny_data(4, seed=9).x
-    assert torch.equal(T.reconstruct(m, x), T.reconstruct(again, x))
+    assert torch.equal(S.reconstruct(m, x), S.reconstruct(again, x))
     with pytest.raises(ConfigError, match="progressive growing"):
-        T.growth_samples(T.TrainedModel(m.encoder, m.decoder, ARCH, "vae", 0))
+        S.growth_samples(T.TrainedModel(m.encoder, m.decoder, ARCH, "vae", 0))
 
 
 def test_same_seed_same_weights_and_resume_after_kill_is_identical(tmp_path, monkeypatch):

@@ -190,7 +190,7 @@ def test_released_runs_are_evaluated_without_training(tmp_path):
 
     from sivae.errors import ConfigError
     from sivae.images import study
-    from sivae.images.training import latent_walk, sample_images
+    from sivae.images.sampling import latent_walk, sample_images
     style = save_style(tmp_path, their_style_models(TINY))
     torch.save({"epoch": 3, "model": their_residual_model()}, tmp_path / "cifar.pth")
     cfg = json.dumps({"ffhq": TINY, "cifar10": {"channels": [4, 8, 16], "z_dim": 6}})
