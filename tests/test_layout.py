@@ -284,3 +284,15 @@ def test_tests_mirror_the_package_layout():
         assert sorted((tests / section).glob("test_*.py")), f"tests/{section}/ has no tests of sivae/{section}/"
     strays = [p.name for p in tests.glob("test_*.py") if any(p.stem.startswith(f"test_{s}") for s in SECTIONS)]
     assert not strays, f"section tests at the top of tests/ (move them to tests/<section>/): {strays}"
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's "own data" example, as a user pastes it (with 3 iterations instead of thousands, and its
+    checkpoint folder under tmp): a renamed argument or import makes this fail, not the user's first try."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert blocks, "README.md has no python example"
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        code = re.sub(r"n_iter=[\d_]+", "n_iter=3", code)
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    assert list(tmp_path.rglob("last.pt")), "the example wrote no checkpoint"
