@@ -29,6 +29,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -147,7 +148,13 @@ class FolderLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             try:
-                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                holder = ""
+                for _ in range(40):   # the holder writes its name just after taking the lock: wait for it, briefly
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                    if holder:
+                        break
+                    time.sleep(0.025)
+                holder = holder or "another process"
             finally:
                 os.close(fd)
             raise CheckpointError(f"checkpoint folder {self.folder} is in use by {holder}: two trainers must not "

@@ -251,6 +251,23 @@ def test_a_stale_lock_of_a_dead_process_does_not_block(tmp_path):
     trainer(tmp_path).fit()
 
 
+def test_the_refusal_names_a_holder_that_has_not_written_its_name_yet(tmp_path):
+    """The race the two-process test hit in CI: the loser read the lock file between the winner's truncate and its
+    write and named 'another process'. The loser now waits briefly for the holder's name."""
+    import fcntl
+    import threading
+    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)          # held, nothing written yet
+    writer = threading.Timer(0.2, lambda: os.write(fd, b"process 4242 on elsewhere\n"))
+    writer.start()
+    try:
+        with pytest.raises(CheckpointError, match="is in use by process 4242 on elsewhere"):
+            FolderLock(tmp_path).acquire()
+    finally:
+        writer.join()
+        os.close(fd)
+
+
 def test_two_processes_on_one_folder_one_clear_error(tmp_path):
     code = ("import sys, time; sys.path.insert(0, %r); from test_reliability import trainer; "
             "t = trainer(%r, n_iter=400); t.fit()") % (str(ROOT / "tests"), str(tmp_path))
