@@ -111,6 +111,7 @@ class Toy2dConfig(StageConfig):
     progress: bool = True            # live progress lines (sivae.progress)
     budget: bool = True              # keep weights along each run for the budget curves
     seeds: tuple = field(init=False, repr=False)
+    _weights: dict = field(init=False, repr=False, compare=False)
     _train: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -133,13 +134,16 @@ class Toy2dConfig(StageConfig):
         check_device(self.device)
         check_choice("engine", self.engine, ENGINES)
         self.hidden = parse_int("hidden", self.hidden, 1, MAX_HIDDEN)
+        self._weights = {(d, mo): resolve_hparams(d, mo, **{k: getattr(self, k) for k in WEIGHTS})
+                         for d in self.datasets for mo in self.methods}
         self._train = {(d, mo, s): self._train_config(d, mo, s)
                        for d in self.datasets for mo in self.methods for s in self.seeds}
 
     # ------------------------------------------------------------------ runs
     def weights(self, dataset: str, method: str) -> dict:
-        """The loss weights of (dataset, method): Table 5's, each replaced by this config's override."""
-        return resolve_hparams(dataset, method, **{k: getattr(self, k) for k in WEIGHTS})
+        """The loss weights of (dataset, method): Table 5's, each replaced by this config's override (resolved once,
+        by the constructor, for its datasets and methods)."""
+        return dict(self._weights[(dataset, method)])
 
     def _train_config(self, dataset: str, method: str, seed: int) -> TrainConfig:
         weights = self.weights(dataset, method)
