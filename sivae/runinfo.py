@@ -141,6 +141,30 @@ def check_writable(*paths) -> None:
                               f"space or choose another folder")
 
 
+# Metrics written to a DVC metrics file in scaled units, under a key that says so: `dvc metrics show` prints
+# 5 decimals, and gnELBO (~1e-7) would print as 0.0.
+METRICS_FILE_SCALES = {"gnelbo": ("gnelbo_x1e7", 1e7)}
+
+
+def metrics_file_key(name: str) -> str:
+    """The key metric `name` has in a DVC metrics file ("gnelbo" -> "gnelbo_x1e7"; others unchanged)."""
+    return METRICS_FILE_SCALES.get(name, (name, 1.0))[0]
+
+
+def in_file_units(metrics: dict) -> dict:
+    """A flat {metric: value, "<metric>_std": value, ...} dict with each scaled metric (and its spread) renamed
+    and multiplied as METRICS_FILE_SCALES says; the key order is kept."""
+    out = {}
+    for k, v in metrics.items():
+        base, std = (k[:-4], "_std") if k.endswith("_std") else (k, "")
+        if base in METRICS_FILE_SCALES and isinstance(v, (int, float)) and not isinstance(v, bool):
+            key, scale = METRICS_FILE_SCALES[base]
+            out[key + std] = float(f"{v * scale:.6g}")
+        else:
+            out[k] = v
+    return out
+
+
 def write_json(obj, path: str | Path, sort_keys: bool = False) -> Path:
     """Write `obj` as indented JSON (a DVC metrics file), atomically like write_text."""
     return write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n", path)

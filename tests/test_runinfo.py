@@ -93,3 +93,12 @@ def test_seed_stats_is_the_sample_spread_the_ledger_compares():
     assert seed_stats([2.5]) == {"mean": 2.5, "std": 0.0, "n": 1}
     with pytest.raises(ValueError):
         seed_stats([])
+
+
+def test_metrics_files_hold_gnelbo_scaled_so_dvc_metrics_show_prints_its_digits():
+    from sivae.runinfo import in_file_units, metrics_file_key
+    flat = {"kl": 11.55, "gnelbo": 7.39041e-07, "kl_std": 1.3, "gnelbo_std": 1.10677e-08, "n": 2}
+    out = in_file_units(flat)
+    assert list(out) == ["kl", "gnelbo_x1e7", "kl_std", "gnelbo_x1e7_std", "n"]
+    assert out["gnelbo_x1e7"] == 7.39041 and out["gnelbo_x1e7_std"] == 0.110677 and out["kl"] == 11.55
+    assert metrics_file_key("gnelbo") == "gnelbo_x1e7" and metrics_file_key("kl") == "kl"

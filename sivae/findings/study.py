@@ -27,7 +27,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..ood.scores import SCORE_TITLES, SCORES
 from ..paper import IMAGE_METHOD_TITLES, METHOD_TITLES, PAPER_FID, PAPER_TABLE2, PAPER_TABLE7
-from ..runinfo import write_json, write_markdown
+from ..runinfo import metrics_file_key, write_json, write_markdown
 
 __all__ = ["VERDICTS", "VERDICT_CODES", "CLASS_KL_COLLAPSED", "Stat", "compare", "combine", "band", "Finding", "build_ledger",
            "load_stage", "write_ledger", "summary_line", "ledger_markdown"]
@@ -160,7 +160,7 @@ def required_metrics() -> dict[str, list[tuple]]:
     spread = lambda paths: [p for path in paths for p in (path, (*path[:-1], f"{path[-1]}_std"))]  # noqa: E731
     return {
         "toy2d": spread([(d, m, k) for d in DATASETS_2D for m in ("vae", "introvae", "soft_intro_vae")
-                         for k in ("kl", "jsd", "gnelbo", "off_support_mass")]),
+                         for k in ("kl", "jsd", metrics_file_key("gnelbo"), "off_support_mass")]),
         "stability": [("margin_sweep",), ("beta_neg_sweep",)]
                      + spread([("soft_intro_vae", "kl"), ("margin_sweep", "m_1", "kl"),
                                ("beta_neg_sweep", "beta_neg_0p9", "kl"), ("collapse", "vae", "kl_real_final"),
@@ -198,7 +198,7 @@ def _toy2d(st, budget_rows=None) -> list[Finding]:
     met, n = (st or {}).get("metrics", {}), _n(st)
     names = {"kl": "KL", "jsd": "JSD", "gnelbo": "gnELBO"}
     for d in DATASETS_2D:
-        s = {m: {k: _stat(_get(met, d, m), k, n) for k in (*names, "off_support_mass")}
+        s = {m: {k: _stat(_get(met, d, m), metrics_file_key(k), n) for k in (*names, "off_support_mass")}
              for m in ("vae", "introvae", "soft_intro_vae")}
         for k, title in names.items():
             for other, oname in (("vae", "VAE"), ("introvae", "IntroVAE")):

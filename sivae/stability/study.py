@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runinfo import write_json
+from ..runinfo import in_file_units, write_json
 from ..stats import seed_stats
 from ..toy2d.config import Toy2dConfig
 from ..toy2d.study import ToyRun, summarize, train_and_evaluate
@@ -99,7 +99,8 @@ def margin_table(margin: dict[float, dict]) -> str:
 def write_metrics(path, margin: dict, soft: dict, beta_neg: dict, collapse: dict, meta: dict) -> dict:
     """The DVC metrics file: margin sweep, Soft-IntroVAE band, beta_neg sweep, collapse, spreads."""
     def rnd(d):
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
+        return in_file_units({k: round(v, 6) if isinstance(v, float) and not k.startswith("gnelbo") else v
+                              for k, v in d.items()})
     out = {"margin_sweep": {value_key("m", v): rnd(r) for v, r in margin.items()},
            "soft_intro_vae": rnd(soft),
            "beta_neg_sweep": {value_key("beta_neg", v): rnd(r) for v, r in beta_neg.items()},

@@ -16,15 +16,23 @@ from torch import Tensor
 
 from ..errors import DataError
 
-__all__ = ["ToyDataset", "TOY_DATASETS", "get_toy_dataset", "sample_toy"]
+__all__ = ["ToyDataset", "TOY_DATASETS", "EIGHT_GAUSSIANS_MODES", "get_toy_dataset", "sample_toy"]
+
+
+def _eight_centres() -> Tensor:
+    # centres on the circle of radius 2 at multiples of 45 degrees (before the / 1.414)
+    angles = torch.arange(8, dtype=torch.float32) * (math.pi / 4)
+    return 2.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
 def _eight_gaussians(n: int, g: torch.Generator) -> Tensor:
-    # centres on the circle of radius 2 at multiples of 45 degrees, N(0, 0.02^2) noise, / 1.414
-    angles = torch.arange(8, dtype=torch.float32) * (math.pi / 4)
-    centres = 2.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    # the centres plus N(0, 0.02^2) noise, / 1.414
+    centres = _eight_centres()
     idx = torch.randint(0, 8, (n,), generator=g)
     return (centres[idx] + 0.02 * torch.randn(n, 2, generator=g)) / 1.414
+
+
+EIGHT_GAUSSIANS_MODES = (_eight_centres() / 1.414).numpy()   # the 8 modes as the samples hold them
 
 
 def _spiral(n: int, g: torch.Generator) -> Tensor:

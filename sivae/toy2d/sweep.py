@@ -43,7 +43,7 @@ import yaml
 from ..errors import ConfigError, SivaeError, check_choice
 from ..paper import METHOD_TITLES, TABLE5
 from ..params import parse_list, parse_numbers, read_section
-from ..runinfo import write_json, write_markdown, write_text
+from ..runinfo import metrics_file_key, write_json, write_markdown, write_text
 from ..train import METHODS
 from .config import TABLE5_SENTINEL, RunSpec, Toy2dConfig, resolve_hparams
 from .data import TOY_DATASETS
@@ -143,6 +143,7 @@ def best_configurations(rows: list[dict], metric: str = "kl") -> dict:
         {(dataset, model): row | {"n_runs": n}}; rows lacking the metric (or NaN) are skipped.
     """
     best: dict = {}
+    metric = metrics_file_key(metric)  # rows hold metrics as the metrics files do (gnelbo as gnelbo_x1e7)
     for r in rows:
         v = r["metrics"].get(metric)
         if v is None or v != v:
@@ -159,6 +160,7 @@ def compare_with_table5(best: dict, metric: str = "kl") -> str:
     """Markdown: per (dataset, model) our best (beta_rec, beta_kl, beta_neg, m) beside Table 5's."""
     def fmt(values):
         return ", ".join("-" if v is None else f"{v:g}" for v in values)
+    metric = metrics_file_key(metric)
     lines = [f"| dataset | model | runs | best {metric} | ours (beta_rec, beta_kl, beta_neg, m) "
              "| Table 5 | experiment |", "|---|---|---|---|---|---|---|"]
     for (d, mo), r in sorted(best.items()):

@@ -67,3 +67,16 @@ def test_negative_elbo_points_is_rec_plus_kl_of_mean():
     # D(mu) = x exactly -> Rec = 0; KL = 1/2 * sum mu^2
     expected = 0.5 * (0.5 * x).pow(2).sum(1)
     torch.testing.assert_close(M.negative_elbo_points(Enc(), Dec(), x), expected.double())
+
+
+def test_near_support_share_and_modes_covered_tell_the_modes_from_a_ring_and_a_blur():
+    from sivae.toy2d.data import EIGHT_GAUSSIANS_MODES, sample_toy
+    real, support = sample_toy("8gaussians", 4000, 1).numpy(), sample_toy("8gaussians", 20000, 2).numpy()
+    t = np.linspace(0, 2 * np.pi, 4000, endpoint=False)
+    ring = 1.414 * np.stack([np.cos(t), np.sin(t)], axis=1)              # through the modes, as a failed model draws
+    blur = real + 0.2 * np.random.default_rng(0).standard_normal(real.shape)
+    assert M.near_support_share(real, support, 0.04) > 0.99 and M.modes_covered(real, EIGHT_GAUSSIANS_MODES, 0.1) == 8
+    assert M.near_support_share(ring, support, 0.04) < 0.3 and M.modes_covered(ring, EIGHT_GAUSSIANS_MODES, 0.1) == 0
+    assert M.near_support_share(blur, support, 0.04) < 0.3 and M.modes_covered(blur, EIGHT_GAUSSIANS_MODES, 0.1) == 0
+    five = real[np.linalg.norm(real[:, None] - EIGHT_GAUSSIANS_MODES[None, :5], axis=2).min(axis=1) < 0.1]
+    assert M.modes_covered(five, EIGHT_GAUSSIANS_MODES, 0.1) == 5      # three modes dropped

@@ -76,7 +76,10 @@ def test_tiny_run_summary_and_table(tmp_path):
     md = write_table2(s, tmp_path / "m.json", tmp_path / "t.md")
     flat = json.loads((tmp_path / "m.json").read_text())
     assert set(flat["8gaussians"]) == {"vae", "soft_intro_vae"}
-    assert {"kl", "jsd", "gnelbo", "jsd_textbook", "kl_std"} <= set(flat["8gaussians"]["vae"])
+    assert {"kl", "jsd", "gnelbo_x1e7", "gnelbo_x1e7_std", "jsd_textbook", "kl_std"} <= set(flat["8gaussians"]["vae"])
+    assert "gnelbo" not in flat["8gaussians"]["vae"]   # ~1e-7: `dvc metrics show` would print 0.0
+    assert flat["8gaussians"]["vae"]["gnelbo_x1e7"] == pytest.approx(s["8gaussians"]["vae"]["gnelbo"]["mean"] * 1e7,
+                                                                      rel=1e-5)
     assert "8 Gaussians" in md and "6.72" in md  # the paper's number beside ours
     assert (tmp_path / "ck" / "8gaussians" / "vae" / "seed1" / "last.pt").exists()
     again = run_toy2d(cfg.replace(methods="vae", n_seeds=1))  # resumes: loads, no training
