@@ -296,3 +296,21 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
         code = re.sub(r"n_iter=[\d_]+", "n_iter=3", code)
         exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
     assert list(tmp_path.rglob("last.pt")), "the example wrote no checkpoint"
+
+
+@pytest.mark.parametrize("stage", [s for s in NOTEBOOK_STAGES if (ROOT / "sivae" / s / "config.py").exists()])
+def test_stage_config_defaults_equal_the_notebooks(stage):
+    # "Defaults are the notebook's": who builds a stage's config in Python gets the default profile's settings
+    import dataclasses
+    import importlib
+
+    from sivae.config import StageConfig
+    mod = importlib.import_module(f"sivae.{stage}.config")
+    cls = next(c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, StageConfig)
+               and c is not StageConfig and c.__module__ == mod.__name__)
+    nb = notebook_parameters(stage_notebook(stage))
+    names = {f.name for f in dataclasses.fields(cls) if f.init} & set(nb)
+    ours, theirs = cls(), cls.from_params({k: nb[k] for k in names})
+    differ = {k: (getattr(theirs, k), getattr(ours, k)) for k in names
+              if getattr(ours, k) != getattr(theirs, k) and not k.endswith(("_dir", "_path", "_root", "notebook"))}
+    assert not differ, f"{cls.__name__} default != notebook default (notebook, config): {differ}"

@@ -93,11 +93,11 @@ class Toy2dConfig(StageConfig):
     device: str = "auto"             # "auto", "cpu", "cuda" or "cuda:<i>"
     datasets: tuple = "all"          # "all" or a comma list of TOY_DATASETS
     methods: tuple = "all"           # "all" or a comma list of METHODS
-    n_iter: int = 1500               # training iterations per run (paper: 30000)
-    batch_size: int = 128            # paper: 512
+    n_iter: int = 2000               # training iterations per run (paper: 30000)
+    batch_size: int = 512            # paper: 512
     lr: float = 2e-4
     lr_milestones: tuple = "0.6,0.8"  # MultiStepLR milestones, fractions of n_iter
-    num_vae: int = 100               # plain-VAE warm-up of the introspective models
+    num_vae: int = 500               # plain-VAE warm-up of the introspective models (paper: 2000)
     gamma_r: float = 1e-8
     beta_rec: float | str = TABLE5_SENTINEL   # "table5" or a number for every run
     beta_kl: float | str = TABLE5_SENTINEL

@@ -237,9 +237,14 @@ def write_table2(summary: dict, metrics_path, table_path, meta: dict | None = No
     lines = ["| dataset | metric | " + " | ".join(f"{METHOD_TITLES[m]} (ours)" for m in present)
              + " | paper VAE / IntroVAE / S-IntroVAE |", "|---|---|" + "---|" * (len(present) + 1)]
     for d, per in summary.items():
-        for k in ("kl", "jsd", "gnelbo", "jsd_textbook"):
+        # Table 2's metrics, then Figure 2 in numbers (ours only): the density's share off the data's support,
+        # the samples' share on it, and on 8 Gaussians how many of the 8 modes are drawn
+        shown = [k for k in ("kl", "jsd", "gnelbo", "jsd_textbook", "off_support_mass", "near_support_share",
+                             "modes_covered") if any(k in per[m] for m in present if m in per)]
+        for k in shown:
             x = GNELBO_DISPLAY_SCALE if k == "gnelbo" else 1.0
-            cells = [_fmt(x * per[m][k]["mean"], x * per[m][k]["std"]) if m in per else "-" for m in present]
+            cells = [_fmt(x * per[m][k]["mean"], x * per[m][k]["std"]) if m in per and k in per[m] else "-"
+                     for m in present]
             paper = " / ".join(f"{a:g} ± {b:g}" for a, b in PAPER_TABLE2[d][k]) if k in PAPER_TABLE2[d] else "n/a"
             name = "gnelbo ×1e7" if k == "gnelbo" else k
             lines.append(f"| {TOY_DATASETS[d].title} | {name} | " + " | ".join(cells) + f" | {paper} |")

@@ -107,14 +107,14 @@ def test_stack_engine_gives_the_single_engines_results(tmp_path):
 
 def test_config_is_built_once_from_params_and_checked_once():
     cfg = Toy2dConfig.from_params({"n_iter": "8", "datasets": "rings", "methods": "soft_intro_vae", "beta_neg": 0.5,
-                                   "lr_milestones": "0.5", "seed": 3, "n_seeds": 2, "not_a_parameter": object()})
+                                   "lr_milestones": "0.5", "seed": 3, "n_seeds": 2, "num_vae": 2, "not_a_parameter": object()})
     assert (cfg.n_iter, cfg.datasets, cfg.seeds, cfg.lr_milestones, cfg.beta_neg) == (8, ("rings",), (3, 4), (0.5,),
                                                                                       0.5)
     specs = cfg.specs()
     assert [(s.dataset, s.method, s.seed) for s in specs] == [("rings", "soft_intro_vae", 3),
                                                              ("rings", "soft_intro_vae", 4)]
     tc = specs[0].config   # the run's TrainConfig: Table 5's weights, the override, the schedule
-    assert (tc.beta_rec, tc.beta_kl, tc.beta_neg, tc.n_iter, tc.num_vae, tc.scale) == (0.2, 0.2, 0.5, 8, 100, 0.5)
+    assert (tc.beta_rec, tc.beta_kl, tc.beta_neg, tc.n_iter, tc.num_vae, tc.scale) == (0.2, 0.2, 0.5, 8, 2, 0.5)
     assert specs[0].hparams == dict(beta_rec=0.2, beta_kl=0.2, beta_neg=0.5)
     assert cfg.train_config("rings", "soft_intro_vae", 4) is specs[1].config   # built once, not per call
     assert Toy2dConfig.from_params(cfg.as_params()) == cfg   # a run record rebuilds the same config
