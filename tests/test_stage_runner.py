@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from nbutil import BIN, ROOT
 
 from sivae import stage as st
@@ -91,12 +92,13 @@ def test_a_changed_run_without_out_is_refused_before_anything_is_written():
     res = _stage("toy2d", "-p", "n_iter", "30", "-p", "datasets", "rings", timeout=60)
     assert res.returncode == st.EXIT_REFUSED, res.stderr
     last = res.stderr.strip().splitlines()[-1]
-    assert "refused" in last and "--out DIR" in last and "n_iter 1500 -> 30" in last, last
+    n_iter = yaml.safe_load((ROOT / "params.yaml").read_text())["toy2d"]["n_iter"]
+    assert "refused" in last and "--out DIR" in last and f"n_iter {n_iter} -> 30" in last, last
     after = {p: p.stat().st_mtime_ns for p in (ROOT / "outputs").rglob("*") if p.is_file()} \
         if (ROOT / "outputs").is_dir() else {}
     assert after == before
     # the same parameters as params.yaml are the pipeline's own run: not refused at this check
-    params, out = st.stage_parameters("toy2d", ROOT / "params.yaml", {"n_iter": 1500})
+    params, out = st.stage_parameters("toy2d", ROOT / "params.yaml", {"n_iter": n_iter})
     assert st.plan_outputs("toy2d", params, out, ROOT, ROOT / "params.yaml") == (params, out)
 
 
