@@ -1,6 +1,7 @@
 """Aggregate run-iterations per second: R 2D runs as one stack (sivae.stack) vs one Trainer per run.
 
-For each size (the default profile's: batch 128; the paper's: batch 512; both 3x256 MLPs, z = 2)
+For each size ("default": batch 128, the default profile's 2D batch until session 17; "paper": batch 512,
+the paper's and now the default profile's; both 3x256 MLPs, z = 2)
 and R in (12, 36) Soft-IntroVAE runs (different seeds and datasets), times `iters` iterations of
 the stack and `iters` iterations of single-run Trainers (the per-run loop's rate does not depend on
 R, so it is measured on min(R, 3) runs and taken per run-iteration), in alternating blocks (median
