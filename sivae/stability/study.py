@@ -98,9 +98,8 @@ def margin_table(margin: dict[float, dict]) -> str:
 
 def write_metrics(path, margin: dict, soft: dict, beta_neg: dict, collapse: dict, meta: dict) -> dict:
     """The DVC metrics file: margin sweep, Soft-IntroVAE band, beta_neg sweep, collapse, spreads."""
-    def rnd(d):
-        return in_file_units({k: round(v, 6) if isinstance(v, float) and not k.startswith("gnelbo") else v
-                              for k, v in d.items()})
+    def rnd(d):   # scaled metrics first (gnELBO ~1e-7 would round to 0), then 6 decimals
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in in_file_units(d).items()}
     out = {"margin_sweep": {value_key("m", v): rnd(r) for v, r in margin.items()},
            "soft_intro_vae": rnd(soft),
            "beta_neg_sweep": {value_key("beta_neg", v): rnd(r) for v, r in beta_neg.items()},

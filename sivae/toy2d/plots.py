@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import numpy as np
 
 from ..plots import finish_figure, in_live_kernel  # noqa: F401 (in_live_kernel: for the notebook)
@@ -135,6 +136,7 @@ def plot_budget(rows: list[dict], paper: dict | None = None, titles=None, path=N
                 if paper and d in paper and metric in paper[d]:
                     ax.axhline(paper[d][metric][order.index(m)][0], color=colors[m], ls="--", lw=0.8)
         ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlabel("iteration"), ax.set_title(d, fontsize=9)
+        ax.xaxis.set_minor_formatter(NullFormatter())   # labelled minor ticks overlap on a short log range
     axes[0, 0].set_ylabel(f"{metric.upper()} (dashed: paper, 30k iterations)")
     axes[0, -1].legend(fontsize=7)
     return finish_figure(fig, path)

@@ -81,6 +81,8 @@ def test_tiny_run_summary_and_table(tmp_path):
     assert flat["8gaussians"]["vae"]["gnelbo_x1e7"] == pytest.approx(s["8gaussians"]["vae"]["gnelbo"]["mean"] * 1e7,
                                                                       rel=1e-5)
     assert "8 Gaussians" in md and "6.72" in md  # the paper's number beside ours
+    row = next(line for line in md.splitlines() if "| gnelbo" in line)   # Table 2 shows the metrics file's scale
+    assert "| gnelbo_x1e7 |" in row and f"{flat['8gaussians']['vae']['gnelbo_x1e7']:.3f}" in row
     assert (tmp_path / "ck" / "8gaussians" / "vae" / "seed1" / "last.pt").exists()
     again = run_toy2d(cfg.replace(methods="vae", n_seeds=1))  # resumes: loads, no training
     assert again[0].metrics == runs[0].metrics
