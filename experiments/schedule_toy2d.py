@@ -16,7 +16,8 @@ excluded), eval_cpu_s (that evaluation's) and wall_s. A run whose last point is 
     python experiments/schedule_toy2d.py judge [FILES...]
 prints, per dataset, schedule and step, each 6.1 finding's verdict by the findings ledger's rule
 (sivae.findings.study.compare over the seeds): Soft-IntroVAE below the VAE (and IntroVAE where run) in KL, JSD,
-gnELBO, and the off-support share below the VAE's. The VAE of a schedule is the VAE run with the same batch,
+gnELBO, and the off-support share below the VAE's; where IntroVAE ran, its off-support share below the VAE's too
+(the "sivae" value of that record is IntroVAE's). The VAE of a schedule is the VAE run with the same batch,
 n_iter, milestones, lr and width (its warm-up is irrelevant: the VAE has none).
 
     python experiments/schedule_toy2d.py table [FILES...]
@@ -163,6 +164,12 @@ def verdicts(rows) -> list[dict]:
                 rec["f"][f"{k}<{other}"] = {"verdict": compare(a, b), "margin": b.mean - a.mean,
                                             "spread": math.hypot(a.std, b.std), "sivae": a.mean, other: b.mean,
                                             "n": min(a.n, b.n)}
+        # 6.1-vae-mass-off-support-vs-introvae: IntroVAE's density off the support below the VAE's
+        a, b = _stat(others.get("introvae", []), "off_support_mass"), _stat(others["vae"], "off_support_mass")
+        if a is not None and b is not None:
+            rec["f"]["introvae_off_support_mass<vae"] = {"verdict": compare(a, b), "margin": b.mean - a.mean,
+                                                         "spread": math.hypot(a.std, b.std), "sivae": a.mean,
+                                                         "vae": b.mean, "n": min(a.n, b.n)}
         out.append(rec)
     return out
 
@@ -178,10 +185,12 @@ def judge(paths) -> None:
 def table(paths) -> None:
     """Markdown: one row per (dataset, schedule) at its last step, each finding's verdict with both means."""
     recs = [r for r in verdicts(load(paths)) if r["step"] == r["n_iter"]]
-    keys = ("kl<vae", "jsd<vae", "gnelbo<vae", "off_support_mass<vae")
+    keys = ("kl<vae", "jsd<vae", "gnelbo<vae", "off_support_mass<vae", "kl<introvae", "jsd<introvae",
+            "introvae_off_support_mass<vae")
     print("| dataset | schedule (Soft-IntroVAE) | samples vs default | S-IntroVAE CPU-min | seeds | "
-          "KL < VAE | JSD < VAE | gnELBO < VAE | off-support < VAE |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "KL < VAE | JSD < VAE | gnELBO < VAE | off-support < VAE | KL < IntroVAE | JSD < IntroVAE | "
+          "IntroVAE off-support < VAE |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in recs:
         cells = []
         for k in keys:
@@ -189,8 +198,8 @@ def table(paths) -> None:
             if v is None:
                 cells.append("-")
                 continue
-            fmt = ".2e" if k.startswith("gnelbo") else ".3f" if k.startswith("off") else ".1f"
-            cells.append(f"**{v['verdict']}** ({v['sivae']:{fmt}} vs {v['vae']:{fmt}})")
+            fmt = ".2e" if k.startswith("gnelbo") else ".3f" if "off" in k else ".1f"
+            cells.append(f"**{v['verdict']}** ({v['sivae']:{fmt}} vs {v[k.split('<')[1]]:{fmt}})")
         print(f"| {r['d']} | {r['schedule']} | {r['samples_x_default']}x | {r['cpu_min']:.2f} | {r['n_sivae']} | "
               + " | ".join(cells) + " |")
 
