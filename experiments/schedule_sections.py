@@ -14,9 +14,9 @@ per (section, dataset, lever), named <section>_<dataset>_<lever>.jsonl:
 verdicts are the ledger's, from the committed default run (outputs/findings/details.json).
 
     python experiments/schedule_sections.py table [FILES...]
-prints one markdown row per (file, finding): the lever, the verdict by the ledger's rule as the budget script
-printed it (sivae.findings.study), what was compared, and the Soft-IntroVAE run's training CPU-minutes where
-the script measured it.
+prints one markdown row per (file, finding): the lever, the committed default run's verdict, the verdict by the
+ledger's rule as the budget script printed it (sivae.findings.study), what was compared, and one Soft-IntroVAE
+run's training wall-minutes (one torch thread) where the script measured it.
 
     python experiments/schedule_sections.py plot [FILES...]
 draws docs/figures/schedule_sections.png: per 6.3 / 6.5 comparison (a panel each), the margin of Soft-IntroVAE
@@ -60,8 +60,8 @@ def verdicts(path) -> list[dict]:
     """Each finding's verdict at the run's last point: {finding, verdict, ours, cpu_min}."""
     section, _, _ = name_parts(path)
     rows, out = read(path), {}
-    sivae_train = [r["train_s"] for r in rows if r.get("method", r.get("model")) == "soft_intro_vae"
-                   and "train_s" in r and r.get("epoch", 1.0) == 1.0]
+    sivae_train = [r["train_s"] for r in rows if r.get("method") == "soft_intro_vae" and "train_s" in r
+                   and r.get("epoch", 1.0) == 1.0]                 # budget_ood's rows (wall seconds of one run)
     cpu = round(sum(sivae_train) / len(sivae_train) / 60, 1) if sivae_train else None
     for r in rows:
         if "verdict" in r:                                   # the ledger's own rows (images, stability, translation)
@@ -82,15 +82,31 @@ def verdicts(path) -> list[dict]:
     return sorted(out.values(), key=lambda v: v["finding"])
 
 
-def table(files) -> str:
-    lines = ["| section | dataset | lever | finding | verdict | ours | Soft-IntroVAE CPU-min per run |",
-             "|---|---|---|---|---|---|---|"]
+def default_verdicts(path=ROOT / "outputs" / "findings" / "details.json") -> dict:
+    """{finding: verdict} of the committed default run (the findings stage's details)."""
+    p = Path(path)
+    return {k: v["verdict"] for k, v in json.loads(p.read_text())["details"].items()} if p.exists() else {}
+
+
+def ood_cost(path) -> float | None:
+    """budget_images reuses budget_ood's models (same checkpoint folder): an images file's training cost is its
+    ood file's (ood_<dataset>_<lever>.jsonl beside it)."""
+    section, dataset, lever = name_parts(path)
+    twin = Path(path).with_name(f"ood_{dataset}_{lever}.jsonl")
+    return verdicts(twin)[0]["cpu_min"] if section == "images" and twin.exists() and verdicts(twin) else None
+
+
+def table(files, default: dict | None = None) -> str:
+    default = default_verdicts() if default is None else default
+    lines = ["| section | dataset | lever | finding | default's verdict | verdict | ours | Soft-IntroVAE training "
+             "min per run (wall, 1 thread) |", "|---|---|---|---|---|---|---|---|"]
     for path in files:
         section, dataset, lever = name_parts(path)
         for v in verdicts(path):
             ours = v["ours"] if isinstance(v["ours"], str) else "; ".join(f"{k}: {x}" for k, x in v["ours"].items())
-            lines.append(f"| {section} | {dataset} | {lever} | `{v['finding']}` | {v['verdict']} | {ours} | "
-                         f"{'' if v['cpu_min'] is None else v['cpu_min']} |")
+            cost = ood_cost(path) if section == "images" else v["cpu_min"]
+            lines.append(f"| {section} | {dataset} | {lever} | `{v['finding']}` | {default.get(v['finding'], '-')} | "
+                         f"**{v['verdict']}** | {ours} | {'' if cost is None else cost} |")
     return "\n".join(lines)
 
 
