@@ -73,10 +73,12 @@ def verdicts(path) -> list[dict]:
                 ours = f"VAE {r['vae'][0]} ± {r['vae'][1]}, Soft-IntroVAE {r['soft_intro_vae'][0]} ± " \
                        f"{r['soft_intro_vae'][1]} (epoch {r['epoch']:g})"
                 out[f] = {"finding": f, "verdict": r[col], "ours": ours}
-        elif "vae_class_kl_vanishes" in r and section == "translation":   # per epoch (the last wins); the ledger's rows come later
+        elif "vae_class_kl_vanishes" in r and section == "translation":
+            # per epoch (the last wins); the ledger's rows, after them, override
             for col, f in TRANSLATION_KL.items():
-                out[f] = {"finding": f, "verdict": r[col], "ours": f"class-code KL VAE {r['kl_class_vae']}, "
-                                                                  f"Soft-IntroVAE {r['kl_class_soft_intro_vae']} (epoch {r['epoch']})"}
+                ours = f"class-code KL VAE {r['kl_class_vae']}, Soft-IntroVAE {r['kl_class_soft_intro_vae']} " \
+                       f"(epoch {r['epoch']})"
+                out[f] = {"finding": f, "verdict": r[col], "ours": ours}
     for v in out.values():
         v["cpu_min"] = cpu
     return sorted(out.values(), key=lambda v: v["finding"])

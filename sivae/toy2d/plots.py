@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from ..plots import finish_figure, in_live_kernel  # noqa: F401 (in_live_kernel: for the notebook)
 from .data import get_toy_dataset
