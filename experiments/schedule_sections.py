@@ -21,7 +21,7 @@ run's training wall-minutes (one torch thread) where the script measured it.
     python experiments/schedule_sections.py plot [FILES...]
 draws docs/figures/schedule_sections.png: per 6.3 / 6.5 comparison (a panel each), the margin of Soft-IntroVAE
 over the VAE (AUROC: sivae - vae; FD-classifier: vae - sivae; positive = the paper's direction) with +- the
-combined seed spread, against the Soft-IntroVAE run's training CPU-minutes, one point per lever; the default
+combined seed spread, against one Soft-IntroVAE run's training wall-minutes (one torch thread), one point per lever; the default
 (lever "default", from docs/budget_runs' epoch-1 rows) is drawn in black.
 """
 from __future__ import annotations
@@ -118,11 +118,19 @@ def margins(path, section: str) -> tuple[dict, float]:
     runs = [r for r in rows if r.get("method") == "soft_intro_vae" and "train_s" in r]
     n_ep = max([r["epoch"] for r in runs] or [1])        # budget_ood's train_s covers all of a run's epochs
     cpu = sum(r["train_s"] for r in runs) / len(runs) / 60 / n_ep if runs else math.nan
+    if section == "images":                              # per-run scores -> seed means, as the ledger takes them
+        from sivae.stats import seed_stats
+        scores = {m: [r["score"] for r in rows if r.get("model") == m and r.get("epoch") == 1 and "score" in r]
+                  for m in ("vae", "soft_intro_vae")}
+        if all(scores.values()):
+            a, b = seed_stats(scores["vae"]), seed_stats(scores["soft_intro_vae"])
+            out[rows[0]["dataset"]] = (a["mean"] - b["mean"], math.hypot(a["std"], b["std"]))
+        return out, cpu
     for r in rows:
         if r.get("epoch") != 1 or "vae" not in r or "soft_intro_vae" not in r:
             continue
         (a, sa), (b, sb) = r["vae"], r["soft_intro_vae"]
-        out[r.get("pair", r.get("dataset"))] = ((b - a) if section == "ood" else (a - b), math.hypot(sa, sb))
+        out[r["pair"]] = (b - a, math.hypot(sa, sb))
     return out, cpu
 
 
@@ -141,14 +149,16 @@ def plot(files, path=ROOT / "docs" / "figures" / "schedule_sections.png"):
         for key, (m, s) in margins(f, section)[0].items():
             points.setdefault((section, key), []).append((lever, m, s, cpu_of.get((dataset, lever), math.nan)))
     keys = sorted(points)
+    levers = sorted({p[0] for pts in points.values() for p in pts} - {"default"})
+    color = {"default": "black", **{lv: f"C{i}" for i, lv in enumerate(levers)}}    # one colour per lever
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for lever, m, s, cpu in sorted(points[key], key=lambda p: p[0] != "default"):
             ax.errorbar([cpu], [m], yerr=[s], marker="s" if lever == "default" else "o", capsize=3,
-                        color="black" if lever == "default" else None, label=lever)
+                        color=color[lever], label=lever)
         ax.axhline(0, color="gray", lw=0.8)
         ax.set_title(f"{key[0]}: {key[1]}" + (" (FD)" if key[0] == "images" else " (AUROC)"), fontsize=9)
-        ax.set_xlabel("Soft-IntroVAE training CPU-min per run")
+        ax.set_xlabel("Soft-IntroVAE training min per run (wall, 1 thread)")
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("margin in the paper's direction\n(+- combined seed spread)")
     fig.tight_layout()
