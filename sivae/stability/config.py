@@ -71,7 +71,7 @@ class StabilityConfig(StageConfig):
     n_iter: int = 1200
     batch_size: int = 128
     lr: float = 2e-4
-    lr_milestones: tuple = "0.6,0.8"
+    lr_milestones: tuple = "0.333333,0.5"
     num_vae: int = 0
     gamma_r: float = 1e-8
     margins: tuple = "0.1,0.2,0.5,1,2,5,10,20,50"   # IntroVAE margins m
