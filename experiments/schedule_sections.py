@@ -13,8 +13,9 @@ per (section, dataset, lever), named <section>_<dataset>_<lever>.jsonl:
 (CK: a checkpoint folder; budget_images reuses budget_ood's models when given the same one.) The default's own
 verdicts are the ledger's, from the committed default run (outputs/findings/details.json).
 
-    python experiments/schedule_sections.py table [FILES...]
-prints one markdown row per (file, finding): the lever, the committed default run's verdict, the verdict by the
+    python experiments/schedule_sections.py table [--baseline DETAILS_JSON] [FILES...]
+prints one markdown row per (file, finding): the lever, the verdict of the run whose schedule the lever moved
+(default: the committed run's outputs/findings/details.json; --baseline another findings details file), the verdict by the
 ledger's rule as the budget script printed it (sivae.findings.study), what was compared, and one Soft-IntroVAE
 run's training wall-minutes (one torch thread) where the script measured it.
 
@@ -100,7 +101,7 @@ def ood_cost(path) -> float | None:
 
 def table(files, default: dict | None = None) -> str:
     default = default_verdicts() if default is None else default
-    lines = ["| section | dataset | lever | finding | default's verdict | verdict | ours | Soft-IntroVAE training "
+    lines = ["| section | dataset | lever | finding | baseline's verdict | verdict | ours | Soft-IntroVAE training "
              "min per run (wall, 1 thread) |", "|---|---|---|---|---|---|---|---|"]
     for path in files:
         section, dataset, lever = name_parts(path)
@@ -169,8 +170,12 @@ def plot(files, path=ROOT / "docs" / "figures" / "schedule_sections.png"):
 def main(argv):
     if not argv or argv[0] not in ("table", "plot"):
         sys.exit(__doc__)
-    files = argv[1:] or sorted(str(p) for p in RUNS.glob("*.jsonl"))
-    print(table(files) if argv[0] == "table" else plot([f for f in files if Path(f).stem.split("_")[0]
+    args = argv[1:]
+    baseline = None
+    if args[:1] == ["--baseline"]:                      # the run whose schedule each lever moved one key of
+        baseline, args = default_verdicts(args[1]), args[2:]
+    files = args or sorted(str(p) for p in RUNS.glob("*.jsonl"))
+    print(table(files, baseline) if argv[0] == "table" else plot([f for f in files if Path(f).stem.split("_")[0]
                                                          in ("ood", "images")]))
 
 
