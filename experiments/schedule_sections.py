@@ -57,13 +57,21 @@ def name_parts(path) -> tuple[str, str, str]:
     return section, dataset, lever
 
 
+def train_minutes(rows) -> float:
+    """One Soft-IntroVAE run's training wall-minutes per epoch from budget_ood's per-run rows (their train_s
+    covers all of a run's epochs); nan when the file has none (images files reuse the ood file's models)."""
+    runs = [r for r in rows if r.get("method") == "soft_intro_vae" and "train_s" in r]
+    n_ep = max([r["epoch"] for r in runs] or [1])
+    runs = [r for r in runs if r["epoch"] == n_ep]          # one row per run
+    return sum(r["train_s"] for r in runs) / len(runs) / 60 / n_ep if runs else math.nan
+
+
 def verdicts(path) -> list[dict]:
     """Each finding's verdict at the run's last point: {finding, verdict, ours, cpu_min}."""
     section, _, _ = name_parts(path)
     rows, out = read(path), {}
-    sivae_train = [r["train_s"] for r in rows if r.get("method") == "soft_intro_vae" and "train_s" in r
-                   and r.get("epoch", 1.0) == 1.0]                 # budget_ood's rows (wall seconds of one run)
-    cpu = round(sum(sivae_train) / len(sivae_train) / 60, 1) if sivae_train else None
+    minutes = train_minutes(rows)
+    cpu = None if math.isnan(minutes) else round(minutes, 1)
     for r in rows:
         if "verdict" in r:                                   # the ledger's own rows (images, stability, translation)
             f = r.get("finding", r.get("id"))
@@ -96,7 +104,8 @@ def ood_cost(path) -> float | None:
     ood file's (ood_<dataset>_<lever>.jsonl beside it)."""
     section, dataset, lever = name_parts(path)
     twin = Path(path).with_name(f"ood_{dataset}_{lever}.jsonl")
-    return verdicts(twin)[0]["cpu_min"] if section == "images" and twin.exists() and verdicts(twin) else None
+    minutes = train_minutes(read(twin)) if section == "images" and twin.exists() else math.nan
+    return None if math.isnan(minutes) else round(minutes, 1)
 
 
 def table(files, default: dict | None = None) -> str:
@@ -116,9 +125,7 @@ def table(files, default: dict | None = None) -> str:
 def margins(path, section: str) -> tuple[dict, float]:
     """({comparison: (margin, spread)} at epoch 1 of an ood / images file, Soft-IntroVAE CPU-min per epoch)."""
     rows, out = read(path), {}
-    runs = [r for r in rows if r.get("method") == "soft_intro_vae" and "train_s" in r]
-    n_ep = max([r["epoch"] for r in runs] or [1])        # budget_ood's train_s covers all of a run's epochs
-    cpu = sum(r["train_s"] for r in runs) / len(runs) / 60 / n_ep if runs else math.nan
+    cpu = train_minutes(rows)
     if section == "images":                              # per-run scores -> seed means, as the ledger takes them
         from sivae.stats import seed_stats
         scores = {m: [r["score"] for r in rows if r.get("model") == m and r.get("epoch") == 1 and "score" in r]
