@@ -50,7 +50,8 @@ def main(argv):
         for seed in seeds:
             t0 = time.time()
             model = train_image_model(data, arch, method, seed, epochs=epochs, batch_size=int(im["batch_size"]),
-                                      lr=float(im["lr"]), beta_rec=float(im["beta_rec"]), beta_kl=float(im["beta_kl"]),
+                                      lr=float(im["lr"]), lr_milestones=im.get("lr_milestones", ""),
+                                      beta_rec=float(im["beta_rec"]), beta_kl=float(im["beta_kl"]),
                                       beta_neg=float(im["beta_neg"]), gamma_r=float(im["gamma_r"]),
                                       num_vae=float(im["num_vae"]), ckpt_dir=out / f"{method}_seed{seed}",
                                       device="cpu", autocast="none", progress=False,

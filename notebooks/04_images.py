@@ -57,6 +57,7 @@ n_train = 0                  # use the first n_train training images (0: all)
 epochs = 1.0                 # passes over the training images (paper: 200 MNIST, 220 CIFAR-10)
 batch_size = 64              # paper: 128 MNIST/Fashion-MNIST, 32 CIFAR-10/SVHN
 lr = 1e-3                    # Adam, encoder and decoder (paper: 2e-4)
+lr_milestones = ""           # fractions of the run where lr drops x0.1 ("": constant, as the public code)
 beta_rec = 1.0               # paper: 1.0
 beta_kl = 1.0                # paper: 1.0
 beta_neg = 256.0             # KL weight inside the expELBO (paper: 256)

@@ -55,6 +55,7 @@ content_dim = 128            # content code size (paper: 128)
 n_epochs = 4.0               # passes over the training images (paper: 400)
 batch_size = 16              # paper: 64
 lr = 0.001                   # Adam learning rate (public image code: 2e-4; the paper's value is lost in our copy)
+lr_milestones = ""           # fractions of the run where lr drops x0.1 ("": constant)
 beta_rec = 1.0               # weight of the reconstruction error
 beta_kl = 1.0                # weight of the KL of real data (both codes)
 beta_neg = 768.0             # Soft-IntroVAE: KL weight inside the expELBO (about 2 x d_z, d_z is 384)

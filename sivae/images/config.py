@@ -54,7 +54,8 @@ MAX_Z_DIM = 4096             # largest latent (the paper: 128)
 MAX_N_TRAIN = 100_000_000    # training images kept (0: all)
 MAX_FD_SAMPLES = 1_000_000   # generated images per Frechet score (the paper's FID: 50,000)
 MAX_CLASSIFIER_EPOCHS = 100_000
-LOSS_NAMES = ("lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r")   # each checked by TrainConfig only
+# each checked by TrainConfig only
+LOSS_NAMES = ("lr", "lr_milestones", "beta_rec", "beta_kl", "beta_neg", "gamma_r")
 STYLE_LOSS_NAMES = ("lr", "beta_rec", "beta_kl", "beta_neg")         # style_<name>; gamma_r is shared
 
 
@@ -90,9 +91,9 @@ def parse_widths(name: str, value) -> tuple[int, ...]:
 
 
 def loss_weights(prefix: str = "", **values) -> TrainConfig:
-    """The learning rate and loss weights (lr, beta_rec, beta_kl, beta_neg, gamma_r) checked by their one check,
-    TrainConfig's (finite numbers >= 0), as a TrainConfig holding them; the ConfigError names `prefix` + the
-    setting (e.g. style_beta_kl)."""
+    """The learning rate, its decay positions and the loss weights (lr, lr_milestones, beta_rec, beta_kl,
+    beta_neg, gamma_r) checked by their one check, TrainConfig's (finite numbers >= 0), as a TrainConfig holding
+    them; the ConfigError names `prefix` + the setting (e.g. style_beta_kl)."""
     for name, v in values.items():   # TrainConfig would read True as 1.0
         if isinstance(v, bool):
             raise ConfigError(f"{prefix}{name} must be a number, got {v!r}")
@@ -217,6 +218,7 @@ class ImagesConfig(StageConfig):
     epochs: float | str = 1.0
     batch_size: int | str = 64
     lr: float = 1e-3
+    lr_milestones: tuple | str = ""   # fractions of the run where lr drops x0.1 ("": constant, the public code)
     beta_rec: float = 1.0
     beta_kl: float = 1.0
     beta_neg: float = 256.0
@@ -351,7 +353,7 @@ class ImagesConfig(StageConfig):
         return self.channels if self.channels == "paper" else ",".join(map(str, self.channels))
 
     def loss_settings(self) -> dict:
-        """The residual models' lr and loss weights, as train_image_model takes them."""
+        """The residual models' lr, its decays and the loss weights, as train_image_model takes them."""
         return {k: getattr(self, k) for k in LOSS_NAMES}
 
     def style_loss_settings(self) -> dict:

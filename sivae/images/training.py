@@ -4,7 +4,7 @@ interpolation of a trained model: sivae.images.sampling; the command line, also 
 Soft-IntroVAE and the VAE baseline are trained by the one `sivae.train.Trainer` on the IntroVAE
 residual networks of `sivae.imagemodels`, with the paper's image settings (Eq. 7 with
 s = 1 / (C*H*W), beta_neg near the latent size, gamma_r = 1e-8, Adam lr 2e-4, constant learning
-rate as in the public code, whose milestone at epoch 350 is never reached).
+rate as in the public code, whose milestone at epoch 350 is never reached; `lr_milestones` adds x0.1 decays).
 
 Epochs: each epoch visits a permutation of the training set drawn from (seed, epoch) alone, so
 a resumed run sees exactly the batches it would have seen; one checkpoint per epoch.
@@ -94,7 +94,7 @@ def make_batch_fn(data: ImageData, batch_size: int, seed: int, conditional: bool
 
 
 def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intro_vae", seed: int = 0, *,
-                      epochs: int = 1, batch_size: int = 32, lr: float = 2e-4, beta_rec: float = 1.0,
+                      epochs: int = 1, batch_size: int = 32, lr: float = 2e-4, lr_milestones=(), beta_rec: float = 1.0,
                       beta_kl: float = 1.0, beta_neg: float = 256.0, gamma_r: float = 1e-8, num_vae: int = 0,
                       ckpt_dir=None, device="auto", autocast: str = "auto", channels_last: bool = True,
                       progress: bool = True, rank: int = 0, world: int = 1, keep_epochs=()) -> TrainedModel:
@@ -107,6 +107,7 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
         seed: weight init, data order and noise.
         epochs: passes over `data`; num_vae: plain-VAE warm-up epochs.
         batch_size, lr, beta_rec, beta_kl, beta_neg, gamma_r: the paper's hyper-parameters.
+        lr_milestones: fractions of the run at which lr drops x0.1 (default none: a constant lr).
         ckpt_dir: folder of this run's last.pt (saved every epoch); None: no checkpoints.
         device: "auto", "cpu" or "cuda"; autocast: "auto" (bf16 on CUDA), "none", "bf16", "fp16".
         channels_last: NHWC memory format (faster convolutions on CPU and GPU; same mathematics).
@@ -142,7 +143,7 @@ def train_image_model(data: ImageData, arch: ImageArch, method: str = "soft_intr
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     batch_fn, per_epoch = make_batch_fn(data, batch_size, seed, arch.conditional, rank, world, fmt)
     cfg = TrainConfig(method=method, n_iter=max(1, int(round(epochs * per_epoch))), batch_size=batch_size, lr=lr,
-                      lr_milestones=(), beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r,
+                      lr_milestones=lr_milestones, beta_rec=beta_rec, beta_kl=beta_kl, beta_neg=beta_neg, gamma_r=gamma_r,
                       scale=1.0 / (arch.cdim * arch.image_size ** 2), num_vae=int(round(num_vae * per_epoch)),
                       seed=seed, checkpoint_every=per_epoch, log_every=max(1, per_epoch // 10),
                       autocast=autocast, progress=progress,

@@ -47,9 +47,9 @@ class TranslationConfig(StageConfig):
     """Every parameter of notebook 05, parsed (see the notebook's parameters cell for what each means).
 
     After construction: seed, n_seeds, n_classes, n_test_classes, batch_size, num_vae, kl_every, n_pairs, n_grid
-    and the layer sizes are ints; n_epochs, lr and the loss weights floats; methods a tuple of MODELS;
-    enc_channels, dec_channels tuples of ints; `arch` the ArchConfig they describe (in_channels from the
-    dataset); `seeds` the list seed, ..., seed + n_seeds - 1.
+    and the layer sizes are ints; n_epochs, lr and the loss weights floats; lr_milestones a tuple of floats;
+    methods a tuple of MODELS; enc_channels, dec_channels tuples of ints; `arch` the ArchConfig they describe
+    (in_channels from the dataset); `seeds` the list seed, ..., seed + n_seeds - 1.
     """
     seed: int = 0                    # base seed; seed k draws the identities, the initialisation and the data order
     n_seeds: int = 2
@@ -68,6 +68,7 @@ class TranslationConfig(StageConfig):
     n_epochs: float = 4.0            # passes over the training images (Appendix 9.3: 400)
     batch_size: int = 16             # Appendix 9.3: 64
     lr: float = 0.001
+    lr_milestones: tuple = ""        # fractions of the run where lr drops x0.1 ("": constant)
     beta_rec: float = 1.0
     beta_kl: float = 1.0
     beta_neg: float = 768.0          # ~2 x d_z (d_z = 384), like 256 for d_z = 128 in the public code
@@ -126,6 +127,7 @@ class TranslationConfig(StageConfig):
         """The training budget and loss weights (the values each run's TrainConfig is built from)."""
         for name in ("n_epochs", "lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r"):
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
+        self.lr_milestones = parse_numbers("lr_milestones", self.lr_milestones, nonnegative=True, allow_empty=True)
         for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_ITERATIONS)):
             setattr(self, name, parse_int(name, getattr(self, name), 1, top))
         if self.n_epochs == 0:

@@ -124,7 +124,7 @@ def train_translation(data: TranslationData, cfg: TranslationConfig, *, progress
     shape = tuple(data.train.shape[1:])
     n_iter = n_iterations(len(data.train), cfg)
     cfgs = {model: TrainConfig(method=model, n_iter=n_iter, batch_size=cfg.batch_size, lr=cfg.lr,
-                               lr_milestones=(), beta_rec=cfg.beta_rec, beta_kl=cfg.beta_kl,
+                               lr_milestones=cfg.lr_milestones, beta_rec=cfg.beta_rec, beta_kl=cfg.beta_kl,
                                beta_neg=cfg.beta_neg, gamma_r=cfg.gamma_r,
                                scale=1.0 / math.prod(shape),  # s = 1/d_x of the pixels
                                num_vae=cfg.num_vae if model != "vae" else 0, seed=cfg.seed,

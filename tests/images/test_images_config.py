@@ -114,7 +114,17 @@ def test_style_none_is_no_style_pair():
 def test_the_style_pair_shares_gamma_r_and_has_its_own_weights():
     cfg = ImagesConfig(gamma_r=1e-6, style_lr=2e-3, style_beta_rec=0.5, style_beta_kl=0.2, style_beta_neg=64)
     assert cfg.style_loss_settings() == dict(lr=2e-3, beta_rec=0.5, beta_kl=0.2, beta_neg=64.0, gamma_r=1e-6)
-    assert cfg.loss_settings() == dict(lr=1e-3, beta_rec=1.0, beta_kl=1.0, beta_neg=256.0, gamma_r=1e-6)
+    assert cfg.loss_settings() == dict(lr=1e-3, lr_milestones=(), beta_rec=1.0, beta_kl=1.0, beta_neg=256.0,
+                                       gamma_r=1e-6)
+
+
+def test_lr_milestones_are_fractions_checked_once():
+    assert ImagesConfig(lr_milestones="0.6, 0.8").loss_settings()["lr_milestones"] == (0.6, 0.8)
+    assert ImagesConfig.from_params(ImagesConfig(lr_milestones="0.5").as_params()).lr_milestones == (0.5,)
+    for bad, message in (("-0.5", "lr_milestones must be a finite non-negative number"),
+                         ("x", "lr_milestones must be")):
+        with pytest.raises(ConfigError, match=message):
+            ImagesConfig(lr_milestones=bad)
 
 
 def test_the_study_takes_the_config_whole():

@@ -37,8 +37,8 @@ def test_from_params_picks_its_fields_from_the_stage_section():
 def test_parsed_values_have_their_types():
     cfg = TranslationConfig(seed="3", n_seeds=2.0, methods="soft_intro_vae", enc_channels="4, 8", dec_channels=(8,) * 4,
                             dec_hidden="4", n_epochs="0.5", batch_size="16", lr="1e-3", beta_neg=10, num_vae="2",
-                            kl_every=5.0, n_pairs="20", n_grid=3.0)
-    assert (cfg.seed, cfg.n_seeds, cfg.seeds) == (3, 2, [3, 4])
+                            kl_every=5.0, n_pairs="20", n_grid=3.0, lr_milestones="0.6, 0.8")
+    assert (cfg.seed, cfg.n_seeds, cfg.seeds) == (3, 2, [3, 4]) and cfg.lr_milestones == (0.6, 0.8)
     assert cfg.methods == ("soft_intro_vae",) and cfg.enc_channels == (4, 8) and cfg.dec_channels == (8, 8, 8, 8)
     assert (cfg.n_epochs, cfg.batch_size, cfg.lr, cfg.beta_neg) == (0.5, 16, 1e-3, 10.0)
     assert all(type(getattr(cfg, k)) is int for k in ("dec_hidden", "batch_size", "num_vae", "kl_every", "n_pairs",
@@ -59,6 +59,7 @@ BAD = [("seed", -1, "seed must be an integer >= 0"), ("n_seeds", 0, "n_seeds mus
        ("batch_size", 1.5, "batch_size must be an integer"),
        ("batch_size", 4000, "batch_size 4000 is larger than the 3840 training images of 40 procedural"),
        ("lr", "nan", "lr must be a finite non-negative number"),
+       ("lr_milestones", "0.5,-1", "lr_milestones must be a finite non-negative number"),
        ("beta_neg", -1, "beta_neg must be a finite non-negative number"), ("gamma_r", None, "gamma_r must be a number"),
        ("num_vae", 10**9, f"num_vae must be an integer >= 0 and <= {MAX_ITERATIONS}"),
        ("rec_loss", "l1", "unknown rec_loss 'l1'"), ("vgg_weights", 3, "vgg_weights must be 'auto' or a file path"),
