@@ -6,7 +6,8 @@
 MODELS: a comma list of vae, soft_intro_vae, soft_intro_vae_cond (default: all three). Each run is trained as
 the images stage trains it (params.yaml's `images` section: batch size, lr, widths, loss weights, n_train;
 KEY=VALUE overrides keys of that section) for EPOCHS epochs, with a copy of the weights kept after every
-epoch (train_image_model's keep_epochs, so epoch 1 is the default profile's model itself), and each copy is
+epoch (train_image_model's keep_epochs, so epoch 1 is the default profile's model itself; not so with
+lr_milestones=..., whose decays fall at fractions of all EPOCHS), and each copy is
 scored as the stage scores it (sivae.images.study.score_models: the same samples, reference images,
 classifier, Inception when present). Checkpoints go under OUT_DIR/<model>_seed<k> (the layout of
 experiments/budget_ood.py, whose runs are the same models: its OUT_DIR can be reused and nothing retrains), so
