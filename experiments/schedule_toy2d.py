@@ -17,8 +17,9 @@ excluded), eval_cpu_s (that evaluation's) and wall_s. A run whose last point is 
 prints, per dataset, schedule and step, each 6.1 finding's verdict by the findings ledger's rule
 (sivae.findings.study.compare over the seeds): Soft-IntroVAE below the VAE (and IntroVAE where run) in KL, JSD,
 gnELBO, and the off-support share below the VAE's; where IntroVAE ran, its off-support share below the VAE's too
-(the "sivae" value of that record is IntroVAE's). The VAE of a schedule is the VAE run with the same batch,
-n_iter, milestones, lr and width (its warm-up is irrelevant: the VAE has none).
+(each record's "model" is the mean of the model judged: IntroVAE's in that one, Soft-IntroVAE's elsewhere).
+The VAE of a schedule is the VAE run with the same batch, n_iter, milestones, lr and width (its warm-up is
+irrelevant: the VAE has none).
 
     python experiments/schedule_toy2d.py table [FILES...]
 prints the same verdicts at each schedule's last step as a markdown table (docs/schedule_study.md).
@@ -162,13 +163,13 @@ def verdicts(rows) -> list[dict]:
                 if a is None or b is None:
                     continue
                 rec["f"][f"{k}<{other}"] = {"verdict": compare(a, b), "margin": b.mean - a.mean,
-                                            "spread": math.hypot(a.std, b.std), "sivae": a.mean, other: b.mean,
+                                            "spread": math.hypot(a.std, b.std), "model": a.mean, other: b.mean,
                                             "n": min(a.n, b.n)}
         # 6.1-vae-mass-off-support-vs-introvae: IntroVAE's density off the support below the VAE's
         a, b = _stat(others.get("introvae", []), "off_support_mass"), _stat(others["vae"], "off_support_mass")
         if a is not None and b is not None:
             rec["f"]["introvae_off_support_mass<vae"] = {"verdict": compare(a, b), "margin": b.mean - a.mean,
-                                                         "spread": math.hypot(a.std, b.std), "sivae": a.mean,
+                                                         "spread": math.hypot(a.std, b.std), "model": a.mean,
                                                          "vae": b.mean, "n": min(a.n, b.n)}
         out.append(rec)
     return out
@@ -176,7 +177,7 @@ def verdicts(rows) -> list[dict]:
 
 def judge(paths) -> None:
     for rec in verdicts(load(paths)):
-        parts = [f"{k}: {v['verdict']} ({v['sivae']:.3g} vs {v[k.split('<')[1]]:.3g}, margin {v['margin']:+.3g}"
+        parts = [f"{k}: {v['verdict']} ({v['model']:.3g} vs {v[k.split('<')[1]]:.3g}, margin {v['margin']:+.3g}"
                  f" spread {v['spread']:.2g}, n={v['n']})" for k, v in rec["f"].items()]
         print(f"{rec['d']} {rec['schedule']} step {rec['step']} ({rec['samples_x_default']}x samples, "
               f"{rec['cpu_min']:.2f} CPU-min): " + "; ".join(parts or ["no VAE run"]))
@@ -199,7 +200,7 @@ def table(paths) -> None:
                 cells.append("-")
                 continue
             fmt = ".2e" if k.startswith("gnelbo") else ".3f" if "off" in k else ".1f"
-            cells.append(f"**{v['verdict']}** ({v['sivae']:{fmt}} vs {v[k.split('<')[1]]:{fmt}})")
+            cells.append(f"**{v['verdict']}** ({v['model']:{fmt}} vs {v[k.split('<')[1]]:{fmt}})")
         print(f"| {r['d']} | {r['schedule']} | {r['samples_x_default']}x | {r['cpu_min']:.2f} | {r['n_sivae']} | "
               + " | ".join(cells) + " |")
 
