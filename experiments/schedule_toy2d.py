@@ -215,17 +215,18 @@ def plot(paths) -> None:
     for d in sorted({r["d"] for r in recs}):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
         for ax, k in zip(axes, ("kl", "jsd")):
-            by = defaultdict(list)
+            by, top = defaultdict(list), 0.0
             for r in recs:
                 if r["d"] == d and f"{k}<vae" in r["f"]:
                     by[r["schedule"]].append((r["cpu_min"], r["f"][f"{k}<vae"]))
-            for name, pts in sorted(by.items()):
+            for i, (name, pts) in enumerate(sorted(by.items())):   # tab20: one colour per schedule (up to 20)
                 pts.sort(key=lambda p: p[0])
                 x = [p[0] for p in pts]
                 y = [p[1]["margin"] for p in pts]
                 s = [p[1]["spread"] for p in pts]
                 n = min(p[1]["n"] for p in pts)
-                line, = ax.plot(x, y, marker="o", label=f"{name} (n={n})")
+                top = max([top] + [abs(a) + b for a, b in zip(y, s)])
+                line, = ax.plot(x, y, marker="o", color=plt.cm.tab20(i % 20), label=f"{name} (n={n})")
                 ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
                                 color=line.get_color(), alpha=0.12)
                 for xx, p in zip(x, (q[1] for q in pts)):
@@ -236,7 +237,8 @@ def plot(paths) -> None:
             ax.set_xlabel("Soft-IntroVAE training CPU-minutes (one core, mean over seeds)")
             ax.set_ylabel(f"{k.upper()}(VAE) - {k.upper()}(Soft-IntroVAE)")
             ax.set_title(f"{d}: {k.upper()} finding margin (star: holds, margin > seed spread)")
-            ax.set_yscale("symlog", linthresh=1.0)
+            if top > 10:              # margins over decades: symlog (linear within +-1); else the linear axis
+                ax.set_yscale("symlog", linthresh=1.0)
         axes[1].legend(fontsize=6, loc="lower right")
         fig.tight_layout()
         path = FIG_DIR / f"schedule_{d}.png"
