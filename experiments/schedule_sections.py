@@ -10,7 +10,10 @@ per (section, dataset, lever), named <section>_<dataset>_<lever>.jsonl:
     python experiments/budget_stability.py 1200 CK lr=0.0005               > stability_8gaussians_lr5e-4.jsonl
     python experiments/budget_translation.py 4 0,1 CK lr=0.002             > translation_procedural_lr2e-3.jsonl
 
-(CK: a checkpoint folder; budget_images reuses budget_ood's models when given the same one.) The default's own
+(CK: a checkpoint folder; budget_images reuses budget_ood's models when given the same one; MODELS may add
+soft_intro_vae_cond. Session 19's levers: lr_milestones=0.6,0.8 or 0.333333,0.5, channels=16,32, translation
+enc_channels/dec_channels; docs/schedule_runs/sections/cond/ holds the conditional model's runs at session 18's
+levers, not read by default: pass them as FILES.) The default's own
 verdicts are the ledger's, from the committed default run (outputs/findings/details.json).
 
     python experiments/schedule_sections.py table [--baseline DETAILS_JSON] [FILES...]
