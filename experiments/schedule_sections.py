@@ -162,14 +162,14 @@ def plot(files, path=ROOT / "docs" / "figures" / "schedule_sections.png"):
     keys = sorted(points)
     levers = sorted({p[0] for pts in points.values() for p in pts} - {"default"})
     color = {"default": "black", **{lv: f"C{i}" for i, lv in enumerate(levers)}}    # one colour per lever
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for lever, m, s, cpu in sorted(points[key], key=lambda p: p[0] != "default"):
             ax.errorbar([cpu], [m], yerr=[s], marker="s" if lever == "default" else "o", capsize=3,
                         color=color[lever], label=lever)
         ax.axhline(0, color="gray", lw=0.8)
         ax.set_title(f"{key[0]}: {key[1]}" + (" (FD)" if key[0] == "images" else " (AUROC)"), fontsize=9)
-        ax.set_xlabel("Soft-IntroVAE training min per run (wall, 1 thread)")
+        ax.set_xlabel("Soft-IntroVAE min per run\n(wall, 1 thread)", fontsize=9)
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("margin in the paper's direction\n(+- combined seed spread)")
     fig.tight_layout()
