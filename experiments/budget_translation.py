@@ -6,9 +6,9 @@
 Each seed trains both models as the translation stage trains them (params.yaml's `translation` section:
 data, widths, batch size, lr, loss weights; KEY=VALUE overrides keys of that section) for N_EPOCHS passes,
 checkpointed under OUT_DIR/seed<k>/ (a killed run resumes). The stage's default schedule has no learning-rate
-steps, so a longer run's first epochs follow the stage's schedule (with lr_milestones=..., the decays fall at
-fractions of N_EPOCHS instead) (not checked against the stage's
-checkpoints: the KL records fall every kl_every steps, not at the stage's last step); the per-code KL recorded along the
+steps, so a longer run's first epochs follow the stage's schedule (not so with lr_milestones=..., whose decays
+fall at fractions of N_EPOCHS; and not checked against the stage's checkpoints: the KL records fall every
+kl_every steps, not at the stage's last step); the per-code KL recorded along the
 runs (every kl_every iterations) then gives the class-code KL at every epoch from 1 to N_EPOCHS: printed per
 epoch with the ledger's two KL verdicts. At the end every model is evaluated as the stage evaluates it
 (sivae.translation.study.evaluate_seeds), the seed means are written to OUT_DIR/metrics.json in the

@@ -126,7 +126,7 @@ def table(files, default: dict | None = None) -> str:
 
 
 def margins(path, section: str) -> tuple[dict, float]:
-    """({comparison: (margin, spread)} at epoch 1 of an ood / images file, Soft-IntroVAE CPU-min per epoch)."""
+    """({comparison: (margin, spread)} at epoch 1 of an ood / images file, train_minutes of its rows)."""
     rows, out = read(path), {}
     cpu = train_minutes(rows)
     if section == "images":                              # per-run scores -> seed means, as the ledger takes them

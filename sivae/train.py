@@ -76,7 +76,7 @@ def _check_int_field(name: str, value, minimum: int, maximum: int) -> int:
     return int(value)
 
 
-def _check_milestones(value) -> tuple:
+def check_milestones(value) -> tuple:
     """lr_milestones as a tuple of floats, each finite and >= 0 (fractions of n_iter), or ConfigError."""
     if isinstance(value, str):
         return parse_numbers("lr_milestones", value, nonnegative=True, allow_empty=True)
@@ -132,7 +132,7 @@ class TrainConfig:
         if not isinstance(self.extra, dict):
             raise ConfigError(f"extra must be a dict, got {self.extra!r}")
         self.progress = parse_bool("progress", self.progress)
-        self.lr_milestones = _check_milestones(self.lr_milestones)
+        self.lr_milestones = check_milestones(self.lr_milestones)
 
     def fingerprint(self) -> dict:
         """The fields that must match for a checkpoint to be resumed (all but progress/logging)."""

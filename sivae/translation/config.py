@@ -24,7 +24,7 @@ from ..errors import ConfigError, DataError, check_choice, check_nonnegative
 from ..params import MAX_ITERATIONS, parse_int, parse_list, parse_numbers, parse_seed, seeds_from
 from ..runinfo import check_writable
 from ..runtime import check_device
-from ..train import MAX_BATCH_SIZE
+from ..train import MAX_BATCH_SIZE, check_milestones
 from .data import DATASETS, channels_of
 from .models import ArchConfig
 from .perceptual import REC_LOSSES, find_vgg_weights, vgg_missing
@@ -127,7 +127,7 @@ class TranslationConfig(StageConfig):
         """The training budget and loss weights (the values each run's TrainConfig is built from)."""
         for name in ("n_epochs", "lr", "beta_rec", "beta_kl", "beta_neg", "gamma_r"):
             setattr(self, name, check_nonnegative(name, getattr(self, name)))
-        self.lr_milestones = parse_numbers("lr_milestones", self.lr_milestones, nonnegative=True, allow_empty=True)
+        self.lr_milestones = check_milestones(self.lr_milestones)   # TrainConfig's own check
         for name, top in (("batch_size", MAX_BATCH_SIZE), ("kl_every", MAX_ITERATIONS)):
             setattr(self, name, parse_int(name, getattr(self, name), 1, top))
         if self.n_epochs == 0:

@@ -316,6 +316,12 @@ def test_training_logs_both_kls_and_resumes_exactly(tmp_path, monkeypatch, proce
     for p, q in zip(runs["soft_intro_vae"].encoder.parameters(), resumed["soft_intro_vae"].encoder.parameters()):
         assert torch.equal(p, q)
     assert resumed["soft_intro_vae"].kl_curve == curve
+    # lr_milestones reach each run's Trainer: the decayed run's checkpoint records them and ends at lr x 0.1
+    decayed = cfg.replace(methods="soft_intro_vae", ckpt_dir=str(tmp_path / "d"), lr_milestones="0.5")
+    S.train_translation(data, decayed, progress=False)
+    state = load_checkpoint(tmp_path / "d" / "soft_intro_vae_mse" / "last.pt")
+    assert state["config"]["lr_milestones"] == [0.5]
+    assert [g["lr"] for g in state["opt_e"]["param_groups"]] == pytest.approx([cfg.lr * 0.1])
 
 
 def test_training_takes_the_checked_config_and_data_it_fits(tmp_path, procedural):
