@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from sivae.findings.study import Stat, compare, threshold
+from sivae.images.config import ImagesConfig
 from sivae.images.data import load_image_dataset, root_for
 from sivae.images.models import arch_for, build_image_pair
 from sivae.images.training import train_image_model
@@ -40,20 +41,19 @@ def main(argv):
     im, _ = stage_parameters("images", overrides={k: v for k, v in over.items() if not k.startswith("ood.")})
     od, _ = stage_parameters("ood", overrides={k[4:]: v for k, v in over.items() if k.startswith("ood.")})
     cfg = OodConfig.from_params(od)
-    roots = dict(data_root=im["data_root"], paper_data_root=im["paper_data_root"])
-    data = load_image_dataset(in_ds, "train", root_for(in_ds, **roots), int(im["n_train"]) or None)
-    arch = arch_for(in_ds, data.shape[1], data.shape[0], im["channels"], im["z_dim"], False)
+    icfg = ImagesConfig.from_params(im, datasets=in_ds, device="cpu", autocast="none")   # checked once, as the stage
+    roots = dict(data_root=icfg.data_root, paper_data_root=icfg.paper_data_root)
+    data = load_image_dataset(in_ds, "train", root_for(in_ds, **roots), icfg.n_train or None)
+    arch = arch_for(in_ds, data.shape[1], data.shape[0], icfg.channels, icfg.z_dim, False)
     kw = dict(n_eval=cfg.n_eval, seed=cfg.seed, **roots)
     test, oodset = load_eval_set(in_ds, "test", **kw), load_eval_set(ood, "test", **kw)
     rows = []
     for method in METHODS:
         for seed in seeds:
             t0 = time.time()
-            model = train_image_model(data, arch, method, seed, epochs=epochs, batch_size=int(im["batch_size"]),
-                                      lr=float(im["lr"]), lr_milestones=im.get("lr_milestones", ""),
-                                      beta_rec=float(im["beta_rec"]), beta_kl=float(im["beta_kl"]),
-                                      beta_neg=float(im["beta_neg"]), gamma_r=float(im["gamma_r"]),
-                                      num_vae=float(im["num_vae"]), ckpt_dir=out / f"{method}_seed{seed}",
+            model = train_image_model(data, arch, method, seed, epochs=epochs,
+                                      batch_size=icfg.budgets[in_ds].batch_size, **icfg.loss_settings(),
+                                      num_vae=icfg.num_vae, ckpt_dir=out / f"{method}_seed{seed}",
                                       device="cpu", autocast="none", progress=False,
                                       keep_epochs=list(range(1, epochs + 1)))
             took = time.time() - t0
