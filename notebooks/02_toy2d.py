@@ -43,6 +43,7 @@ device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 datasets = "all"             # "all" or a comma list of 8gaussians, spiral, checkerboard, rings
 methods = "all"               # "all" or a comma list of vae, introvae, soft_intro_vae
 n_iter = 2000                # training iterations per run (paper: 30000)
+n_iter_factor = "8gaussians=2"  # "dataset=factor,...": those datasets train factor x n_iter ("": none)
 batch_size = 512             # paper: 512
 lr = 2e-4                    # Adam learning rate (paper: 2e-4)
 lr_milestones = "0.6,0.8"    # MultiStepLR milestones, fractions of n_iter (paper: 10k, 15k of 30k)
@@ -91,8 +92,9 @@ plt.show()
 
 # %%
 summary = summarize(runs)
-table = write_table2(summary, metrics_path, table_path, meta={"n_iter": cfg.n_iter, "batch_size": cfg.batch_size,
-                                                              "seeds": cfg.n_seeds})
+table = write_table2(summary, metrics_path, table_path,
+                     meta={"n_iter": {d: cfg.n_iter_of(d) for d in cfg.datasets}, "batch_size": cfg.batch_size,
+                           "seeds": cfg.n_seeds})
 display(Markdown(table))
 
 # %% [markdown]

@@ -100,7 +100,8 @@ class StabilityConfig(StageConfig):
             setattr(self, name, parse_number(name, getattr(self, name)))
         self.ckpt_dir = check_path("ckpt_dir", self.ckpt_dir)
         self.base = Toy2dConfig(seed=self.seed, n_seeds=self.n_seeds, device=self.device, datasets=self.dataset,
-                                methods="vae", n_iter=self.n_iter, batch_size=self.batch_size, lr=self.lr,
+                                methods="vae", n_iter=self.n_iter, n_iter_factor="", batch_size=self.batch_size,
+                                lr=self.lr,
                                 lr_milestones=self.lr_milestones, num_vae=self.num_vae, gamma_r=self.gamma_r,
                                 n_samples=self.n_samples, grid_size=self.grid_size, engine=self.engine,
                                 hidden=self.hidden, ckpt_dir=self.ckpt_dir, progress=self.progress, budget=False)

@@ -73,6 +73,32 @@ class RunSpec:
     mlp: MLPConfig = field(default_factory=MLPConfig)   # the encoder's and decoder's shape
 
 
+def parse_factors(name: str, value, choices) -> dict[str, float]:
+    """{dataset: factor > 0} from "name=factor,..." (or a mapping; "" or None: none), or ConfigError naming
+    the parameter and the bad entry (an unknown dataset, a repeated one, a factor that is not a number > 0)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        items = []
+        for part in value.split(","):
+            key, sep, num = part.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"{name} must be a comma list of dataset=factor (e.g. 8gaussians=2), got {value!r}")
+            items.append((key.strip(), num.strip()))
+    elif isinstance(value, dict):
+        items = list(value.items())
+    else:
+        raise ConfigError(f"{name} must be a comma list of dataset=factor or a mapping, got {value!r}")
+    out = {}
+    for key, num in items:
+        if key not in choices:
+            raise ConfigError(f"{name}: unknown dataset {key!r} (choose from {', '.join(choices)})")
+        if key in out:
+            raise ConfigError(f"{name}: {key!r} is given twice")
+        out[key] = parse_number(f"{name} of {key}", num, positive=True)
+    return out
+
+
 def _weight(name: str, value):
     """A loss-weight override: 'table5' as it is, a number through check_nonnegative (the value TrainConfig gets)."""
     if isinstance(value, str) and value.strip() == TABLE5_SENTINEL:
@@ -94,6 +120,7 @@ class Toy2dConfig(StageConfig):
     datasets: tuple = "all"          # "all" or a comma list of TOY_DATASETS
     methods: tuple = "all"           # "all" or a comma list of METHODS
     n_iter: int = 2000               # training iterations per run (paper: 30000)
+    n_iter_factor: dict | str = "8gaussians=2"   # "dataset=factor,...": those datasets train factor x n_iter
     batch_size: int = 512            # paper: 512
     lr: float = 2e-4
     lr_milestones: tuple = "0.6,0.8"  # MultiStepLR milestones, fractions of n_iter
@@ -120,6 +147,9 @@ class Toy2dConfig(StageConfig):
         self.seeds = tuple(seeds_from(self.seed, self.n_seeds))
         self.seed, self.n_seeds = self.seeds[0], len(self.seeds)
         self.n_iter = parse_int("n_iter", self.n_iter, 1, MAX_ITERATIONS)
+        self.n_iter_factor = parse_factors("n_iter_factor", self.n_iter_factor, list(TOY_DATASETS))
+        for d in self.datasets:
+            parse_int(f"n_iter for {d} (n_iter x n_iter_factor)", self.n_iter_of(d), 1, MAX_ITERATIONS)
         self.batch_size = parse_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         self.num_vae = parse_int("num_vae", self.num_vae, 0, MAX_ITERATIONS)
         self.n_samples = parse_int("n_samples", self.n_samples, 1, MAX_SAMPLES)
@@ -140,6 +170,11 @@ class Toy2dConfig(StageConfig):
                        for d in self.datasets for mo in self.methods for s in self.seeds}
 
     # ------------------------------------------------------------------ runs
+    def n_iter_of(self, dataset: str) -> int:
+        """The iterations of `dataset`'s runs: n_iter, times its n_iter_factor if it has one (the decays and the
+        budget steps are fractions of it; the warm-up num_vae stays as it is)."""
+        return max(1, round(self.n_iter * self.n_iter_factor.get(dataset, 1.0)))
+
     def weights(self, dataset: str, method: str) -> dict:
         """The loss weights of (dataset, method): Table 5's, each replaced by this config's override (resolved once,
         by the constructor, for its datasets and methods)."""
@@ -147,7 +182,7 @@ class Toy2dConfig(StageConfig):
 
     def _train_config(self, dataset: str, method: str, seed: int) -> TrainConfig:
         weights = self.weights(dataset, method)
-        return TrainConfig(method=method, n_iter=self.n_iter, batch_size=self.batch_size, lr=self.lr,
+        return TrainConfig(method=method, n_iter=self.n_iter_of(dataset), batch_size=self.batch_size, lr=self.lr,
                            gamma_r=self.gamma_r, lr_milestones=self.lr_milestones,
                            num_vae=self.num_vae if method != "vae" else 0, seed=seed, progress=self.progress,
                            checkpoint_every=CHECKPOINT_EVERY, scale=0.5, extra={"arch": {"hidden": self.hidden}},

@@ -130,7 +130,8 @@ def write_budget(runs: list, path) -> list[dict]:
 
 
 def _train_stacks(specs: list[RunSpec], *, device, keep_states_at, stack_dir):
-    """Train the specs as stacks of one method (at most STACK_MAX_RUNS each); the results in the specs' order."""
+    """Train the specs as stacks of one method and schedule (at most STACK_MAX_RUNS each); the results in the
+    specs' order. keep_states_at: each spec's steps whose weights are kept."""
     names = [str(sp.ckpt_dir) for sp in specs]
     cfgs = [sp.config for sp in specs]
     results: dict = {}
@@ -141,7 +142,7 @@ def _train_stacks(specs: list[RunSpec], *, device, keep_states_at, stack_dir):
             data = get_toy_dataset(specs[k].dataset)
             enc, dec = build_mlp_pair(specs[k].mlp, seed=specs[k].seed)
             runs.append(StackRun(name, enc, dec, lambda step, g, data=data, b=cfgs[k].batch_size: data.sample(b, g), cfgs[k],
-                                 keep_states_at=tuple(keep_states_at)))
+                                 keep_states_at=tuple(keep_states_at[k])))
         # one folder per composition of the stack: another set of runs never meets this checkpoint
         key = hashlib.sha1("\n".join(group).encode()).hexdigest()[:12]
         stack = StackTrainer(runs, ckpt_dir=Path(stack_dir) / f"{cfgs[names.index(group[0])].method}-{key}", device=device)
@@ -164,13 +165,13 @@ def train_and_evaluate(specs: list[RunSpec], cfg: Toy2dConfig, stack_dir=None) -
     The specs may come from several configs of one schedule (a grid of loss weights: sivae.stability,
     sivae.toy2d.sweep); stack_dir: where the stacks' checkpoints go (default cfg.stack_dir).
     """
-    keep = budget_steps(cfg.n_iter) if cfg.budget else ()
+    keep = [tuple(budget_steps(sp.config.n_iter)) if cfg.budget else () for sp in specs]   # each run's own length
     device = resolve_device(cfg.device)
     if cfg.engine == "stack":
         trained = _train_stacks(specs, device=device, keep_states_at=keep,
                                 stack_dir=stack_dir if stack_dir is not None else cfg.stack_dir)
     else:
-        trained = [train_one(sp, device, keep_states_at=keep) for sp in specs]
+        trained = [train_one(sp, device, keep_states_at=k) for sp, k in zip(specs, keep)]
     runs = []
     for sp, (enc, dec, hist, kept) in zip(specs, trained):
         met, real, fake, dens = evaluate_toy(enc, dec, sp.dataset, sp.seed, n_samples=cfg.n_samples,

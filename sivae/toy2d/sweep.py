@@ -312,7 +312,7 @@ def run_sweep_grid(settings: dict, progress: bool = False) -> tuple[list[dict], 
     parse_list("dataset", s["dataset"], list(TOY_DATASETS))   # named as the grid's settings name them
     parse_list("model", s["model"], METHODS)
     base = Toy2dConfig.from_params({k: v for k, v in s.items() if k not in HPARAMS}, datasets=s["dataset"],
-                                   methods=s["model"], budget=False, progress=progress)
+                                   methods=s["model"], n_iter_factor="", budget=False, progress=progress)
     rows = train_grid(base, {k: s[k] for k in HPARAMS})
     meta = {k: s[k] for k in ("n_iter", "batch_size", "n_seeds", "num_vae", "lr_milestones", "grid_size", "engine")}
     best = write_grid(rows, s["metric"], s["metrics_path"], s["points_path"], s["table_path"], meta=meta)

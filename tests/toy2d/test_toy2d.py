@@ -1,15 +1,20 @@
 """2D data, models and the Table 2 experiment code."""
 import json
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 
 from sivae import ConfigError, DataError
 from sivae.paper import TABLE5
+from sivae.params import read_section
 from sivae.toy2d.config import Toy2dConfig, resolve_hparams
 from sivae.toy2d.data import TOY_DATASETS, get_toy_dataset, sample_toy
 from sivae.toy2d.models import MLPConfig, build_mlp_pair
 from sivae.toy2d.study import run_toy2d, summarize, write_table2
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", list(TOY_DATASETS))
@@ -142,3 +147,63 @@ def test_a_run_of_another_width_is_another_run(tmp_path, engine, monkeypatch):
     assert narrow.metrics != wide.metrics
     assert list(tmp_path.rglob("other_configurations"))   # the 256-wide run was kept
     assert run_toy2d(cfg)[0].metrics == wide.metrics      # and brought back, not retrained differently
+
+
+def test_n_iter_factor_lengthens_only_the_datasets_it_names():
+    cfg = Toy2dConfig(datasets="8gaussians,spiral", methods="vae,soft_intro_vae", n_seeds=1, n_iter=100,
+                      n_iter_factor="8gaussians=2.5", lr_milestones="0.5")
+    assert cfg.n_iter_factor == {"8gaussians": 2.5} and (cfg.n_iter_of("8gaussians"), cfg.n_iter_of("spiral")) == (250, 100)
+    by = {(s.dataset, s.method): s.config for s in cfg.specs()}
+    assert by["8gaussians", "soft_intro_vae"].n_iter == 250 and by["spiral", "soft_intro_vae"].n_iter == 100
+    assert by["8gaussians", "vae"].n_iter == 250 and by["8gaussians", "soft_intro_vae"].num_vae == cfg.num_vae
+    assert Toy2dConfig.from_params(cfg.as_params()) == cfg            # the run record's mapping rebuilds it
+    assert Toy2dConfig(n_iter_factor={"rings": 3}).n_iter_of("rings") == 6000
+    assert Toy2dConfig(n_iter_factor="").n_iter_factor == {} == Toy2dConfig(n_iter_factor=None).n_iter_factor
+    # a factor for a dataset this run does not train is allowed (a profile's value with -p datasets=spiral)
+    assert Toy2dConfig(datasets="spiral", n_iter_factor="8gaussians=2").n_iter_of("spiral") == 2000
+    for bad, says in (("moons=2", "unknown dataset 'moons'"), ("8gaussians=-1", "8gaussians"),
+                      ("8gaussians=nan", "8gaussians"), ("8gaussians=0", "> 0"), ("8gaussians", "dataset=factor"),
+                      ("8gaussians=2,8gaussians=3", "twice"), (["8gaussians"], "mapping"),
+                      ("8gaussians=1e9", "n_iter for 8gaussians")):
+        with pytest.raises(ConfigError, match=says):
+            cfg.replace(n_iter_factor=bad)
+
+
+@pytest.mark.slow
+def test_a_longer_dataset_leaves_the_others_runs_unchanged(tmp_path):
+    """8 Gaussians at 2x n_iter trains in its own stack (its budget steps reach 2x); Rings' runs, stacked
+    without it now, give bit-identical results; the single engine gives the stack's numbers."""
+    base = dict(datasets="8gaussians,rings", methods="vae", n_seeds=2, n_iter=40, batch_size=64, n_samples=300,
+                grid_size=8, progress=False, budget=True)
+    plain = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "a", **base))
+    longer = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "b", n_iter_factor="8gaussians=2", **base))
+    single = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "c", n_iter_factor="8gaussians=2", engine="single", **base))
+    for p, lo, si in zip(plain, longer, single):
+        assert si.metrics == pytest.approx(lo.metrics, rel=1e-3, abs=1e-9)
+        if p.dataset == "rings":
+            assert lo.metrics == p.metrics and lo.budget == p.budget and max(lo.budget) == 40
+        else:
+            assert max(lo.budget) == 80 and lo.history[-1]["step"] == 80 and max(p.budget) == 40
+    assert [r.metrics for r in longer if r.dataset == "8gaussians"] != [r.metrics for r in plain
+                                                                       if r.dataset == "8gaussians"]
+    assert len(list((tmp_path / "b" / "stacks").iterdir())) == 2   # one stack per schedule
+
+
+def test_the_stability_and_sweep_grids_keep_their_own_n_iter():
+    """The toy2d stage's n_iter_factor is not the stability section's nor the grid sweep's: their 8 Gaussians
+    runs train their own n_iter."""
+    from sivae.stability.config import StabilityConfig
+    from sivae.toy2d import sweep
+    st = StabilityConfig(dataset="8gaussians", n_iter=30)
+    assert st.base.n_iter_factor == {} and {s.config.n_iter for g in st.grids.values() for c in g.values()
+                                            for s in c.specs()} == {30}
+    seen = {}
+
+    def fake_train_grid(base, ranges):
+        seen["n_iter"] = {s.config.n_iter for s in base.specs()}
+        return []
+    settings = {**read_section(ROOT / "params.yaml", "sweep_grid")[1], "dataset": "8gaussians", "n_iter": 30}
+    with mock.patch.object(sweep, "train_grid", fake_train_grid), mock.patch.object(sweep, "write_grid",
+                                                                                    lambda *a, **k: {}):
+        sweep.run_sweep_grid(settings)
+    assert seen["n_iter"] == {30}
