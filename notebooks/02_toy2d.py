@@ -43,7 +43,7 @@ device = "auto"              # "auto" (cuda if present), "cpu" or "cuda"
 datasets = "all"             # "all" or a comma list of 8gaussians, spiral, checkerboard, rings
 methods = "all"               # "all" or a comma list of vae, introvae, soft_intro_vae
 n_iter = 2000                # training iterations per run (paper: 30000)
-n_iter_factor = "8gaussians=2"  # "dataset=factor,...": those datasets train factor x n_iter ("": none)
+n_iter_factor = "8gaussians:2"  # comma list of dataset:factor, those datasets train factor x n_iter ("": none)
 batch_size = 512             # paper: 512
 lr = 2e-4                    # Adam learning rate (paper: 2e-4)
 lr_milestones = "0.6,0.8"    # MultiStepLR milestones, fractions of n_iter (paper: 10k, 15k of 30k)

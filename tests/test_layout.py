@@ -125,6 +125,19 @@ def test_stage_params_are_whole_sections_and_match_the_notebook(stage):
 
 
 @pytest.mark.parametrize("stage", NOTEBOOK_STAGES)
+def test_papermill_reads_every_parameter_of_the_notebook(stage):
+    """papermill's own parser (what `papermill --help-notebook` and its "unknown parameter" check use) reads every
+    line of the parameters cell: a line it cannot parse (an "=" inside a string, say) makes `dvc repro` print
+    "Unable to parse line" and "Passed unknown parameter" for a parameter that is there."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+    text = stage_notebook(stage).read_text()
+    cell = re.search(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%)', text, re.S | re.M).group(1)
+    parsed = [p.name for p in PythonTranslator.inspect(nbformat.v4.new_code_cell(cell))]
+    assert parsed == list(notebook_parameters(stage_notebook(stage)))
+
+
+@pytest.mark.parametrize("stage", NOTEBOOK_STAGES)
 def test_notebook_defaults_equal_the_default_profile(stage):
     # but for its outputs: a notebook run by hand writes under outputs/scratch/ (git-ignored), dvc repro where
     # params.yaml says (sivae.stage injects them)

@@ -74,21 +74,21 @@ class RunSpec:
 
 
 def parse_factors(name: str, value, choices) -> dict[str, float]:
-    """{dataset: factor > 0} from "name=factor,..." (or a mapping; "" or None: none), or ConfigError naming
+    """{dataset: factor > 0} from "dataset:factor,..." (or a mapping; "" or None: none), or ConfigError naming
     the parameter and the bad entry (an unknown dataset, a repeated one, a factor that is not a number > 0)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
     if isinstance(value, str):
         items = []
         for part in value.split(","):
-            key, sep, num = part.partition("=")
+            key, sep, num = part.partition(":")
             if not sep or not key.strip():
-                raise ConfigError(f"{name} must be a comma list of dataset=factor (e.g. 8gaussians=2), got {value!r}")
+                raise ConfigError(f"{name} must be a comma list of dataset:factor (e.g. 8gaussians:2), got {value!r}")
             items.append((key.strip(), num.strip()))
     elif isinstance(value, dict):
         items = list(value.items())
     else:
-        raise ConfigError(f"{name} must be a comma list of dataset=factor or a mapping, got {value!r}")
+        raise ConfigError(f"{name} must be a comma list of dataset:factor or a mapping, got {value!r}")
     out = {}
     for key, num in items:
         if key not in choices:
@@ -120,7 +120,7 @@ class Toy2dConfig(StageConfig):
     datasets: tuple = "all"          # "all" or a comma list of TOY_DATASETS
     methods: tuple = "all"           # "all" or a comma list of METHODS
     n_iter: int = 2000               # training iterations per run (paper: 30000)
-    n_iter_factor: dict | str = "8gaussians=2"   # "dataset=factor,...": those datasets train factor x n_iter
+    n_iter_factor: dict | str = "8gaussians:2"   # "dataset:factor,...": those datasets train factor x n_iter
     batch_size: int = 512            # paper: 512
     lr: float = 2e-4
     lr_milestones: tuple = "0.6,0.8"  # MultiStepLR milestones, fractions of n_iter

@@ -151,7 +151,7 @@ def test_a_run_of_another_width_is_another_run(tmp_path, engine, monkeypatch):
 
 def test_n_iter_factor_lengthens_only_the_datasets_it_names():
     cfg = Toy2dConfig(datasets="8gaussians,spiral", methods="vae,soft_intro_vae", n_seeds=1, n_iter=100,
-                      n_iter_factor="8gaussians=2.5", lr_milestones="0.5")
+                      n_iter_factor="8gaussians:2.5", lr_milestones="0.5")
     assert cfg.n_iter_factor == {"8gaussians": 2.5} and (cfg.n_iter_of("8gaussians"), cfg.n_iter_of("spiral")) == (250, 100)
     by = {(s.dataset, s.method): s.config for s in cfg.specs()}
     assert by["8gaussians", "soft_intro_vae"].n_iter == 250 and by["spiral", "soft_intro_vae"].n_iter == 100
@@ -160,11 +160,11 @@ def test_n_iter_factor_lengthens_only_the_datasets_it_names():
     assert Toy2dConfig(n_iter_factor={"rings": 3}).n_iter_of("rings") == 6000
     assert Toy2dConfig(n_iter_factor="").n_iter_factor == {} == Toy2dConfig(n_iter_factor=None).n_iter_factor
     # a factor for a dataset this run does not train is allowed (a profile's value with -p datasets=spiral)
-    assert Toy2dConfig(datasets="spiral", n_iter_factor="8gaussians=2").n_iter_of("spiral") == 2000
-    for bad, says in (("moons=2", "unknown dataset 'moons'"), ("8gaussians=-1", "8gaussians"),
-                      ("8gaussians=nan", "8gaussians"), ("8gaussians=0", "> 0"), ("8gaussians", "dataset=factor"),
-                      ("8gaussians=2,8gaussians=3", "twice"), (["8gaussians"], "mapping"),
-                      ("8gaussians=1e9", "n_iter for 8gaussians")):
+    assert Toy2dConfig(datasets="spiral", n_iter_factor="8gaussians:2").n_iter_of("spiral") == 2000
+    for bad, says in (("moons:2", "unknown dataset 'moons'"), ("8gaussians:-1", "8gaussians"),
+                      ("8gaussians:nan", "8gaussians"), ("8gaussians:0", "> 0"), ("8gaussians", "dataset:factor"),
+                      ("8gaussians=2", "dataset:factor"), ("8gaussians:2,8gaussians:3", "twice"),
+                      (["8gaussians"], "mapping"), ("8gaussians:1e9", "n_iter for 8gaussians")):
         with pytest.raises(ConfigError, match=says):
             cfg.replace(n_iter_factor=bad)
 
@@ -176,8 +176,8 @@ def test_a_longer_dataset_leaves_the_others_runs_unchanged(tmp_path):
     base = dict(datasets="8gaussians,rings", methods="vae", n_seeds=2, n_iter=40, batch_size=64, n_samples=300,
                 grid_size=8, progress=False, budget=True)
     plain = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "a", **base))
-    longer = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "b", n_iter_factor="8gaussians=2", **base))
-    single = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "c", n_iter_factor="8gaussians=2", engine="single", **base))
+    longer = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "b", n_iter_factor="8gaussians:2", **base))
+    single = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "c", n_iter_factor="8gaussians:2", engine="single", **base))
     for p, lo, si in zip(plain, longer, single):
         assert si.metrics == pytest.approx(lo.metrics, rel=1e-3, abs=1e-9)
         if p.dataset == "rings":
