@@ -96,7 +96,7 @@ def test_tiny_run_summary_and_table(tmp_path):
 @pytest.mark.slow
 def test_stack_engine_gives_the_single_engines_results(tmp_path):
     cfg = Toy2dConfig(datasets="8gaussians,rings", methods="soft_intro_vae,vae", n_seeds=2, n_iter=30, batch_size=32,
-                      num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True, lr_milestones="0.5")
+                      n_iter_factor="", num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True, lr_milestones="0.5")
     single = run_toy2d(cfg.replace(ckpt_dir=tmp_path / "a", engine="single"))
     stack = run_toy2d(cfg.replace(ckpt_dir=tmp_path / "b", engine="stack"))
     assert [(r.dataset, r.model, r.seed) for r in single] == [(r.dataset, r.model, r.seed) for r in stack]
@@ -175,7 +175,7 @@ def test_a_longer_dataset_leaves_the_others_runs_unchanged(tmp_path):
     without it now, give bit-identical results; the single engine gives the stack's numbers."""
     base = dict(datasets="8gaussians,rings", methods="vae", n_seeds=2, n_iter=40, batch_size=64, n_samples=300,
                 grid_size=8, progress=False, budget=True)
-    plain = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "a", **base))
+    plain = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "a", n_iter_factor="", **base))
     longer = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "b", n_iter_factor="8gaussians:2", **base))
     single = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "c", n_iter_factor="8gaussians:2", engine="single", **base))
     for p, lo, si in zip(plain, longer, single):
