@@ -188,7 +188,7 @@ def table(paths) -> None:
     recs = [r for r in verdicts(load(paths)) if r["step"] == r["n_iter"]]
     keys = ("kl<vae", "jsd<vae", "gnelbo<vae", "off_support_mass<vae", "kl<introvae", "jsd<introvae",
             "introvae_off_support_mass<vae")
-    print("| dataset | schedule (Soft-IntroVAE) | samples vs default | S-IntroVAE CPU-min | seeds | "
+    print("| dataset | schedule (Soft-IntroVAE) | samples vs 1,500 x 128 | S-IntroVAE CPU-min | seeds | "
           "KL < VAE | JSD < VAE | gnELBO < VAE | off-support < VAE | KL < IntroVAE | JSD < IntroVAE | "
           "IntroVAE off-support < VAE |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -96,7 +96,8 @@ def test_tiny_run_summary_and_table(tmp_path):
 @pytest.mark.slow
 def test_stack_engine_gives_the_single_engines_results(tmp_path):
     cfg = Toy2dConfig(datasets="8gaussians,rings", methods="soft_intro_vae,vae", n_seeds=2, n_iter=30, batch_size=32,
-                      n_iter_factor="", num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True, lr_milestones="0.5")
+                      n_iter_factor="", num_vae=5, n_samples=500, grid_size=16, progress=False, budget=True,
+                      lr_milestones="0.5")
     single = run_toy2d(cfg.replace(ckpt_dir=tmp_path / "a", engine="single"))
     stack = run_toy2d(cfg.replace(ckpt_dir=tmp_path / "b", engine="stack"))
     assert [(r.dataset, r.model, r.seed) for r in single] == [(r.dataset, r.model, r.seed) for r in stack]
@@ -172,7 +173,9 @@ def test_n_iter_factor_lengthens_only_the_datasets_it_names():
 @pytest.mark.slow
 def test_a_longer_dataset_leaves_the_others_runs_unchanged(tmp_path):
     """8 Gaussians at 2x n_iter trains in its own stack (its budget steps reach 2x); Rings' runs, stacked
-    without it now, give bit-identical results; the single engine gives the stack's numbers."""
+    without it now, keep their schedule and their results up to rounding (a stack of another composition sums
+    in another order: at the stage's size session 21's Rings KL moved 17.87 -> 17.94); the single engine gives
+    the stack's numbers."""
     base = dict(datasets="8gaussians,rings", methods="vae", n_seeds=2, n_iter=40, batch_size=64, n_samples=300,
                 grid_size=8, progress=False, budget=True)
     plain = run_toy2d(Toy2dConfig(ckpt_dir=tmp_path / "a", n_iter_factor="", **base))
@@ -181,7 +184,8 @@ def test_a_longer_dataset_leaves_the_others_runs_unchanged(tmp_path):
     for p, lo, si in zip(plain, longer, single):
         assert si.metrics == pytest.approx(lo.metrics, rel=1e-3, abs=1e-9)
         if p.dataset == "rings":
-            assert lo.metrics == p.metrics and lo.budget == p.budget and max(lo.budget) == 40
+            assert lo.metrics == pytest.approx(p.metrics, rel=1e-3, abs=1e-9) and max(lo.budget) == 40
+            assert lo.budget.keys() == p.budget.keys() and lo.history[-1]["step"] == 40
         else:
             assert max(lo.budget) == 80 and lo.history[-1]["step"] == 80 and max(p.budget) == 40
     assert [r.metrics for r in longer if r.dataset == "8gaussians"] != [r.metrics for r in plain
