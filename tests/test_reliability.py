@@ -299,8 +299,8 @@ def test_a_stage_error_is_one_short_message(tmp_path):
 
 
 # ----------------------------------------------------------------- 3 and 8. dvc repro resumes; no orphans
-TOY = dict(datasets="8gaussians,rings", methods="soft_intro_vae", n_seeds=1, n_iter=1500, batch_size=16,
-           grid_size=16, n_samples=200, num_vae=10)
+TOY = dict(datasets="8gaussians,rings", methods="soft_intro_vae", n_seeds=1, n_iter=1500, n_iter_factor="",
+           batch_size=16, grid_size=16, n_samples=200, num_vae=10)   # one stack: both datasets at n_iter
 
 
 def _set_toy(repo, **kw):

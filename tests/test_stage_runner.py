@@ -19,7 +19,8 @@ from sivae import stage as st
 from sivae.checkpoints import load_checkpoint
 
 PY = str(BIN / "python")
-TINY_TOY = ["-p", "datasets", "8gaussians", "-p", "methods", "soft_intro_vae", "-p", "n_seeds", "1",
+TINY_TOY = ["-p", "datasets", "8gaussians", "-p", "n_iter_factor", "8gaussians:1", "-p", "methods", "soft_intro_vae",
+            "-p", "n_seeds", "1",
             "-p", "batch_size", "16", "-p", "grid_size", "16", "-p", "n_samples", "200", "-p", "num_vae", "10"]
 TINY_THEORY = ["-p", "pdatas", "smooth", "-p", "gammas", "0.5", "-p", "alphas", "2.0", "-p", "n_gamma_grid", "3",
                "-p", "n_steps", "30", "-p", "log_every", "10", "-p", "n_ablation_seeds", "1"]
