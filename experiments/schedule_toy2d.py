@@ -24,6 +24,11 @@ irrelevant: the VAE has none).
     python experiments/schedule_toy2d.py table [FILES...]
 prints the same verdicts at each schedule's last step as a markdown table (docs/schedule_study.md).
 
+    python experiments/schedule_toy2d.py levers [FILES...]
+prints, per dataset and finding, every value each lever (batch, warm-up, length, decays, lr, width) took in a
+judged schedule, with the best verdict reached at that value (H holds, I inconclusive, F fails), and the
+cheapest schedule at which the finding holds: which levers were tried for a finding, read off the raw output.
+
     python experiments/schedule_toy2d.py plot [FILES...]
 draws docs/figures/schedule_<dataset>.png: the margin mean(VAE) - mean(Soft-IntroVAE) of KL and JSD (shaded:
 +- the combined seed spread sqrt(std_a^2 + std_b^2); the finding holds where margin > spread, a star) against
@@ -148,7 +153,8 @@ def verdicts(rows) -> list[dict]:
         vae_name = schedule_name(r0, with_warmup=False)
         rec = {"d": d, "schedule": name, "step": step, "n_iter": r0["n_iter"], "batch": r0["batch"],
                "samples_x_default": round(step * r0["batch"] / (1500 * 128), 2),
-               "cpu_min": sum(r["train_cpu_s"] for r in sv) / len(sv) / 60, "n_sivae": len(sv), "f": {}}
+               "cpu_min": sum(r["train_cpu_s"] for r in sv) / len(sv) / 60, "n_sivae": len(sv), "f": {},
+               "sched": {k: r0[k] for k in SCHEDULE_KEYS}}
         others = {"vae": g.get((d, "vae", vae_name, step), [])}
         intro = [k for k in g if k[0] == d and k[1] == "introvae" and k[3] == step
                  and k[2] == name]
@@ -203,6 +209,58 @@ def table(paths) -> None:
             cells.append(f"**{v['verdict']}** ({v['model']:{fmt}} vs {v[k.split('<')[1]]:{fmt}})")
         print(f"| {r['d']} | {r['schedule']} | {r['samples_x_default']}x | {r['cpu_min']:.2f} | {r['n_sivae']} | "
               + " | ".join(cells) + " |")
+
+
+LEVERS = (("batch", "batch"), ("num_vae", "warm-up"), ("n_iter", "length"), ("milestones", "decays"),
+          ("lr", "lr"), ("hidden", "width"))
+FINDINGS = (("kl<vae", "KL < VAE"), ("jsd<vae", "JSD < VAE"), ("gnelbo<vae", "gnELBO < VAE"),
+            ("off_support_mass<vae", "off-support < VAE"), ("kl<introvae", "KL < IntroVAE"),
+            ("jsd<introvae", "JSD < IntroVAE"), ("introvae_off_support_mass<vae", "IntroVAE off-support < VAE"))
+_RANK = {"holds": 2, "inconclusive": 1, "fails": 0}
+
+
+def _value(key, v) -> str:
+    return ",".join(f"{m:g}" for m in v) if key == "milestones" else f"{v:g}"
+
+
+def lever_coverage(rows) -> list[dict]:
+    """Per (dataset, finding): every value each lever took in a judged schedule (at its last step) with the best
+    verdict any schedule with that value reached, and the cheapest holding schedule (least Soft-IntroVAE CPU)."""
+    recs = [r for r in verdicts(rows) if r["step"] == r["n_iter"]]
+    out = []
+    for d in sorted({r["d"] for r in recs}):
+        for key, label in FINDINGS:
+            judged = [r for r in recs if r["d"] == d and key in r["f"]]
+            if not judged:
+                continue
+            levers = {}
+            for lk, _ in LEVERS:
+                best: dict = {}
+                for r in judged:
+                    v = r["sched"][lk]
+                    v = tuple(v) if isinstance(v, list) else v
+                    verdict = r["f"][key]["verdict"]
+                    if v not in best or _RANK[verdict] > _RANK[best[v]]:
+                        best[v] = verdict
+                levers[lk] = dict(sorted(best.items()))
+            holding = [r for r in judged if r["f"][key]["verdict"] == "holds"]
+            cheapest = min(holding, key=lambda r: r["cpu_min"]) if holding else None
+            out.append({"d": d, "finding": key, "label": label, "n_schedules": len(judged), "levers": levers,
+                        "cheapest": None if cheapest is None else
+                        {"schedule": cheapest["schedule"], "cpu_min": cheapest["cpu_min"]}})
+    return out
+
+
+def levers(paths) -> None:
+    """Markdown: per dataset and finding, the values each lever took (H/I/F: the best verdict at that value)."""
+    print("| dataset | finding | schedules | " + " | ".join(lab for _, lab in LEVERS) + " | cheapest holding |")
+    print("|---|---|---|" + "---|" * len(LEVERS) + "---|")
+    for c in lever_coverage(load(paths)):
+        cells = [" ".join(f"{_value(lk, v)}&nbsp;{verdict[0].upper()}" for v, verdict in c["levers"][lk].items())
+                 for lk, _ in LEVERS]
+        ch = c["cheapest"]
+        cheap = "none" if ch is None else f"{ch['schedule']} ({ch['cpu_min']:.1f} CPU-min)"
+        print(f"| {c['d']} | {c['label']} | {c['n_schedules']} | " + " | ".join(cells) + f" | {cheap} |")
 
 
 # ------------------------------------------------------------------------------------------------ plot
@@ -263,7 +321,7 @@ def main(argv=None) -> None:
     r.add_argument("--points", default="0.25,0.5,0.75,1", help="fractions of n_iter at which KL/JSD are measured")
     r.add_argument("--grid-points", default="1", help="fractions at which gnELBO and off-support are measured too")
     r.add_argument("--out", default=None)
-    for name in ("judge", "table", "plot"):
+    for name in ("judge", "table", "levers", "plot"):
         sub.add_parser(name).add_argument("files", nargs="*")
     args = p.parse_args(argv)
     if args.mode == "run":
@@ -272,6 +330,8 @@ def main(argv=None) -> None:
         judge(args.files)
     elif args.mode == "table":
         table(args.files)
+    elif args.mode == "levers":
+        levers(args.files)
     else:
         plot(args.files)
 
