@@ -40,7 +40,7 @@ def test_quick_profile_only_shrinks_the_default_budgets():
     changed = {k: (value(default, k), value(quick, k)) for k in keys(default) if value(default, k) != value(quick, k)}
     assert changed, "the quick profile equals the default"
     budget_keys = ("n_iter", "n_seeds", "n_train", "n_fd_samples", "style_n_train", "n_eval", "train_n_train",
-                   "n_epochs", "epochs",
+                   "n_epochs", "epochs", "near_n_eval", "heldout_n_train", "bg_n_train",
                    "batch_size", "num_vae")   # toy2d: quick keeps the earlier, smaller 2D schedule (128 x 500)
     for k, (d, q) in changed.items():
         assert k.split(".")[-1] in budget_keys, f"quick profile changes {k} ({d!r} -> {q!r}), not a budget"
