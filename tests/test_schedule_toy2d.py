@@ -53,3 +53,12 @@ def test_lever_coverage_says_none_where_no_schedule_holds():
     rows = [line("soft_intro_vae", 0, 13.0), line("soft_intro_vae", 1, 13.5),
             line("vae", 0, 12.0), line("vae", 1, 12.1)]
     assert S.lever_coverage(rows)[0]["cheapest"] is None
+
+
+def test_the_committed_lever_table_is_the_one_the_raw_output_gives(capsys):
+    """docs/schedule_study.md's per-finding lever table is `schedule_toy2d.py levers` over the committed runs:
+    appending runs without regenerating it fails here."""
+    S.levers([])
+    doc = (ROOT / "docs" / "schedule_study.md").read_text()
+    block = doc.split("<!-- LEVERS-TABLE -->")[1].split("<!-- /LEVERS-TABLE -->")[0]
+    assert block.strip() == capsys.readouterr().out.strip()
