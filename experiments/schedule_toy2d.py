@@ -51,13 +51,23 @@ if str(ROOT) not in sys.path:       # `python experiments/schedule_toy2d.py` fro
 
 RUNS_DIR = ROOT / "docs" / "schedule_runs"
 FIG_DIR = ROOT / "docs" / "figures"
-SCHEDULE_KEYS = ("batch", "num_vae", "n_iter", "milestones", "lr", "hidden")
+# the levers a schedule is made of and the 6.1 findings it is judged on (verdicts' keys), with their labels
+LEVERS = (("batch", "batch"), ("num_vae", "warm-up"), ("n_iter", "length"), ("milestones", "decays"),
+          ("lr", "lr"), ("hidden", "width"))
+FINDINGS = (("kl<vae", "KL < VAE"), ("jsd<vae", "JSD < VAE"), ("gnelbo<vae", "gnELBO < VAE"),
+            ("off_support_mass<vae", "off-support < VAE"), ("kl<introvae", "KL < IntroVAE"),
+            ("jsd<introvae", "JSD < IntroVAE"), ("introvae_off_support_mass<vae", "IntroVAE off-support < VAE"))
+SCHEDULE_KEYS = tuple(k for k, _ in LEVERS)
 DECIDING = (("8gaussians", "kl"), ("8gaussians", "jsd"), ("spiral", "kl"), ("spiral", "jsd"))
+
+
+def _milestones(ms) -> str:
+    return ",".join(f"{m:g}" for m in ms)
 
 
 def schedule_name(r: dict, with_warmup: bool = True) -> str:
     """A short name of a run's schedule, e.g. b512-wu500-n4000-d0.6,0.8-lr0.0002-w256."""
-    ms = ",".join(f"{m:g}" for m in r["milestones"])
+    ms = _milestones(r["milestones"])
     wu = f"-wu{r['num_vae']}" if with_warmup else ""
     return f"b{r['batch']}{wu}-n{r['n_iter']}-d{ms}-lr{r['lr']:g}-w{r['hidden']}"
 
@@ -151,10 +161,9 @@ def verdicts(rows) -> list[dict]:
             continue
         r0 = sv[0]
         vae_name = schedule_name(r0, with_warmup=False)
-        rec = {"d": d, "schedule": name, "step": step, "n_iter": r0["n_iter"], "batch": r0["batch"],
+        rec = {"d": d, "schedule": name, "sched": {k: r0[k] for k in SCHEDULE_KEYS}, "step": step,
                "samples_x_default": round(step * r0["batch"] / (1500 * 128), 2),
-               "cpu_min": sum(r["train_cpu_s"] for r in sv) / len(sv) / 60, "n_sivae": len(sv), "f": {},
-               "sched": {k: r0[k] for k in SCHEDULE_KEYS}}
+               "cpu_min": sum(r["train_cpu_s"] for r in sv) / len(sv) / 60, "n_sivae": len(sv), "f": {}}
         others = {"vae": g.get((d, "vae", vae_name, step), [])}
         intro = [k for k in g if k[0] == d and k[1] == "introvae" and k[3] == step
                  and k[2] == name]
@@ -181,6 +190,11 @@ def verdicts(rows) -> list[dict]:
     return out
 
 
+def last_steps(recs) -> list[dict]:
+    """The verdict records at each schedule's last step."""
+    return [r for r in recs if r["step"] == r["sched"]["n_iter"]]
+
+
 def judge(paths) -> None:
     for rec in verdicts(load(paths)):
         parts = [f"{k}: {v['verdict']} ({v['model']:.3g} vs {v[k.split('<')[1]]:.3g}, margin {v['margin']:+.3g}"
@@ -191,9 +205,8 @@ def judge(paths) -> None:
 
 def table(paths) -> None:
     """Markdown: one row per (dataset, schedule) at its last step, each finding's verdict with both means."""
-    recs = [r for r in verdicts(load(paths)) if r["step"] == r["n_iter"]]
-    keys = ("kl<vae", "jsd<vae", "gnelbo<vae", "off_support_mass<vae", "kl<introvae", "jsd<introvae",
-            "introvae_off_support_mass<vae")
+    recs = last_steps(verdicts(load(paths)))
+    keys = [k for k, _ in FINDINGS]
     print("| dataset | schedule (Soft-IntroVAE) | samples vs 1,500 x 128 | S-IntroVAE CPU-min | seeds | "
           "KL < VAE | JSD < VAE | gnELBO < VAE | off-support < VAE | KL < IntroVAE | JSD < IntroVAE | "
           "IntroVAE off-support < VAE |")
@@ -211,22 +224,18 @@ def table(paths) -> None:
               + " | ".join(cells) + " |")
 
 
-LEVERS = (("batch", "batch"), ("num_vae", "warm-up"), ("n_iter", "length"), ("milestones", "decays"),
-          ("lr", "lr"), ("hidden", "width"))
-FINDINGS = (("kl<vae", "KL < VAE"), ("jsd<vae", "JSD < VAE"), ("gnelbo<vae", "gnELBO < VAE"),
-            ("off_support_mass<vae", "off-support < VAE"), ("kl<introvae", "KL < IntroVAE"),
-            ("jsd<introvae", "JSD < IntroVAE"), ("introvae_off_support_mass<vae", "IntroVAE off-support < VAE"))
-_RANK = {"holds": 2, "inconclusive": 1, "fails": 0}
 
 
 def _value(key, v) -> str:
-    return ",".join(f"{m:g}" for m in v) if key == "milestones" else f"{v:g}"
+    return _milestones(v) if key == "milestones" else f"{v:g}"
 
 
 def lever_coverage(rows) -> list[dict]:
     """Per (dataset, finding): every value each lever took in a judged schedule (at its last step) with the best
-    verdict any schedule with that value reached, and the cheapest holding schedule (least Soft-IntroVAE CPU)."""
-    recs = [r for r in verdicts(rows) if r["step"] == r["n_iter"]]
+    verdict any schedule with that value reached, and the cheapest holding schedule: the fewest training samples
+    (n_iter x batch; CPU-minutes were measured under other loads in other sessions, so they only break ties)."""
+    from sivae.findings.study import VERDICT_CODES
+    recs = last_steps(verdicts(rows))
     out = []
     for d in sorted({r["d"] for r in recs}):
         for key, label in FINDINGS:
@@ -240,14 +249,15 @@ def lever_coverage(rows) -> list[dict]:
                     v = r["sched"][lk]
                     v = tuple(v) if isinstance(v, list) else v
                     verdict = r["f"][key]["verdict"]
-                    if v not in best or _RANK[verdict] > _RANK[best[v]]:
+                    if v not in best or VERDICT_CODES[verdict] > VERDICT_CODES[best[v]]:
                         best[v] = verdict
                 levers[lk] = dict(sorted(best.items()))
             holding = [r for r in judged if r["f"][key]["verdict"] == "holds"]
-            cheapest = min(holding, key=lambda r: r["cpu_min"]) if holding else None
+            cheapest = min(holding, key=lambda r: (r["samples_x_default"], r["cpu_min"])) if holding else None
             out.append({"d": d, "finding": key, "label": label, "n_schedules": len(judged), "levers": levers,
                         "cheapest": None if cheapest is None else
-                        {"schedule": cheapest["schedule"], "cpu_min": cheapest["cpu_min"]}})
+                        {"schedule": cheapest["schedule"], "samples_x_default": cheapest["samples_x_default"],
+                         "cpu_min": cheapest["cpu_min"]}})
     return out
 
 
@@ -259,7 +269,7 @@ def levers(paths) -> None:
         cells = [" ".join(f"{_value(lk, v)}&nbsp;{verdict[0].upper()}" for v, verdict in c["levers"][lk].items())
                  for lk, _ in LEVERS]
         ch = c["cheapest"]
-        cheap = "none" if ch is None else f"{ch['schedule']} ({ch['cpu_min']:.1f} CPU-min)"
+        cheap = "none" if ch is None else f"{ch['schedule']} ({ch['samples_x_default']}x, {ch['cpu_min']:.1f} CPU-min)"
         print(f"| {c['d']} | {c['label']} | {c['n_schedules']} | " + " | ".join(cells) + f" | {cheap} |")
 
 
