@@ -27,8 +27,8 @@ $(LAB_SETTINGS): jupyter/overrides.json | $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -r requirements.lock
-	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(VENV)/bin/python -m pip install --quiet --no-cache-dir -r requirements.lock
+	$(VENV)/bin/python -m pip install --quiet --no-cache-dir --no-deps -e .
 	$(VENV)/bin/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $(STAMP)
 
