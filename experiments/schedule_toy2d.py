@@ -58,6 +58,7 @@ FINDINGS = (("kl<vae", "KL < VAE"), ("jsd<vae", "JSD < VAE"), ("gnelbo<vae", "gn
             ("off_support_mass<vae", "off-support < VAE"), ("kl<introvae", "KL < IntroVAE"),
             ("jsd<introvae", "JSD < IntroVAE"), ("introvae_off_support_mass<vae", "IntroVAE off-support < VAE"))
 SCHEDULE_KEYS = tuple(k for k, _ in LEVERS)
+BASE_SAMPLES = 1500 * 128     # "Nx samples": n_iter x batch over the earlier default's, the study's base
 DECIDING = (("8gaussians", "kl"), ("8gaussians", "jsd"), ("spiral", "kl"), ("spiral", "jsd"))
 
 
@@ -151,9 +152,17 @@ def _stat(rows, key):
     return Stat(**seed_stats(vals)) if vals else None
 
 
+def _judge_into(f: dict, key: str, a, b) -> None:
+    """f[key]: the ledger's verdict on 'a below b' (key "<metric><<other>"), its margin and seed spread."""
+    if a is None or b is None:
+        return
+    from sivae.findings.study import compare
+    f[key] = {"verdict": compare(a, b), "margin": b.mean - a.mean, "spread": math.hypot(a.std, b.std),
+              "model": a.mean, key.split("<")[1]: b.mean, "n": min(a.n, b.n)}
+
+
 def verdicts(rows) -> list[dict]:
     """One record per (dataset, Soft-IntroVAE schedule, step): each finding's verdict, margin and spread."""
-    from sivae.findings.study import compare
     g = _group(rows)
     out = []
     for (d, m, name, step), sv in sorted(g.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3])):
@@ -162,7 +171,7 @@ def verdicts(rows) -> list[dict]:
         r0 = sv[0]
         vae_name = schedule_name(r0, with_warmup=False)
         rec = {"d": d, "schedule": name, "sched": {k: r0[k] for k in SCHEDULE_KEYS}, "step": step,
-               "samples_x_default": round(step * r0["batch"] / (1500 * 128), 2),
+               "samples_x_base": round(step * r0["batch"] / BASE_SAMPLES, 2),
                "cpu_min": sum(r["train_cpu_s"] for r in sv) / len(sv) / 60, "n_sivae": len(sv), "f": {}}
         others = {"vae": g.get((d, "vae", vae_name, step), [])}
         intro = [k for k in g if k[0] == d and k[1] == "introvae" and k[3] == step
@@ -174,18 +183,10 @@ def verdicts(rows) -> list[dict]:
                 continue
             keys = ("kl", "jsd", "gnelbo", "off_support_mass") if other == "vae" else ("kl", "jsd", "gnelbo")
             for k in keys:
-                a, b = _stat(sv, k), _stat(ov, k)
-                if a is None or b is None:
-                    continue
-                rec["f"][f"{k}<{other}"] = {"verdict": compare(a, b), "margin": b.mean - a.mean,
-                                            "spread": math.hypot(a.std, b.std), "model": a.mean, other: b.mean,
-                                            "n": min(a.n, b.n)}
+                _judge_into(rec["f"], f"{k}<{other}", _stat(sv, k), _stat(ov, k))
         # 6.1-vae-mass-off-support-vs-introvae: IntroVAE's density off the support below the VAE's
-        a, b = _stat(others.get("introvae", []), "off_support_mass"), _stat(others["vae"], "off_support_mass")
-        if a is not None and b is not None:
-            rec["f"]["introvae_off_support_mass<vae"] = {"verdict": compare(a, b), "margin": b.mean - a.mean,
-                                                         "spread": math.hypot(a.std, b.std), "model": a.mean,
-                                                         "vae": b.mean, "n": min(a.n, b.n)}
+        _judge_into(rec["f"], "introvae_off_support_mass<vae", _stat(others.get("introvae", []), "off_support_mass"),
+                    _stat(others["vae"], "off_support_mass"))
         out.append(rec)
     return out
 
@@ -199,31 +200,27 @@ def judge(paths) -> None:
     for rec in verdicts(load(paths)):
         parts = [f"{k}: {v['verdict']} ({v['model']:.3g} vs {v[k.split('<')[1]]:.3g}, margin {v['margin']:+.3g}"
                  f" spread {v['spread']:.2g}, n={v['n']})" for k, v in rec["f"].items()]
-        print(f"{rec['d']} {rec['schedule']} step {rec['step']} ({rec['samples_x_default']}x samples, "
+        print(f"{rec['d']} {rec['schedule']} step {rec['step']} ({rec['samples_x_base']}x samples, "
               f"{rec['cpu_min']:.2f} CPU-min): " + "; ".join(parts or ["no VAE run"]))
 
 
 def table(paths) -> None:
     """Markdown: one row per (dataset, schedule) at its last step, each finding's verdict with both means."""
     recs = last_steps(verdicts(load(paths)))
-    keys = [k for k, _ in FINDINGS]
     print("| dataset | schedule (Soft-IntroVAE) | samples vs 1,500 x 128 | S-IntroVAE CPU-min | seeds | "
-          "KL < VAE | JSD < VAE | gnELBO < VAE | off-support < VAE | KL < IntroVAE | JSD < IntroVAE | "
-          "IntroVAE off-support < VAE |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          + " | ".join(label for _, label in FINDINGS) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(FINDINGS))
     for r in recs:
         cells = []
-        for k in keys:
+        for k, _ in FINDINGS:
             v = r["f"].get(k)
             if v is None:
                 cells.append("-")
                 continue
             fmt = ".2e" if k.startswith("gnelbo") else ".3f" if "off" in k else ".1f"
             cells.append(f"**{v['verdict']}** ({v['model']:{fmt}} vs {v[k.split('<')[1]]:{fmt}})")
-        print(f"| {r['d']} | {r['schedule']} | {r['samples_x_default']}x | {r['cpu_min']:.2f} | {r['n_sivae']} | "
+        print(f"| {r['d']} | {r['schedule']} | {r['samples_x_base']}x | {r['cpu_min']:.2f} | {r['n_sivae']} | "
               + " | ".join(cells) + " |")
-
-
 
 
 def _value(key, v) -> str:
@@ -253,23 +250,24 @@ def lever_coverage(rows) -> list[dict]:
                         best[v] = verdict
                 levers[lk] = dict(sorted(best.items()))
             holding = [r for r in judged if r["f"][key]["verdict"] == "holds"]
-            cheapest = min(holding, key=lambda r: (r["samples_x_default"], r["cpu_min"])) if holding else None
+            cheapest = min(holding, key=lambda r: (r["samples_x_base"], r["cpu_min"])) if holding else None
             out.append({"d": d, "finding": key, "label": label, "n_schedules": len(judged), "levers": levers,
                         "cheapest": None if cheapest is None else
-                        {"schedule": cheapest["schedule"], "samples_x_default": cheapest["samples_x_default"],
+                        {"schedule": cheapest["schedule"], "samples_x_base": cheapest["samples_x_base"],
                          "cpu_min": cheapest["cpu_min"]}})
     return out
 
 
 def levers(paths) -> None:
     """Markdown: per dataset and finding, the values each lever took (H/I/F: the best verdict at that value)."""
-    print("| dataset | finding | schedules | " + " | ".join(lab for _, lab in LEVERS) + " | cheapest holding |")
+    print("| dataset | finding | schedules | " + " | ".join(lab for _, lab in LEVERS)
+          + " | cheapest holding (samples vs 1,500 x 128, CPU-min) |")
     print("|---|---|---|" + "---|" * len(LEVERS) + "---|")
     for c in lever_coverage(load(paths)):
         cells = [" ".join(f"{_value(lk, v)}&nbsp;{verdict[0].upper()}" for v, verdict in c["levers"][lk].items())
                  for lk, _ in LEVERS]
         ch = c["cheapest"]
-        cheap = "none" if ch is None else f"{ch['schedule']} ({ch['samples_x_default']}x, {ch['cpu_min']:.1f} CPU-min)"
+        cheap = "none" if ch is None else f"{ch['schedule']} ({ch['samples_x_base']}x, {ch['cpu_min']:.1f} CPU-min)"
         print(f"| {c['d']} | {c['label']} | {c['n_schedules']} | " + " | ".join(cells) + f" | {cheap} |")
 
 

@@ -45,7 +45,7 @@ def test_lever_coverage_lists_every_value_with_its_best_verdict_and_the_cheapest
     assert kl["levers"]["batch"] == {128: "holds", 512: "holds"}
     assert kl["levers"]["n_iter"] == {2000: "holds"}
     assert kl["levers"]["milestones"] == {(0.6, 0.8): "holds"}
-    assert kl["cheapest"] == {"schedule": "b128-wu500-n2000-d0.6,0.8-lr0.0002-w256", "samples_x_default": 1.33,
+    assert kl["cheapest"] == {"schedule": "b128-wu500-n2000-d0.6,0.8-lr0.0002-w256", "samples_x_base": 1.33,
                               "cpu_min": 1.5}
     assert "kl<introvae" not in cov          # no IntroVAE run: nothing claimed about that finding
 
